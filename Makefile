@@ -1,0 +1,24 @@
+# make demo · make test · make bench · make package
+PYTHON := .venv/bin/python
+export QT_QPA_PLATFORM := offscreen
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: setup test demo bench package clean
+
+setup:
+	@scripts/setup.sh
+
+test: setup
+	$(PYTHON) -m pytest $(PYTEST_ARGS)
+
+demo: setup
+	$(PYTHON) scripts/demo.py demo-output
+
+bench: setup
+	$(PYTHON) bench/run.py
+
+package:
+	@scripts/package.sh
+
+clean:
+	rm -rf demo-output dist bench/work

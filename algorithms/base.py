@@ -1,0 +1,159 @@
+"""What every algorithm of the provider shares: metadata, layer resolution and error mapping."""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+
+from qgis.core import (QgsCoordinateReferenceSystem, QgsCoordinateTransform, QgsGeometry,
+                       QgsProcessingAlgorithm, QgsProcessingException, QgsRasterLayer,
+                       QgsRectangle)
+from qgis.PyQt.QtGui import QIcon
+
+from ..core.errors import CancelledError, RasterClusteringError
+from ..core.feature_stack import RasterInput
+
+ICON_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), "icons")
+
+
+class RasterClusteringAlgorithm(QgsProcessingAlgorithm):
+    """Base class: subclasses set NAME, DISPLAY_NAME, GROUP, GROUP_ID and HELP."""
+
+    NAME = ""
+    DISPLAY_NAME = ""
+    GROUP = "Clustering"
+    GROUP_ID = "clustering"
+    HELP = ""
+    ICON = "provider.svg"
+
+    def name(self):
+        """Id within the provider (rasterclustering:<name>)."""
+        return self.NAME
+
+    def displayName(self):
+        """Name shown in the toolbox."""
+        return self.DISPLAY_NAME
+
+    def group(self):
+        return self.GROUP
+
+    def groupId(self):
+        return self.GROUP_ID
+
+    def shortHelpString(self):
+        """Help shown beside the dialog and by `qgis_process help`."""
+        return self.HELP
+
+    def icon(self):
+        return QIcon(os.path.join(ICON_DIR, self.ICON))
+
+    def svgIconPath(self):
+        return os.path.join(ICON_DIR, self.ICON)
+
+    def createInstance(self):
+        """A fresh copy for each run (QGIS runs algorithms in threads)."""
+        return type(self)()
+
+    def canExecute(self):
+        """scikit-learn is needed; say how to install it when it is missing."""
+        try:
+            import sklearn  # noqa: F401
+        except ImportError:
+            return False, ("scikit-learn is not installed. Install it (Debian/Ubuntu: "
+                           "apt install python3-sklearn; OSGeo4W: the python3-scikit-learn "
+                           "package) and restart QGIS.")
+        return True, ""
+
+
+def gdal_source(layer, parameter_name: str) -> RasterInput:
+    """The GDAL-readable source of a raster layer, with the name the user knows it by.
+
+    Raises:
+        QgsProcessingException: the layer is not read by GDAL (WMS, memory, …).
+    """
+    if not isinstance(layer, QgsRasterLayer) or not layer.isValid():
+        raise QgsProcessingException(f"{parameter_name}: the layer is missing or invalid.")
+    if layer.providerType() != "gdal":
+        raise QgsProcessingException(
+            f"{parameter_name}: layer '{layer.name()}' comes from the '{layer.providerType()}' "
+            "provider, which GDAL cannot read block by block. Save it as a GeoTIFF first "
+            "(Raster ▸ Conversion ▸ Translate, or Export ▸ Save As…).")
+    source = layer.source().split("|")[0]
+    return RasterInput(source, layer.name())
+
+
+def refuse_output_over_inputs(output_path: str, inputs: list[RasterInput]) -> None:
+    """Writing onto an input would destroy it while it is being read."""
+    if not output_path or output_path.upper() == "TEMPORARY_OUTPUT":
+        return
+    target = os.path.realpath(output_path)
+    for raster in inputs:
+        if os.path.exists(raster.source) and os.path.realpath(raster.source) == target:
+            raise QgsProcessingException(
+                f"The output '{output_path}' is one of the inputs; choose another file name.")
+
+
+def feedback_callables(feedback):
+    """The (progress, is_cancelled) pair the core expects, built from a QgsProcessingFeedback."""
+    if feedback is None:
+        return None, None
+    return (lambda fraction: feedback.setProgress(100.0 * fraction)), feedback.isCanceled
+
+
+@contextmanager
+def core_errors_as_processing_exceptions():
+    """Turn the core's errors into the QgsProcessingException QGIS shows to the user."""
+    try:
+        yield
+    except CancelledError as error:
+        raise QgsProcessingException(str(error)) from None
+    except RasterClusteringError as error:
+        raise QgsProcessingException(str(error)) from None
+
+
+def area_geometry_wkt(source, target_crs: QgsCoordinateReferenceSystem, context,
+                      feedback) -> str | None:
+    """Union of a polygon feature source's geometries, reprojected to `target_crs`, as WKT.
+
+    Null geometries are skipped; invalid ones (self-intersections, …) are repaired with
+    makeValid and the repair is reported in the log.
+
+    Raises:
+        QgsProcessingException: no polygon area remains.
+    """
+    if source is None:
+        return None
+    transform = QgsCoordinateTransform(source.sourceCrs(), target_crs, context.transformContext())
+    parts = []
+    repaired = 0
+    for feature in source.getFeatures():
+        geometry = feature.geometry()
+        if geometry is None or geometry.isNull() or geometry.isEmpty():
+            continue
+        geometry = QgsGeometry(geometry)
+        if not geometry.isGeosValid():
+            geometry = geometry.makeValid()
+            repaired += 1
+        if geometry.transform(transform) != 0:
+            raise QgsProcessingException("The area of interest cannot be reprojected to the "
+                                         "raster's CRS; check both CRSs.")
+        parts.append(geometry)
+    if repaired and feedback is not None:
+        feedback.pushInfo(f"Repaired {repaired} invalid area-of-interest geometr"
+                          f"{'y' if repaired == 1 else 'ies'} (self-intersections) with makeValid.")
+    union = QgsGeometry.unaryUnion(parts) if parts else QgsGeometry()
+    if union.isNull() or union.isEmpty() or union.area() <= 0:
+        raise QgsProcessingException(
+            "The area of interest has no polygon area: the layer (or its selection) is empty or "
+            "holds only null geometries. Choose polygon features or leave it empty.")
+    return union.asWkt()
+
+
+def extent_in_crs(algorithm, parameters, name, context, crs) -> tuple[float, ...] | None:
+    """The EXTENT parameter in `crs` as (xmin, ymin, xmax, ymax), or None when not given."""
+    if parameters.get(name) in (None, ""):
+        return None
+    rectangle: QgsRectangle = algorithm.parameterAsExtent(parameters, name, context, crs)
+    if rectangle is None or rectangle.isNull():
+        return None
+    return (rectangle.xMinimum(), rectangle.yMinimum(), rectangle.xMaximum(), rectangle.yMaximum())

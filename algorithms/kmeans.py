@@ -1,0 +1,209 @@
+"""rasterclustering:kmeans: k-means classes of raster pixels, fitted on an area of interest."""
+
+from __future__ import annotations
+
+from qgis.core import (QgsCoordinateReferenceSystem, QgsFeature, QgsFeatureSink, QgsField,
+                       QgsFields, QgsProcessing, QgsProcessingException,
+                       QgsProcessingParameterBoolean, QgsProcessingParameterDefinition,
+                       QgsProcessingParameterExtent, QgsProcessingParameterFeatureSink,
+                       QgsProcessingParameterFeatureSource, QgsProcessingParameterFileDestination,
+                       QgsProcessingParameterMultipleLayers, QgsProcessingParameterNumber,
+                       QgsProcessingParameterRange, QgsProcessingParameterRasterDestination,
+                       QgsWkbTypes)
+from qgis.PyQt.QtCore import QVariant
+
+from ..core.class_statistics import statistics_table
+from ..core.kmeans import DEFAULT_SAMPLE_SIZE, MAX_CLUSTERS, MIN_CLUSTERS, KMeansSettings, \
+    cluster_rasters
+from .base import (RasterClusteringAlgorithm, area_geometry_wkt, core_errors_as_processing_exceptions,
+                   extent_in_crs, feedback_callables, gdal_source, refuse_output_over_inputs)
+from .styling import style_on_load, write_class_style
+
+HELP = """<p>Groups the pixels of one or more rasters into <b>k classes</b> by k-means, without
+training data: management zones from NDVI, water/land from NIR, vegetation classes from several
+bands, or change classes from several dates of one index.</p>
+<h3>Parameters</h3>
+<ul>
+<li><b>Input rasters</b> (INPUT): every band of every layer is one feature of each pixel. Layers
+on another grid (resolution, origin, size or CRS) are aligned onto the <i>first</i> layer's grid
+by nearest-neighbour resampling (values stay real measurements; pixels a layer does not cover are
+nodata). A pixel is used only when every feature is valid (not nodata, not NaN/±inf).</li>
+<li><b>Number of clusters</b> (CLUSTERS): 2–255, default 5.</li>
+<li><b>Area of interest</b> (AOI, optional): polygons in any CRS, reprojected to the raster's CRS;
+"selected features only" works. Invalid geometries are repaired (makeValid).</li>
+<li><b>Extent</b> (EXTENT, optional): a bounding box in any CRS. With both AOI and extent, their
+intersection is used. The centres are computed only from valid pixels whose centre is inside this
+area (the whole raster when neither is given).</li>
+<li><b>Clip to the area</b> (CLIP, default yes): the output covers the area's bounding box on the
+input grid, nodata outside the area; when off, the whole input is classified with the area's
+centres.</li>
+<li><b>Random seed</b> (SEED): the same inputs and seed give byte-identical outputs.</li>
+<li><b>Sample size</b> (SAMPLE_SIZE, advanced, default 1,000,000): pixels drawn at random from the
+area to fit several features (and to estimate quantiles). One feature always uses every pixel.</li>
+<li><b>Standardize</b> (STANDARDIZE, advanced, default yes): with several features, scale each to
+unit variance before measuring distances, so bands in different units or ranges weigh alike.
+Turn it off for bands in one unit (e.g. reflectances) to let high-variance bands weigh more.
+Ignored for one feature (scaling does not change 1-D k-means).</li>
+<li><b>Clip quantiles</b> (CLIP_QUANTILES, advanced, default off): e.g. 0.5, 99.5: feature values
+are clipped to these percentiles (estimated on the sample) before fitting and labelling, so
+outliers such as clouds do not claim a class of their own.</li>
+</ul>
+<h3>Method</h3>
+<p>One feature: the centres are the <b>exact optimum</b> of 1-D k-means over all valid pixels of
+the area (dynamic programming on the sorted values' histogram, refined on the data), better than
+the local optimum of ordinary k-means. Several features: scikit-learn's k-means++ (4 restarts)
+on the seeded sample. Every pixel then takes its nearest centre.</p>
+<p>Classes are numbered 1..k in ascending centre value (one feature) or ascending mean of the
+standardized centre values (several features). Nodata is 0.</p>
+<h3>Outputs</h3>
+<ul><li><b>Classes</b> (OUTPUT): UInt8 GeoTIFF (tiled, compressed) on the input grid, styled with
+one colour per class labelled with its centre (a .qml beside it and a colour table inside it).</li>
+<li><b>Centroids</b> (CENTROIDS): JSON, for one feature exactly
+<code>{"NDVI": [[1, [0.171]], [2, [0.404]]]}</code>, keyed by the band description (else the
+layer name); for several features the key lists the features and the file also records the
+scaling and clipping, so "Classify with saved centres" can reapply it.</li>
+<li><b>Statistics</b> (STATISTICS): one row per class: centre, pixel count, area in m², and
+mean/std/min/max of every input band within the class.</li></ul>
+"""
+
+
+class KMeansAlgorithm(RasterClusteringAlgorithm):
+    """K-means clustering with an area of interest."""
+
+    NAME = "kmeans"
+    DISPLAY_NAME = "K-means clustering"
+    HELP = HELP
+    ICON = "kmeans.svg"
+
+    INPUT = "INPUT"
+    CLUSTERS = "CLUSTERS"
+    AOI = "AOI"
+    EXTENT = "EXTENT"
+    CLIP = "CLIP"
+    SEED = "SEED"
+    SAMPLE_SIZE = "SAMPLE_SIZE"
+    STANDARDIZE = "STANDARDIZE"
+    CLIP_QUANTILES = "CLIP_QUANTILES"
+    OUTPUT = "OUTPUT"
+    CENTROIDS = "CENTROIDS"
+    STATISTICS = "STATISTICS"
+
+    def initAlgorithm(self, config=None):
+        """Declare the parameters (their names are the public API of models and qgis_process)."""
+        self._add(QgsProcessingParameterMultipleLayers(
+            self.INPUT, "Input rasters", QgsProcessing.TypeRaster),
+            "Every band of every layer is a feature; layers are aligned to the first one's grid.")
+        self._add(QgsProcessingParameterNumber(
+            self.CLUSTERS, "Number of clusters", QgsProcessingParameterNumber.Integer,
+            defaultValue=5, minValue=MIN_CLUSTERS, maxValue=MAX_CLUSTERS),
+            "Number of classes k, 2–255.")
+        self._add(QgsProcessingParameterFeatureSource(
+            self.AOI, "Area of interest", [QgsProcessing.TypeVectorPolygon], optional=True),
+            "Polygons (any CRS) whose pixels fit the centres.")
+        self._add(QgsProcessingParameterExtent(self.EXTENT, "Extent", optional=True),
+                  "Bounding box (any CRS) whose pixels fit the centres; intersected with the AOI.")
+        self._add(QgsProcessingParameterBoolean(self.CLIP, "Clip the output to the area",
+                                                defaultValue=True),
+                  "Output only the area (nodata outside); otherwise classify the whole raster.")
+        self._add(QgsProcessingParameterNumber(
+            self.SEED, "Random seed", QgsProcessingParameterNumber.Integer, defaultValue=0,
+            minValue=0), "Same inputs and seed give identical outputs.")
+        self._add(QgsProcessingParameterNumber(
+            self.SAMPLE_SIZE, "Sample size (pixels) for several features",
+            QgsProcessingParameterNumber.Integer, defaultValue=DEFAULT_SAMPLE_SIZE,
+            minValue=MAX_CLUSTERS), "Pixels drawn at random from the area to fit several "
+            "features and estimate quantiles.", advanced=True)
+        self._add(QgsProcessingParameterBoolean(
+            self.STANDARDIZE, "Standardize features (several features)", defaultValue=True),
+            "Scale each feature to unit variance before clustering.", advanced=True)
+        self._add(QgsProcessingParameterRange(
+            self.CLIP_QUANTILES, "Clip features to these percentiles (e.g. 0.5, 99.5)",
+            QgsProcessingParameterNumber.Double, optional=True),
+            "Clip outliers (clouds) before fitting; empty = no clipping.", advanced=True)
+        self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, "Classes"))
+        self.addParameter(QgsProcessingParameterFileDestination(
+            self.CENTROIDS, "Centroids", fileFilter="JSON files (*.json)"))
+        self.addParameter(QgsProcessingParameterFeatureSink(
+            self.STATISTICS, "Class statistics", QgsProcessing.TypeVector))
+
+    def _add(self, parameter, help_text: str, *, advanced: bool = False):
+        parameter.setHelp(help_text)
+        if advanced:
+            parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+        self.addParameter(parameter)
+
+    def checkParameterValues(self, parameters, context):
+        """Refuse what cannot work before any work starts."""
+        layers = self.parameterAsLayerList(parameters, self.INPUT, context)
+        if not layers:
+            return False, "Select at least one raster layer as input."
+        quantiles = self._clip_quantiles(parameters, context)
+        if quantiles is not None and not 0 <= quantiles[0] < quantiles[1] <= 100:
+            return False, ("Clip quantiles must be two percentiles 0 ≤ low < high ≤ 100, "
+                           "e.g. 0.5, 99.5.")
+        return super().checkParameterValues(parameters, context)
+
+    def _clip_quantiles(self, parameters, context):
+        if parameters.get(self.CLIP_QUANTILES) in (None, ""):
+            return None
+        values = self.parameterAsRange(parameters, self.CLIP_QUANTILES, context)
+        return (float(values[0]), float(values[1])) if len(values) == 2 else None
+
+    def processAlgorithm(self, parameters, context, feedback):
+        """Fit, label, style, and write the centroid JSON and the statistics table."""
+        layers = self.parameterAsLayerList(parameters, self.INPUT, context)
+        inputs = [gdal_source(layer, self.INPUT) for layer in layers]
+        raster_crs = layers[0].crs()
+        output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
+        centroids_path = self.parameterAsFileOutput(parameters, self.CENTROIDS, context)
+        refuse_output_over_inputs(output, inputs)
+        geometry_wkt = area_geometry_wkt(self.parameterAsSource(parameters, self.AOI, context),
+                                         raster_crs, context, feedback)
+        bbox = extent_in_crs(self, parameters, self.EXTENT, context, raster_crs)
+        settings = KMeansSettings(
+            n_clusters=self.parameterAsInt(parameters, self.CLUSTERS, context),
+            seed=self.parameterAsInt(parameters, self.SEED, context),
+            sample_size=self.parameterAsInt(parameters, self.SAMPLE_SIZE, context),
+            standardize=self.parameterAsBool(parameters, self.STANDARDIZE, context),
+            clip_quantiles=self._clip_quantiles(parameters, context))
+        progress, is_cancelled = feedback_callables(feedback)
+        with core_errors_as_processing_exceptions():
+            result = cluster_rasters(
+                inputs, output, settings=settings, geometry_wkt=geometry_wkt, bbox=bbox,
+                clip_to_area=self.parameterAsBool(parameters, self.CLIP, context),
+                progress=progress, is_cancelled=is_cancelled)
+        for message in result.messages:
+            feedback.pushWarning(message)
+        model = result.model
+        feedback.pushInfo(f"Fitted {model.n_clusters} clusters on {result.fitted_pixels:,} pixels.")
+        for row in result.statistics:
+            centre = ", ".join(f"{v:.6g}" for v in model.centres[row.class_number - 1])
+            feedback.pushInfo(f"Class {row.class_number}: centre {centre}, "
+                              f"{row.pixel_count:,} pixels, {row.area_m2:,.0f} m²")
+        qml = write_class_style(output, model.centres)
+        style_on_load(context, output, qml)
+        model.save(centroids_path)
+        statistics_id = self._write_statistics(parameters, context, result)
+        return {self.OUTPUT: output, self.CENTROIDS: centroids_path,
+                self.STATISTICS: statistics_id}
+
+    def _write_statistics(self, parameters, context, result):
+        columns, rows = statistics_table(result.statistics, band_names=result.model.feature_names,
+                                         centres=result.model.centres)
+        integer_columns = {"class", "pixel_count"}
+        fields = QgsFields()
+        for column in columns:
+            fields.append(QgsField(column, QVariant.LongLong if column in integer_columns
+                                   else QVariant.Double))
+        sink, dest_id = self.parameterAsSink(parameters, self.STATISTICS, context, fields,
+                                             QgsWkbTypes.NoGeometry,
+                                             QgsCoordinateReferenceSystem())
+        if sink is None:
+            return None
+        for row in rows:
+            feature = QgsFeature(fields)
+            feature.setAttributes([None if isinstance(v, float) and v != v else v for v in row])
+            if not sink.addFeature(feature, QgsFeatureSink.FastInsert):
+                raise QgsProcessingException(f"Writing the statistics table failed: "
+                                             f"{sink.lastError()}")
+        return dest_id

@@ -1,0 +1,1 @@
+"""Numerics of Raster Clustering: numpy, GDAL and scikit-learn only, never QGIS."""

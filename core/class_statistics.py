@@ -1,0 +1,111 @@
+"""Per-class pixel counts, areas and band statistics, accumulated block by block."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class ClassStatistics:
+    """Statistics of one class.
+
+    Attributes:
+        class_number: 1..k.
+        pixel_count: pixels of the class.
+        area_m2: their area in square metres.
+        mean, std, minimum, maximum: float64 arrays (n_bands,) of the input bands within the
+            class (population standard deviation); NaN when the class has no pixel.
+    """
+
+    class_number: int
+    pixel_count: int
+    area_m2: float
+    mean: np.ndarray
+    std: np.ndarray
+    minimum: np.ndarray
+    maximum: np.ndarray
+
+
+class ClassStatisticsAccumulator:
+    """Merges block statistics exactly (Chan et al.'s pairwise update of mean and M2)."""
+
+    def __init__(self, n_classes: int, n_bands: int):
+        self.n_classes = n_classes
+        self.count = np.zeros(n_classes + 1, dtype=np.int64)
+        self.area_m2 = np.zeros(n_classes + 1)
+        self.mean = np.zeros((n_classes + 1, n_bands))
+        self.m2 = np.zeros((n_classes + 1, n_bands))
+        self.minimum = np.full((n_classes + 1, n_bands), np.inf)
+        self.maximum = np.full((n_classes + 1, n_bands), -np.inf)
+
+    def add(self, labels: np.ndarray, features: np.ndarray, pixel_area_m2: np.ndarray) -> None:
+        """Add a block.
+
+        Args:
+            labels: int array (height, width): 0 = nodata, else the class.
+            features: array (n_bands, height, width) of the raw input values.
+            pixel_area_m2: float array (height,) with the pixel area of each row.
+        """
+        flat_labels = labels.ravel()
+        keep = flat_labels > 0
+        if not keep.any():
+            return
+        areas = np.broadcast_to(pixel_area_m2[:, None], labels.shape).ravel()[keep]
+        classes = flat_labels[keep].astype(np.intp)
+        values = features.reshape(features.shape[0], -1)[:, keep].T.astype(np.float64)
+        order = np.argsort(classes, kind="stable")
+        classes, values, areas = classes[order], values[order], areas[order]
+        present, starts, counts = np.unique(classes, return_index=True, return_counts=True)
+        sums = np.add.reduceat(values, starts, axis=0)
+        block_mean = sums / counts[:, None]
+        deviations = values - np.repeat(block_mean, counts, axis=0)
+        block_m2 = np.add.reduceat(deviations * deviations, starts, axis=0)
+        self._merge(present, counts, block_mean, block_m2)
+        self.area_m2[present] += np.add.reduceat(areas, starts)
+        self.minimum[present] = np.minimum(self.minimum[present],
+                                           np.minimum.reduceat(values, starts, axis=0))
+        self.maximum[present] = np.maximum(self.maximum[present],
+                                           np.maximum.reduceat(values, starts, axis=0))
+
+    def _merge(self, present, counts, block_mean, block_m2) -> None:
+        old_count = self.count[present][:, None].astype(np.float64)
+        new_count = counts[:, None].astype(np.float64)
+        total = old_count + new_count
+        delta = block_mean - self.mean[present]
+        self.mean[present] += delta * new_count / total
+        self.m2[present] += block_m2 + delta * delta * old_count * new_count / total
+        self.count[present] += counts
+
+    def result(self) -> list[ClassStatistics]:
+        rows = []
+        for number in range(1, self.n_classes + 1):
+            count = int(self.count[number])
+            empty = count == 0
+            nan = np.full(self.mean.shape[1], np.nan)
+            rows.append(ClassStatistics(
+                number, count, float(self.area_m2[number]),
+                nan if empty else self.mean[number].copy(),
+                nan if empty else np.sqrt(self.m2[number] / count),
+                nan if empty else self.minimum[number].copy(),
+                nan if empty else self.maximum[number].copy()))
+        return rows
+
+
+def statistics_table(statistics: Sequence[ClassStatistics], *, band_names: Sequence[str],
+                     centres: np.ndarray) -> tuple[list[str], list[list]]:
+    """Column names and rows of the per-class table (class, centres, count, area, band stats)."""
+    columns = ["class"] + [f"centre_{name}" for name in band_names] + ["pixel_count", "area_m2"]
+    for name in band_names:
+        columns += [f"{name}_mean", f"{name}_std", f"{name}_min", f"{name}_max"]
+    rows = []
+    for row in statistics:
+        values = [row.class_number, *map(float, centres[row.class_number - 1]),
+                  row.pixel_count, row.area_m2]
+        for band in range(len(band_names)):
+            values += [float(row.mean[band]), float(row.std[band]), float(row.minimum[band]),
+                       float(row.maximum[band])]
+        rows.append(values)
+    return columns, rows

@@ -1,0 +1,71 @@
+"""Session set-up shared by every test.
+
+The checkout may have any folder name, but the plugin's package is `raster_clustering`:
+a temporary folder holds a link with that name, so `import raster_clustering` works.
+"""
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = (REPO_ROOT.parent / "shared" / "data").resolve()
+
+_plugin_parent = Path(tempfile.mkdtemp(prefix="raster_clustering_path_"))
+(_plugin_parent / "raster_clustering").symlink_to(REPO_ROOT, target_is_directory=True)
+sys.path.insert(0, str(_plugin_parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/helpers.py
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+from helpers import write_raster  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The real satellite data beside the checkout; skips where it is absent (CI has it)."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real data folder {SHARED_DATA} is absent (CI provides ../shared/data)")
+    return SHARED_DATA
+
+
+@pytest.fixture
+def make_raster(tmp_path):
+    """Factory: make_raster(name, array, **options) writes tmp_path/name and returns its path."""
+
+    def factory(name, array, **options):
+        return write_raster(tmp_path / name, array, **options)
+
+    return factory
+
+
+@pytest.fixture(scope="session")
+def qgis_process(tmp_path_factory):
+    """The real qgis_process.bin with this checkout enabled as a plugin in a throwaway profile."""
+    sys.path.insert(0, str(REPO_ROOT / "scripts"))
+    from headless import QgisProcess
+
+    return QgisProcess(REPO_ROOT, tmp_path_factory.mktemp("qgis_profile"))
+
+
+@pytest.fixture(scope="session")
+def provider(qgis_app, qgis_processing):
+    """The plugin's processing provider, registered once for the whole session."""
+    from qgis.core import QgsApplication
+
+    from raster_clustering.provider import RasterClusteringProvider
+
+    registry = QgsApplication.processingRegistry()
+    if registry.providerById("rasterclustering") is None:
+        registry.addProvider(RasterClusteringProvider())
+    return registry.providerById("rasterclustering")
+
+
+@pytest.fixture(scope="session")
+def scene(tmp_path_factory):
+    """The project's synthetic scene (bands, truth, AOI in EPSG:4326), made once per session."""
+    from raster_clustering.core.synthetic_scene import make_scene
+
+    return make_scene(tmp_path_factory.mktemp("scene"), size=300, seed=0)

@@ -1,0 +1,61 @@
+"""The plugin through the real qgis_process.bin, in a throwaway profile, as scripts and CI use it."""
+
+import json
+
+import numpy as np
+
+from helpers import read_raster
+
+
+def test_list_shows_the_provider_and_its_algorithms(qgis_process):
+    listing = qgis_process.run(["list"], check=True).stdout
+    assert "Raster clustering" in listing
+    assert "rasterclustering:kmeans" in listing
+
+
+def test_help_describes_every_parameter(qgis_process):
+    text = qgis_process.run(["help", "rasterclustering:kmeans"], check=True).stdout
+    for name in ("INPUT", "CLUSTERS", "AOI", "EXTENT", "CLIP", "SEED", "SAMPLE_SIZE",
+                 "STANDARDIZE", "CLIP_QUANTILES", "OUTPUT", "CENTROIDS", "STATISTICS"):
+        assert name in text
+
+
+def test_plain_run_writes_every_output(qgis_process, scene, tmp_path):
+    completed = qgis_process.run([
+        "run", "rasterclustering:kmeans", "--", f"INPUT={scene.ndvi}", "CLUSTERS=3",
+        f"AOI={scene.aoi}", f"OUTPUT={tmp_path / 'zones.tif'}",
+        f"CENTROIDS={tmp_path / 'zones.json'}", f"STATISTICS={tmp_path / 'zones.csv'}"],
+        check=True)
+    assert "OUTPUT:" in completed.stdout or "OUTPUT\t" in completed.stdout
+    labels = read_raster(tmp_path / "zones.tif")
+    assert set(np.unique(labels)) == {0, 1, 2, 3}
+    assert (tmp_path / "zones.qml").exists()
+    document = json.loads((tmp_path / "zones.json").read_text())
+    centres = [entry[1][0] for entry in document["NDVI"]]
+    assert centres == sorted(centres)
+    lines = (tmp_path / "zones.csv").read_text().splitlines()
+    assert lines[0].startswith("class,centre_NDVI,pixel_count,area_m2") and len(lines) == 4
+
+
+def test_json_run_reports_results_and_matches_processing_run(qgis_process, scene, tmp_path):
+    document = qgis_process.run_algorithm("rasterclustering:kmeans", {
+        "INPUT": scene.scene, "CLUSTERS": 5, "SEED": 2, "OUTPUT": tmp_path / "a.tif",
+        "CENTROIDS": tmp_path / "a.json", "STATISTICS": tmp_path / "a.csv"})
+    results = document["results"]
+    assert results["OUTPUT"] == str(tmp_path / "a.tif")
+    again = qgis_process.run_algorithm("rasterclustering:kmeans", {
+        "INPUT": scene.scene, "CLUSTERS": 5, "SEED": 2, "OUTPUT": tmp_path / "b.tif",
+        "CENTROIDS": tmp_path / "b.json", "STATISTICS": tmp_path / "b.csv"})
+    assert (tmp_path / "a.tif").read_bytes() == (tmp_path / "b.tif").read_bytes()
+    assert (tmp_path / "a.json").read_text() == (tmp_path / "b.json").read_text()
+    assert again["results"]["CENTROIDS"] == str(tmp_path / "b.json")
+
+
+def test_bad_input_fails_with_a_clear_message(qgis_process, tmp_path):
+    broken = tmp_path / "broken.tif"
+    broken.write_bytes(b"not a raster")
+    completed = qgis_process.run([
+        "run", "rasterclustering:kmeans", "--", f"INPUT={tmp_path / 'missing.tif'}",
+        "CLUSTERS=3", f"OUTPUT={tmp_path / 'o.tif'}"])
+    assert completed.returncode != 0
+    assert not (tmp_path / "o.tif").exists()
