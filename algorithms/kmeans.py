@@ -120,11 +120,14 @@ class KMeansAlgorithm(RasterClusteringAlgorithm):
             self.CLIP_QUANTILES, "Clip features to these percentiles (e.g. 0.5, 99.5)",
             QgsProcessingParameterNumber.Double, optional=True),
             "Clip outliers (clouds) before fitting; empty = no clipping.", advanced=True)
-        self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, "Classes"))
-        self.addParameter(QgsProcessingParameterFileDestination(
-            self.CENTROIDS, "Centroids", fileFilter="JSON files (*.json)"))
-        self.addParameter(QgsProcessingParameterFeatureSink(
-            self.STATISTICS, "Class statistics", QgsProcessing.TypeVector))
+        self._add(QgsProcessingParameterRasterDestination(self.OUTPUT, "Classes"),
+                  "Classified GeoTIFF: UInt8, nodata 0, classes 1..k, styled.")
+        self._add(QgsProcessingParameterFileDestination(
+            self.CENTROIDS, "Centroids", fileFilter="JSON files (*.json)"),
+            "Cluster centres as JSON, e.g. {\"NDVI\": [[1, [0.171]], [2, [0.404]]]}.")
+        self._add(QgsProcessingParameterFeatureSink(
+            self.STATISTICS, "Class statistics", QgsProcessing.TypeVector),
+            "One row per class: centre, pixel count, area (m²), band mean/std/min/max.")
 
     def _add(self, parameter, help_text: str, *, advanced: bool = False):
         parameter.setHelp(help_text)

@@ -6,7 +6,7 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
-from osgeo import gdal, ogr
+from osgeo import gdal, ogr, osr
 
 from .errors import InvalidInputError
 from .raster_io import RasterGrid, Window
@@ -68,7 +68,8 @@ class AreaOfInterest:
     def _memory_layer(self) -> gdal.Dataset:
         driver = ogr.GetDriverByName("Memory")
         source = driver.CreateDataSource("area_of_interest")
-        layer = source.CreateLayer("area", geom_type=ogr.wkbMultiPolygon)
+        srs = osr.SpatialReference(self.grid.crs_wkt) if self.grid.crs_wkt else None
+        layer = source.CreateLayer("area", srs=srs, geom_type=ogr.wkbMultiPolygon)
         feature = ogr.Feature(layer.GetLayerDefn())
         feature.SetGeometry(self.geometry)
         layer.CreateFeature(feature)
@@ -85,6 +86,7 @@ class AreaOfInterest:
             return None
         target = gdal.GetDriverByName("MEM").Create("", window.width, window.height, 1, gdal.GDT_Byte)
         target.SetGeoTransform(self.grid.sub_grid(window).geotransform)
+        target.SetProjection(self.grid.crs_wkt)
         error = gdal.RasterizeLayer(target, [1], self._layer_source.GetLayer(0), burn_values=[1])
         if error != 0:
             raise InvalidInputError(f"Rasterizing the area of interest failed: {gdal.GetLastErrorMsg()}")

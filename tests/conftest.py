@@ -24,11 +24,21 @@ from helpers import write_raster  # noqa: E402
 
 
 @pytest.fixture(scope="session")
-def shared_data() -> Path:
-    """The real satellite data beside the checkout; skips where it is absent (CI has it)."""
+def shared_data(tmp_path_factory) -> Path:
+    """A session copy of the real satellite data beside the checkout (CI has it).
+
+    A copy, because QGIS and GDAL write statistics (.aux.xml) beside rasters they open, and the
+    shared folder must stay as it is. Skips, saying why, where the folder is absent.
+    """
+    import shutil
+
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real data folder {SHARED_DATA} is absent (CI provides ../shared/data)")
-    return SHARED_DATA
+    copy = tmp_path_factory.mktemp("shared") / "data"
+    shutil.copytree(SHARED_DATA, copy, copy_function=shutil.copyfile)
+    for folder in [copy, *(p for p in copy.rglob("*") if p.is_dir())]:
+        folder.chmod(0o755)
+    return copy
 
 
 @pytest.fixture

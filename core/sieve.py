@@ -1,0 +1,837 @@
+"""Minimum-area sieve of a classified raster: regions under an area in m² merge into a neighbour.
+
+What is guaranteed (a "region" is a connected set of valid pixels of one value, with 4- or
+8-connectivity; its area is the sum of the m² of its pixels, see `pixel_area.pixel_areas_m2`):
+
+1. Nodata is kept exactly: pixels that the input's validity mask (nodata value, internal mask or
+   alpha band) marks invalid keep their value, valid pixels stay valid, and invalid pixels are
+   never a neighbour to merge into. (The mask is passed to GDAL's sieve, unlike QGIS's
+   gdal:sieve, GDAL issue 4519; the output is then checked against the input pixel by pixel.)
+2. A region whose area is at least MIN_AREA keeps all its pixels (it may grow, never shrink).
+3. No region smaller than MIN_AREA touches a region of at least MIN_AREA. A small region merges,
+   as in GDAL's sieve, into its largest neighbour; if that neighbour is small too, into the
+   neighbour's largest neighbour, and so on until a region of at least MIN_AREA is reached.
+   What may remain small is a group of touching small regions that no large region touches: a
+   patch of valid pixels, enclosed by nodata or the raster edge, with no region of MIN_AREA in
+   it. There is nothing large to merge into, so it is left as it is (a lone region with no
+   valid neighbour at all is the simplest case).
+4. A region of exactly MIN_AREA is kept (areas are compared with a relative tolerance of 1e-9).
+
+How, with a constant pixel area (projected CRS): MIN_AREA becomes a pixel count,
+`min_area_pixels`, and GDAL's `SieveFilter` runs from file to file, pass after pass. GDAL gives up
+on a chain of small regions that leads back to itself; the next pass merges it once its
+neighbours have grown. Passes stop when GDAL reports that no small region with a neighbour was
+left unmerged (its debug statistics) or, where it does not report, when a pass changes no pixel:
+usually after one or two passes. This streams: memory grows with the number of regions, not with
+the raster's size (10980 x 10980 Byte: about 0.5 GB, 12 s per pass).
+
+How, in a geographic CRS, where the pixel area shrinks with the latitude: if every row needs the
+same pixel count, the method above is exact and used. Otherwise GDAL first removes, in one pass,
+the regions with too few pixels to reach MIN_AREA even at the largest pixel area; then the
+remaining regions are labelled in memory (scipy), their true areas summed row by row, and the
+small ones merged by the rule of point 3, comparing areas instead of pixel counts, round after
+round on the graph of touching regions. This step holds the whole raster in memory: about 13
+bytes per pixel for Byte classes, 16 for 32-bit ones (10980 x 10980 Byte: 1.6 GB).
+
+The output is a tiled, DEFLATE-compressed GeoTIFF with the input's type, grid, CRS, nodata,
+colour table, category names and band description, written under a temporary name beside the
+output and renamed into place (with its .aux.xml) only on success. GDAL's sieve marks nodata
+internally with the value -51502112: a valid Int32 pixel of that value in a raster with nodata
+is never merged.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import traceback
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+from osgeo import gdal
+from scipy import ndimage
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+from .errors import CancelledError, InvalidInputError, RasterClusteringError
+from .pixel_area import pixel_areas_m2
+
+# Relative tolerance of area comparisons, so that a region of exactly MIN_AREA is kept despite
+# rounding (0.3 m pixels: 2.7 / 0.09 = 30.000000000000004).
+_AREA_RTOL = 1e-9
+_INTEGER_TYPES = {
+    gdal.GDT_Byte: "Byte",
+    gdal.GDT_UInt16: "UInt16",
+    gdal.GDT_Int16: "Int16",
+    gdal.GDT_UInt32: "UInt32",
+    gdal.GDT_Int32: "Int32",
+}
+_NATIVE_PALETTE_TYPES = (gdal.GDT_Byte, gdal.GDT_UInt16)  # GeoTIFF stores no other palette
+_CREATION_OPTIONS = ["TILED=YES", "COMPRESS=DEFLATE", "BIGTIFF=IF_SAFER"]
+_SIDECAR_SUFFIXES = (".aux.xml", ".msk", ".ovr")
+_STRIP_ROWS = 256
+_MAX_GDAL_PASSES = 50
+_GDAL_MAX_THRESHOLD = 2**31 - 1
+# GDALSieveFilter's debug line (GDAL 1.x to 3.x): counts of small, isolated, unmergeable polygons.
+_SIEVE_STATISTICS = re.compile(r"Small Polygons: (\d+), Isolated: (\d+), Unmergable: (\d+)")
+
+
+@dataclass(frozen=True)
+class SieveReport:
+    """What a sieve run did, for logs and for the algorithm's outputs.
+
+    Attributes:
+        min_area_m2: the minimum region area asked for, m².
+        connectivity: 4 or 8.
+        pixel_threshold: (fewest, most) pixels a region needs to reach MIN_AREA; equal when the
+            pixel area is constant (projected CRS), a range in a geographic CRS.
+        pixel_area_m2: (smallest, largest) area of one pixel, m²; equal when constant.
+        changed_pixels: number of valid pixels whose class changed.
+        warnings: messages for the user, e.g. that MIN_AREA is smaller than one pixel.
+    """
+
+    min_area_m2: float
+    connectivity: int
+    pixel_threshold: tuple[int, int]
+    pixel_area_m2: tuple[float, float]
+    changed_pixels: int
+    warnings: tuple[str, ...] = ()
+
+
+def min_area_pixels(min_area_m2: float, pixel_area_m2: float) -> int:
+    """Fewest pixels of `pixel_area_m2` whose total area reaches `min_area_m2`.
+
+    GDAL's sieve keeps a region of at least this many pixels and merges smaller ones, so a region
+    of exactly MIN_AREA is kept: 2000 m² of 10 m pixels gives 20, 2001 m² gives 21.
+
+    Args:
+        min_area_m2: minimum region area in m² (> 0).
+        pixel_area_m2: area of one pixel in m² (> 0).
+
+    Returns:
+        ceil(min_area_m2 / pixel_area_m2) up to a relative rounding tolerance of 1e-9; at least 1.
+
+    Raises:
+        InvalidInputError: if either area is not a positive finite number.
+    """
+    _check_positive_area(min_area_m2, "MIN_AREA")
+    _check_positive_area(pixel_area_m2, "the pixel area")
+    pixels = min_area_m2 * (1.0 - _AREA_RTOL) / pixel_area_m2
+    return max(1, math.ceil(min(pixels, 2.0**62)))
+
+
+def sieve_raster(
+    input_path: str | os.PathLike,
+    output_path: str | os.PathLike,
+    *,
+    min_area_m2: float,
+    connectivity: int = 8,
+    band: int = 1,
+    progress: Callable[[float], None] | None = None,
+    is_cancelled: Callable[[], bool] | None = None,
+) -> SieveReport:
+    """Merge every region smaller than `min_area_m2` into a neighbour and write the result.
+
+    See the module docstring for exactly what is guaranteed. The input is not modified.
+
+    Args:
+        input_path: GDAL-readable classified raster with an integer band (Byte, UInt16, Int16,
+            UInt32 or Int32) and a CRS.
+        output_path: GeoTIFF to write (replaced if it exists); must differ from the input.
+        min_area_m2: smallest region area to keep, m² (> 0).
+        connectivity: 4 (edges only) or 8 (edges and corners) for which pixels form a region.
+        band: 1-based band index of the input to sieve; the output has this one band.
+        progress: called with the fraction done, 0..1.
+        is_cancelled: polled often; when it returns True the run stops and leaves no file.
+
+    Returns:
+        SieveReport of the thresholds used, the number of pixels changed and any warnings.
+
+    Raises:
+        InvalidInputError: bad parameter, unreadable input, non-integer band, missing CRS,
+            output path equal to the input or in a missing folder.
+        CancelledError: `is_cancelled` returned True; no output or temporary file is left.
+        RasterClusteringError: GDAL failed to read or write (e.g. the disk is full).
+    """
+    _check_positive_area(min_area_m2, "MIN_AREA")
+    if connectivity not in (4, 8) or isinstance(connectivity, bool):
+        raise InvalidInputError(
+            f"connectivity must be 4 (pixels sharing an edge) or 8 (sharing an edge or a corner), "
+            f"got {connectivity!r}"
+        )
+    input_path, output_path = _checked_paths(input_path, output_path)
+    run = _Run(progress, is_cancelled)
+    run.raise_if_cancelled()
+    with _GdalMessages() as messages:
+        src_ds = _open_raster(input_path, messages)
+        src_band = _integer_band(src_ds, band, input_path)
+        _check_classes_fit_old_gdal(src_band, input_path)
+        row_areas_m2 = pixel_areas_m2(
+            src_ds.GetGeoTransform(), src_ds.GetProjection(), n_rows=src_ds.RasterYSize
+        )
+        smallest_m2, largest_m2 = float(row_areas_m2.min()), float(row_areas_m2.max())
+        fewest = min_area_pixels(min_area_m2, largest_m2)
+        most = min_area_pixels(min_area_m2, smallest_m2)
+        warnings = _threshold_warnings(
+            min_area_m2, smallest_m2, most, float(row_areas_m2.sum()) * src_ds.RasterXSize
+        )
+        files = _StagedFiles(output_path, src_ds, src_band, messages)
+        try:
+            if most <= 1:
+                result_path = files.create()
+                _copy_band(src_band, files.band(result_path), run, 0.0, 0.9)
+            elif fewest == most:
+                result_path, converged = _sieve_with_gdal(
+                    src_band, files, threshold=most, connectivity=connectivity,
+                    until_stable=True, run=run, start=0.0, end=0.9, messages=messages,
+                )
+                if not converged:
+                    warnings.append(
+                        f"GDAL's sieve still changed pixels after {_MAX_GDAL_PASSES} passes; "
+                        "some regions smaller than MIN_AREA may remain next to larger ones"
+                    )
+            else:
+                result_path = _sieve_by_true_area(
+                    src_band, files, row_areas_m2, min_area_m2=min_area_m2,
+                    fewest_pixels=fewest, connectivity=connectivity, run=run, messages=messages,
+                )
+            changed_pixels = _finish_output(src_band, files, result_path, run, 0.9, 1.0)
+            files.publish(result_path)
+        except BaseException as error:
+            # The traceback's frames hold datasets: release them so GDAL closes the files
+            # (Windows cannot delete an open file) before they are deleted.
+            traceback.clear_frames(error.__traceback__)
+            files.remove_all()
+            raise
+    run.report(1.0)
+    return SieveReport(
+        min_area_m2=float(min_area_m2),
+        connectivity=int(connectivity),
+        pixel_threshold=(fewest, most),
+        pixel_area_m2=(smallest_m2, largest_m2),
+        changed_pixels=changed_pixels,
+        warnings=tuple(warnings),
+    )
+
+
+def _check_positive_area(value: float, name: str) -> None:
+    """InvalidInputError unless `value` is a positive finite number of m²."""
+    try:
+        ok = not isinstance(value, bool) and math.isfinite(value) and value > 0
+    except TypeError:
+        ok = False
+    if not ok:
+        raise InvalidInputError(
+            f"{name} must be a positive area in m², got {value!r}; "
+            "for MIN_AREA enter the smallest region to keep, e.g. 5000 for half a hectare"
+        )
+
+
+def _checked_paths(input_path, output_path) -> tuple[str, str]:
+    """Both paths as strings; refuses an output equal to the input or in a missing folder."""
+    input_path, output_path = os.fspath(input_path), os.fspath(output_path)
+    same = os.path.normcase(os.path.realpath(input_path)) == os.path.normcase(
+        os.path.realpath(output_path)
+    )
+    if not same and os.path.exists(input_path) and os.path.exists(output_path):
+        same = os.path.samefile(input_path, output_path)
+    if same:
+        raise InvalidInputError(
+            f"the output {output_path} is the input raster; choose another output file "
+            "(the sieve never overwrites its input)"
+        )
+    folder = os.path.dirname(os.path.abspath(output_path))
+    if not os.path.isdir(folder):
+        raise InvalidInputError(
+            f"the output folder {folder} does not exist; create it or choose another output file"
+        )
+    return input_path, output_path
+
+
+def _threshold_warnings(
+    min_area_m2: float, smallest_pixel_m2: float, most_pixels: int, raster_area_m2: float
+) -> list[str]:
+    """Warnings about a MIN_AREA that makes the sieve do nothing."""
+    if most_pixels <= 1:
+        return [
+            f"MIN_AREA ({min_area_m2:g} m²) is not larger than one pixel "
+            f"({smallest_pixel_m2:.6g} m²): nothing to sieve, the input is passed through "
+            "unchanged"
+        ]
+    if min_area_m2 > raster_area_m2 * (1.0 + _AREA_RTOL):
+        return [
+            f"MIN_AREA ({min_area_m2:g} m²) exceeds the whole raster's area "
+            f"({raster_area_m2:.6g} m²): every region is smaller than it, so none is large "
+            "enough to absorb the others and the classes are left unchanged"
+        ]
+    return []
+
+
+class _Run:
+    """Progress and cancellation of one run, shared by the GDAL callbacks and the numpy loops."""
+
+    def __init__(self, progress, is_cancelled):
+        self._progress = progress
+        self._is_cancelled = is_cancelled
+
+    def report(self, fraction: float) -> None:
+        if self._progress is not None:
+            self._progress(min(max(fraction, 0.0), 1.0))
+
+    def raise_if_cancelled(self) -> None:
+        if self._is_cancelled is not None and self._is_cancelled():
+            raise CancelledError("the sieve was cancelled; no output was written")
+
+    def gdal_callback(self, start: float, end: float):
+        """A GDAL progress callback covering [start, end] that returns 0 (stop) when cancelled."""
+
+        def callback(complete, _message, _data):
+            self.report(start + (end - start) * complete)
+            cancelled = self._is_cancelled is not None and self._is_cancelled()
+            return 0 if cancelled else 1
+
+        return callback
+
+
+class _GdalMessages:
+    """GDAL's errors and warnings during a run (for our messages) and its sieve's statistics.
+
+    Works whether or not another component turned GDAL exceptions on: return values are checked.
+    """
+
+    def __init__(self):
+        self.messages: list[str] = []
+        self.sieve_statistics: tuple[int, int, int] | None = None
+
+    def __enter__(self) -> _GdalMessages:
+        gdal.PushErrorHandler(self._handle)
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        gdal.PopErrorHandler()
+
+    def _handle(self, error_class, _error_number, message) -> None:
+        if error_class in (gdal.CE_Warning, gdal.CE_Failure, gdal.CE_Fatal):
+            self.messages.append(str(message))
+        elif error_class == gdal.CE_Debug:
+            found = _SIEVE_STATISTICS.search(str(message))
+            if found:
+                self.sieve_statistics = tuple(int(number) for number in found.groups())
+
+    def last(self, fallback: str) -> str:
+        return self.messages[-1] if self.messages else fallback
+
+
+def _open_raster(path: str, messages: _GdalMessages) -> gdal.Dataset:
+    try:
+        dataset = gdal.Open(path)
+    except RuntimeError as error:  # when another component turned GDAL exceptions on
+        dataset = None
+        messages.messages.append(str(error))
+    if dataset is None:
+        raise InvalidInputError(
+            f"cannot open {path} as a raster ({messages.last('unknown GDAL error')}); "
+            "check that the file exists and that GDAL can read it"
+        )
+    return dataset
+
+
+def _integer_band(dataset: gdal.Dataset, band: int, path: str) -> gdal.Band:
+    """Band `band` (1-based) of `dataset`; InvalidInputError if absent or not integer."""
+    count = dataset.RasterCount
+    if isinstance(band, bool) or not isinstance(band, int) or not 1 <= band <= count:
+        raise InvalidInputError(
+            f"band {band!r} does not exist in {path}, which has {count} band(s); "
+            f"choose a band number from 1 to {count}"
+        )
+    raster_band = dataset.GetRasterBand(band)
+    data_type = raster_band.DataType
+    if data_type not in _INTEGER_TYPES:
+        raise InvalidInputError(
+            f"band {band} of {path} is {gdal.GetDataTypeName(data_type)}, but the sieve needs a "
+            f"classified integer raster ({', '.join(_INTEGER_TYPES.values())}); classify it "
+            "first, or convert it with Raster > Conversion > Translate to an integer type"
+        )
+    return raster_band
+
+
+def _check_classes_fit_old_gdal(band: gdal.Band, path: str) -> None:
+    """Older GDAL sieves read pixels as Int32 (3.6 reads Int64): big UInt32 classes would clip."""
+    if band.DataType != gdal.GDT_UInt32 or int(gdal.VersionInfo()) >= 3060000:
+        return
+    largest = band.ComputeRasterMinMax(False)[1]
+    if largest > _GDAL_MAX_THRESHOLD:
+        raise InvalidInputError(
+            f"{path} holds class {largest:.0f}, above 2147483647, which GDAL "
+            f"{gdal.__version__} cannot sieve; renumber the classes (e.g. with the Raster "
+            "Calculator) or use QGIS with GDAL 3.6 or newer"
+        )
+
+
+def _validity_mask(band: gdal.Band) -> gdal.Band | None:
+    """The band's validity mask, or None when every pixel is valid (GDAL then skips reading it)."""
+    return None if band.GetMaskFlags() & gdal.GMF_ALL_VALID else band.GetMaskBand()
+
+
+def _row_strips(n_rows: int) -> Iterator[tuple[int, int]]:
+    """(first row, row count) of full-width strips that together cover the raster."""
+    for first in range(0, n_rows, _STRIP_ROWS):
+        yield first, min(_STRIP_ROWS, n_rows - first)
+
+
+def _read_strip(band: gdal.Band, first_row: int, n_rows: int) -> np.ndarray:
+    data = band.ReadAsArray(0, first_row, band.XSize, n_rows)
+    if data is None:
+        raise RasterClusteringError(
+            f"GDAL could not read rows {first_row}-{first_row + n_rows - 1}; "
+            "check that the raster file is complete and readable"
+        )
+    return data
+
+
+def _write_strip(band: gdal.Band, data: np.ndarray, first_row: int) -> None:
+    if band.WriteArray(data, 0, first_row) != gdal.CE_None:
+        raise RasterClusteringError(
+            f"GDAL could not write rows starting at {first_row}; "
+            "check free disk space and write permission in the output folder"
+        )
+
+
+class _StagedFiles:
+    """Temporary GeoTIFFs beside the output, shaped like the input band; one becomes the output.
+
+    This object holds the only reference to each open dataset, so that closing one (which GDAL
+    does when its last reference goes) happens exactly when it is discarded or published.
+    """
+
+    def __init__(self, output_path: str, src_ds, src_band, messages: _GdalMessages):
+        self._output_path = output_path
+        self._src_ds = src_ds
+        self._src_band = src_band
+        self._messages = messages
+        self._open: dict[str, gdal.Dataset] = {}
+
+    def create(self) -> str:
+        """A new GeoTIFF with the input's type, grid, CRS and band metadata; returns its path."""
+        path = f"{self._output_path}.{uuid.uuid4().hex[:8]}.partial.tif"
+        src_ds, src_band = self._src_ds, self._src_band
+        driver = gdal.GetDriverByName("GTiff")
+        try:
+            dataset = driver.Create(
+                path, src_ds.RasterXSize, src_ds.RasterYSize, 1, src_band.DataType,
+                _CREATION_OPTIONS,
+            )
+        except RuntimeError as error:
+            dataset = None
+            self._messages.messages.append(str(error))
+        if dataset is None:
+            self._remove(path)
+            raise RasterClusteringError(
+                f"cannot create {path} ({self._messages.last('unknown GDAL error')}); "
+                "check write permission and free space in the output folder"
+            )
+        self._open[path] = dataset
+        dataset.SetGeoTransform(src_ds.GetGeoTransform())
+        dataset.SetProjection(src_ds.GetProjection())
+        band = dataset.GetRasterBand(1)
+        nodata = src_band.GetNoDataValue()
+        if nodata is not None:
+            band.SetNoDataValue(nodata)
+        if src_band.GetDescription():
+            band.SetDescription(src_band.GetDescription())
+        if src_band.GetCategoryNames():
+            band.SetCategoryNames(src_band.GetCategoryNames())
+        if src_band.GetColorTable() is not None and src_band.DataType in _NATIVE_PALETTE_TYPES:
+            band.SetColorTable(src_band.GetColorTable())
+        return path
+
+    def dataset(self, path: str) -> gdal.Dataset:
+        return self._open[path]
+
+    def band(self, path: str) -> gdal.Band:
+        return self._open[path].GetRasterBand(1)
+
+    def discard(self, path: str) -> None:
+        """Close and delete one temporary file."""
+        self._open.pop(path, None)
+        self._remove(path)
+
+    def remove_all(self) -> None:
+        """Close and delete every temporary file (after an error or a cancellation)."""
+        for path in list(self._open):
+            self.discard(path)
+
+    def publish(self, path: str) -> None:
+        """Close the file at `path`, add what GeoTIFF cannot hold inside, make it the output."""
+        for other in [p for p in self._open if p != path]:
+            self.discard(other)
+        self._open[path].FlushCache()
+        del self._open[path]  # the last reference: GDAL closes the file and writes its .aux.xml
+        self._attach_palette(path)
+        try:
+            os.replace(path, self._output_path)
+            for suffix in _SIDECAR_SUFFIXES:
+                if os.path.exists(path + suffix):
+                    os.replace(path + suffix, self._output_path + suffix)
+                elif os.path.exists(self._output_path + suffix):
+                    os.remove(self._output_path + suffix)  # stale, from an older output
+        except OSError as error:
+            self._remove(path)
+            raise RasterClusteringError(
+                f"cannot replace {self._output_path} ({error}); close it in other programs "
+                "(e.g. remove the layer from QGIS) or choose another output file"
+            ) from error
+
+    def _attach_palette(self, path: str) -> None:
+        """Colour table of a band type GeoTIFF has no palette for: stored in the .aux.xml."""
+        colours = self._src_band.GetColorTable()
+        if colours is None or self._src_band.DataType in _NATIVE_PALETTE_TYPES:
+            return
+        dataset = gdal.Open(path)  # read-only: GDAL keeps the colour table in the .aux.xml
+        if dataset is not None:
+            dataset.GetRasterBand(1).SetColorTable(colours)
+            dataset = None
+
+    @staticmethod
+    def _remove(path: str) -> None:
+        for name in (path, *(path + suffix for suffix in _SIDECAR_SUFFIXES)):
+            if os.path.exists(name):
+                os.remove(name)
+
+
+def _run_gdal_sieve(
+    src_band, mask_band, dst_band, *, threshold, connectivity, run, start, end, messages
+) -> tuple[int, int, int] | None:
+    """One `gdal.SieveFilter` pass from `src_band` into `dst_band`.
+
+    Returns:
+        GDAL's (small, isolated, unmergeable) polygon counts of the pass, None if not reported.
+    """
+    messages.sieve_statistics = None
+    previous_debug = gdal.GetThreadLocalConfigOption("CPL_DEBUG", None)
+    gdal.SetThreadLocalConfigOption("CPL_DEBUG", "ON")  # for the statistics line
+    try:
+        status = gdal.SieveFilter(
+            src_band, mask_band, dst_band, min(threshold, _GDAL_MAX_THRESHOLD), connectivity,
+            callback=run.gdal_callback(start, end),
+        )
+    except RuntimeError as error:  # when another component turned GDAL exceptions on
+        status = str(error)
+    finally:
+        gdal.SetThreadLocalConfigOption("CPL_DEBUG", previous_debug)
+    run.raise_if_cancelled()
+    if status != 0:
+        raise RasterClusteringError(
+            f"GDAL's sieve failed ({messages.last(str(status))}); check that the input is "
+            "readable and that the output folder has free space"
+        )
+    return messages.sieve_statistics
+
+
+def _sieve_with_gdal(
+    src_band, files: _StagedFiles, *, threshold, connectivity, until_stable, run, start, end,
+    messages,
+) -> tuple[str, bool]:
+    """GDAL sieve passes, each into a new file, until stable (or one pass only).
+
+    A pass's result is stable when no small region that has a neighbour was left unmerged
+    (GDAL's debug statistics say so) or, when GDAL does not report them, when the next pass
+    changes no pixel.
+
+    Returns:
+        The path of the last pass's file, and whether a further pass would change nothing.
+    """
+    mask_band = _validity_mask(src_band)
+    previous_path, previous_band = None, src_band
+    max_passes = _MAX_GDAL_PASSES if until_stable else 1
+    stable = False
+    for pass_number in range(1, max_passes + 1):
+        # Each pass gets half of the progress still left: the number of passes is not known.
+        pass_start = start + (end - start) * (1.0 - 0.5 ** (pass_number - 1))
+        pass_end = start + (end - start) * (1.0 - 0.5**pass_number)
+        path = files.create()
+        band = files.band(path)
+        statistics = _run_gdal_sieve(
+            previous_band, mask_band, band, threshold=threshold, connectivity=connectivity,
+            run=run, start=pass_start, end=pass_start + 0.8 * (pass_end - pass_start),
+            messages=messages,
+        )
+        if statistics is not None:
+            small, isolated, unmergeable = statistics
+            stable = unmergeable == 0 or small - isolated - unmergeable == 0
+        elif until_stable:
+            stable = _count_changed_pixels(previous_band, band, run) == 0
+        previous_band = band
+        if previous_path is not None:
+            files.discard(previous_path)
+        previous_path = path
+        run.report(pass_end)
+        if stable:
+            break
+    return previous_path, stable
+
+
+def _count_changed_pixels(band_a: gdal.Band, band_b: gdal.Band, run: _Run) -> int:
+    """Number of pixels whose values differ between two bands of the same size."""
+    changed = 0
+    for first, n_rows in _row_strips(band_a.YSize):
+        run.raise_if_cancelled()
+        differs = _read_strip(band_a, first, n_rows) != _read_strip(band_b, first, n_rows)
+        changed += int(np.count_nonzero(differs))
+    return changed
+
+
+def _copy_band(src_band: gdal.Band, dst_band: gdal.Band, run: _Run, start, end) -> None:
+    for first, n_rows in _row_strips(src_band.YSize):
+        run.raise_if_cancelled()
+        _write_strip(dst_band, _read_strip(src_band, first, n_rows), first)
+        run.report(start + (end - start) * (first + n_rows) / src_band.YSize)
+
+
+def _finish_output(
+    src_band: gdal.Band, files: _StagedFiles, result_path: str, run: _Run, start, end
+) -> int:
+    """Restore any input nodata pixel the sieve altered, copy an internal mask, count changes.
+
+    Returns:
+        The number of valid pixels whose value differs from the input.
+    """
+    result_band = files.band(result_path)
+    mask_band = _validity_mask(src_band)
+    result_mask = None
+    if mask_band is not None and not src_band.GetMaskFlags() & gdal.GMF_NODATA:
+        result_mask = _create_internal_mask(files.dataset(result_path))
+    changed = 0
+    for first, n_rows in _row_strips(src_band.YSize):
+        run.raise_if_cancelled()
+        original = _read_strip(src_band, first, n_rows)
+        result = _read_strip(result_band, first, n_rows)
+        differs = original != result
+        if mask_band is not None:
+            valid = _read_strip(mask_band, first, n_rows) != 0
+            altered_nodata = differs & ~valid
+            if altered_nodata.any():
+                result[altered_nodata] = original[altered_nodata]
+                _write_strip(result_band, result, first)
+            differs &= valid
+            if result_mask is not None:
+                _write_strip(result_mask, np.where(valid, 255, 0).astype(np.uint8), first)
+        changed += int(np.count_nonzero(differs))
+        run.report(start + (end - start) * (first + n_rows) / src_band.YSize)
+    return changed
+
+
+def _create_internal_mask(dataset: gdal.Dataset) -> gdal.Band:
+    """A per-dataset mask stored inside the GeoTIFF (GDAL < 3.9 would write a .msk beside it)."""
+    previous = gdal.GetThreadLocalConfigOption("GDAL_TIFF_INTERNAL_MASK", None)
+    gdal.SetThreadLocalConfigOption("GDAL_TIFF_INTERNAL_MASK", "YES")
+    try:
+        status = dataset.CreateMaskBand(gdal.GMF_PER_DATASET)
+    finally:
+        gdal.SetThreadLocalConfigOption("GDAL_TIFF_INTERNAL_MASK", previous)
+    if status != gdal.CE_None:
+        raise RasterClusteringError(
+            "cannot add the input's validity mask to the output; check free disk space"
+        )
+    return dataset.GetRasterBand(1).GetMaskBand()
+
+
+def _sieve_by_true_area(
+    src_band, files: _StagedFiles, row_areas_m2: np.ndarray, *, min_area_m2, fewest_pixels,
+    connectivity, run, messages,
+) -> str:
+    """Geographic CRS: GDAL removes the surely small regions, then numpy merges by true area.
+
+    Returns:
+        The path of the file holding the result.
+    """
+    stage_path, stage_band = None, src_band
+    if fewest_pixels > 1:
+        stage_path, _ = _sieve_with_gdal(
+            src_band, files, threshold=fewest_pixels, connectivity=connectivity,
+            until_stable=False, run=run, start=0.0, end=0.4, messages=messages,
+        )
+        stage_band = files.band(stage_path)
+    run.raise_if_cancelled()
+    values = _read_strip(stage_band, 0, stage_band.YSize)
+    stage_band = None
+    if stage_path is not None:
+        files.discard(stage_path)
+    mask_band = _validity_mask(src_band)
+    valid = np.ones(values.shape, dtype=bool)
+    if mask_band is not None:
+        valid = _read_strip(mask_band, 0, mask_band.YSize) != 0
+    run.report(0.5)
+    labels, region_class = _label_regions(values, valid, connectivity, run)
+    del valid  # every valid pixel now has a label > 0
+    region_area = _region_areas_m2(labels, row_areas_m2, len(region_class))
+    edges = _region_adjacency(labels, connectivity, len(region_class))
+    run.raise_if_cancelled()
+    final_class = _resolve_merges(region_class, region_area, edges, min_area_m2)
+    final_class = final_class.astype(values.dtype)
+    run.report(0.8)
+    result_path = files.create()
+    result_band = files.band(result_path)
+    for first, n_rows in _row_strips(values.shape[0]):
+        run.raise_if_cancelled()
+        strip_labels = labels[first : first + n_rows]
+        strip = values[first : first + n_rows].copy()
+        in_region = strip_labels > 0
+        strip[in_region] = final_class[strip_labels[in_region]]
+        _write_strip(result_band, strip, first)
+    return result_path
+
+
+def _label_regions(
+    values: np.ndarray, valid: np.ndarray, connectivity: int, run: _Run
+) -> tuple[np.ndarray, np.ndarray]:
+    """Region label of every pixel (0 = nodata, regions from 1) and the class of each label.
+
+    Args:
+        values: integer array of shape (rows, cols), the classes.
+        valid: bool array of the same shape, False for nodata.
+        connectivity: 4 or 8.
+        run: progress and cancellation.
+
+    Returns:
+        labels: int32 array of the shape of `values` (int64 beyond 2**31 pixels).
+        region_class: int64 array of shape (n_regions + 1,); entry 0 (nodata) is unused.
+    """
+    structure = ndimage.generate_binary_structure(2, 1 if connectivity == 4 else 2)
+    label_type = np.int32 if values.size < np.iinfo(np.int32).max else np.int64
+    labels = np.zeros(values.shape, dtype=label_type)
+    class_labels = np.empty(values.shape, dtype=label_type)  # buffers reused for every class
+    in_class = np.empty(values.shape, dtype=bool)
+    region_class = [np.zeros(1, dtype=np.int64)]
+    next_label = 1
+    classes = set()
+    for first, n_rows in _row_strips(values.shape[0]):
+        rows = slice(first, first + n_rows)
+        classes.update(np.unique(values[rows][valid[rows]]).tolist())
+    for value in sorted(classes):
+        run.raise_if_cancelled()
+        np.equal(values, value, out=in_class)
+        in_class &= valid
+        n_class_regions = ndimage.label(in_class, structure, output=class_labels)
+        labels[in_class] = class_labels[in_class] + (next_label - 1)
+        region_class.append(np.full(n_class_regions, value, dtype=np.int64))
+        next_label += n_class_regions
+    return labels, np.concatenate(region_class)
+
+
+def _region_areas_m2(labels: np.ndarray, row_areas_m2: np.ndarray, n_regions: int) -> np.ndarray:
+    """Area of each region: float64 array of shape (n_regions,), summed row by row."""
+    areas = np.zeros(n_regions, dtype=np.float64)
+    for first, n_rows in _row_strips(labels.shape[0]):
+        strip = labels[first : first + n_rows]
+        weights = np.broadcast_to(row_areas_m2[first : first + n_rows, None], strip.shape)
+        areas += np.bincount(strip.ravel(), weights=weights.ravel(), minlength=n_regions)
+    return areas
+
+
+def _region_adjacency(labels: np.ndarray, connectivity: int, n_regions: int) -> np.ndarray:
+    """Pairs of touching regions as an int64 array of shape (n_pairs, 2), each pair once, a < b."""
+    keys = [np.zeros(0, dtype=np.int64)]
+    for first, n_rows in _row_strips(labels.shape[0]):
+        block = labels[first : first + n_rows + 1]  # with the next strip's first row
+        shifted_pairs = [(block[:, :-1], block[:, 1:]), (block[:-1, :], block[1:, :])]
+        if connectivity == 8:
+            shifted_pairs += [(block[:-1, :-1], block[1:, 1:]), (block[:-1, 1:], block[1:, :-1])]
+        for one, other in shifted_pairs:
+            touching = (one != other) & (one > 0) & (other > 0)
+            low = np.minimum(one[touching], other[touching]).astype(np.int64)
+            high = np.maximum(one[touching], other[touching]).astype(np.int64)
+            keys.append(np.unique(low * n_regions + high))
+    unique_keys = np.unique(np.concatenate(keys))
+    return np.stack([unique_keys // n_regions, unique_keys % n_regions], axis=1)
+
+
+def _resolve_merges(
+    region_class: np.ndarray, region_area: np.ndarray, edges: np.ndarray, min_area_m2: float
+) -> np.ndarray:
+    """Final class of each region after GDAL's merge rule on the region graph, by true area.
+
+    Each round every small region (area < MIN_AREA) points at its largest neighbour (ties: the
+    lower id) and takes the class at the end of that chain if the chain reaches a large region;
+    a chain that cycles through small regions only is left for now, as in GDAL. Touching regions
+    of one class then fuse, areas add up, and rounds repeat until a round merges nothing.
+
+    Args:
+        region_class: int64 (n,) class of each region; entry 0 is nodata.
+        region_area: float64 (n,) area of each region in m².
+        edges: int64 (m, 2) pairs of touching regions, never 0.
+        min_area_m2: smallest area to keep.
+
+    Returns:
+        int64 (n,) class of each region after the merges.
+    """
+    keep_area_m2 = min_area_m2 * (1.0 - _AREA_RTOL)
+    node_of_region = np.arange(len(region_class))
+    node_class, node_area = region_class.copy(), region_area.copy()
+    while len(edges):
+        large = node_area >= keep_area_m2
+        large[0] = False
+        pointer = np.arange(len(node_class))
+        nodes, neighbours = _largest_neighbours(edges, node_area)
+        small = ~large[nodes]
+        pointer[nodes[small]] = neighbours[small]
+        root = _chain_ends(pointer)
+        merging = (root != np.arange(len(node_class))) & large[root]
+        if not merging.any():
+            break
+        node_class[merging] = node_class[root[merging]]
+        component, edges = _fuse_same_class(edges, node_class)
+        node_area = np.bincount(component, weights=node_area)
+        fused_class = np.zeros(len(node_area), dtype=np.int64)
+        fused_class[component] = node_class
+        node_class = fused_class
+        node_of_region = component[node_of_region]
+    return node_class[node_of_region]
+
+
+def _largest_neighbours(edges: np.ndarray, area: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each node that has a neighbour, and its neighbour of largest area (ties: the lower id)."""
+    source = np.concatenate([edges[:, 0], edges[:, 1]])
+    target = np.concatenate([edges[:, 1], edges[:, 0]])
+    order = np.lexsort((target, -area[target], source))  # by node, then area desc, then id
+    source, target = source[order], target[order]
+    first_of_node = np.ones(len(source), dtype=bool)
+    first_of_node[1:] = source[1:] != source[:-1]
+    return source[first_of_node], target[first_of_node]
+
+
+def _chain_ends(pointer: np.ndarray) -> np.ndarray:
+    """Where following `pointer` from each node ends up after n steps (pointer doubling).
+
+    Nodes pointing at themselves are chain ends; a node on (or leading into) a cycle ends on it.
+    """
+    end = pointer
+    for _ in range(max(1, math.ceil(math.log2(len(pointer)))) + 1):
+        end = end[end]
+    return end
+
+
+def _fuse_same_class(edges: np.ndarray, node_class: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Fuse touching nodes of one class.
+
+    Returns:
+        component: int64 (n,) new node of each node; node 0 (nodata, in no edge) stays 0.
+        edges: int64 (m', 2) pairs of touching new nodes, each once, a < b.
+    """
+    n_nodes = len(node_class)
+    fused = edges[node_class[edges[:, 0]] == node_class[edges[:, 1]]]
+    graph = coo_matrix(
+        (np.ones(len(fused), dtype=np.int8), (fused[:, 0], fused[:, 1])), shape=(n_nodes, n_nodes)
+    )
+    n_components, component = connected_components(graph, directed=False)
+    component = component.astype(np.int64)  # int32 from scipy: the keys below would overflow
+    nodata = component[0]
+    component = np.where(component == nodata, 0, component + (component < nodata))
+    low = np.minimum(component[edges[:, 0]], component[edges[:, 1]])
+    high = np.maximum(component[edges[:, 0]], component[edges[:, 1]])
+    apart = low != high
+    keys = np.unique(low[apart] * n_components + high[apart])
+    return component, np.stack([keys // n_components, keys % n_components], axis=1)
