@@ -43,8 +43,11 @@ def render(png_path: str, title: str, raster_paths: list[str]) -> None:
     map_item.setCrs(layers[0].crs())
     layout.addLayoutItem(map_item)
     map_item.attemptMove(QgsLayoutPoint(8, 20, QgsUnitTypes.LayoutMillimeters))
-    map_item.attemptResize(QgsLayoutSize(145, 145, QgsUnitTypes.LayoutMillimeters))
-    map_item.zoomToExtent(layers[0].extent())
+    extent = layers[0].extent()
+    scale = 145 / max(extent.width(), extent.height())  # fit the map in a 145 mm square
+    map_item.attemptResize(QgsLayoutSize(extent.width() * scale, extent.height() * scale,
+                                         QgsUnitTypes.LayoutMillimeters))
+    map_item.setExtent(layers[0].extent())
 
     legend = QgsLayoutItemLegend(layout)
     legend.setLinkedMap(map_item)
@@ -52,17 +55,18 @@ def render(png_path: str, title: str, raster_paths: list[str]) -> None:
     layout.addLayoutItem(legend)
     legend.attemptMove(QgsLayoutPoint(160, 20, QgsUnitTypes.LayoutMillimeters))
 
-    settings = QgsLayoutExporter.ImageExportSettings()
-    settings.dpi = 110
-    result = QgsLayoutExporter(layout).exportToImage(png_path, settings)
-    if result != QgsLayoutExporter.Success:
-        raise SystemExit(f"rendering {png_path} failed ({result})")
+    # Render to a QImage and save it with Qt: exportToImage would also try to georeference the
+    # PNG through GDAL, which cannot update PNG files.
+    image = QgsLayoutExporter(layout).renderPageToImage(0, dpi=110)
+    if image.isNull() or not image.save(png_path, "PNG"):
+        raise SystemExit(f"rendering {png_path} failed")
 
 
 def main() -> int:
     if len(sys.argv) < 4:
         print(__doc__)
         return 2
+    QgsApplication.setPrefixPath("/usr", True)
     application = QgsApplication([], False)
     application.initQgis()
     try:
