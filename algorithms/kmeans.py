@@ -47,6 +47,13 @@ Ignored for one feature (scaling does not change 1-D k-means).</li>
 <li><b>Clip quantiles</b> (CLIP_QUANTILES, advanced, default off): e.g. 0.5, 99.5: feature values
 are clipped to these percentiles (estimated on the sample) before fitting and labelling, so
 outliers such as clouds do not claim a class of their own.</li>
+<li><b>Minimum zone area</b> (MIN_AREA, m², default 0 = off): after labelling, connected zones of
+one class smaller than this are merged into their largest neighbouring zone (GDAL's sieve, in
+square metres on the ground in any CRS, nodata never changed nor merged into), so the result is
+zones you can manage. The reference clustering API accepts 1000–999999 m²; other values are
+allowed. The statistics describe the sieved zones; the centres stay those of the fit.</li>
+<li><b>Connectivity</b> (CONNECTIVITY, 4 or 8, default 8): whether pixels touching only by a
+corner belong to the same zone.</li>
 </ul>
 <h3>Method</h3>
 <p>One feature: the centres are the <b>exact optimum</b> of 1-D k-means over all valid pixels of
@@ -84,6 +91,8 @@ class KMeansAlgorithm(RasterClusteringAlgorithm):
     SAMPLE_SIZE = "SAMPLE_SIZE"
     STANDARDIZE = "STANDARDIZE"
     CLIP_QUANTILES = "CLIP_QUANTILES"
+    MIN_AREA = "MIN_AREA"
+    CONNECTIVITY = "CONNECTIVITY"
     OUTPUT = "OUTPUT"
     CENTROIDS = "CENTROIDS"
     STATISTICS = "STATISTICS"
@@ -120,6 +129,15 @@ class KMeansAlgorithm(RasterClusteringAlgorithm):
             self.CLIP_QUANTILES, "Clip features to these percentiles (e.g. 0.5, 99.5)",
             QgsProcessingParameterNumber.Double, optional=True),
             "Clip outliers (clouds) before fitting; empty = no clipping.", advanced=True)
+        self._add(QgsProcessingParameterNumber(
+            self.MIN_AREA, "Minimum zone area (m²)", QgsProcessingParameterNumber.Double,
+            defaultValue=0, minValue=0, optional=True),
+            "Zones smaller than this are merged into their largest neighbour after labelling; "
+            "0 or empty = no sieve. The reference clustering API accepts 1000–999999 m².")
+        self._add(QgsProcessingParameterNumber(
+            self.CONNECTIVITY, "Connectivity of zones (4 or 8)", QgsProcessingParameterNumber.Integer,
+            defaultValue=8, minValue=4, maxValue=8),
+            "4: pixels touch by their sides; 8: also by their corners (for MIN_AREA).")
         self._add(QgsProcessingParameterRasterDestination(self.OUTPUT, "Classes"),
                   "Classified GeoTIFF: UInt8, nodata 0, classes 1..k, styled.")
         self._add(QgsProcessingParameterFileDestination(
@@ -140,11 +158,19 @@ class KMeansAlgorithm(RasterClusteringAlgorithm):
         layers = self.parameterAsLayerList(parameters, self.INPUT, context)
         if not layers:
             return False, "Select at least one raster layer as input."
+        connectivity = self.parameterAsInt(parameters, self.CONNECTIVITY, context)
+        if connectivity not in (4, 8):
+            return False, f"CONNECTIVITY must be 4 or 8, not {connectivity}."
         quantiles = self._clip_quantiles(parameters, context)
         if quantiles is not None and not 0 <= quantiles[0] < quantiles[1] <= 100:
             return False, ("Clip quantiles must be two percentiles 0 ≤ low < high ≤ 100, "
                            "e.g. 0.5, 99.5.")
         return super().checkParameterValues(parameters, context)
+
+    def _min_area(self, parameters, context):
+        if parameters.get(self.MIN_AREA) in (None, ""):
+            return None
+        return self.parameterAsDouble(parameters, self.MIN_AREA, context) or None
 
     def _clip_quantiles(self, parameters, context):
         if parameters.get(self.CLIP_QUANTILES) in (None, ""):
@@ -174,9 +200,17 @@ class KMeansAlgorithm(RasterClusteringAlgorithm):
             result = cluster_rasters(
                 inputs, output, settings=settings, geometry_wkt=geometry_wkt, bbox=bbox,
                 clip_to_area=self.parameterAsBool(parameters, self.CLIP, context),
+                min_area_m2=self._min_area(parameters, context),
+                connectivity=self.parameterAsInt(parameters, self.CONNECTIVITY, context),
                 progress=progress, is_cancelled=is_cancelled)
         for message in result.messages:
             feedback.pushWarning(message)
+        if result.sieve is not None:
+            low, high = result.sieve.pixel_threshold
+            pixels = f"{low}" if low == high else f"{low}–{high}"
+            feedback.pushInfo(f"Sieve: zones under {result.sieve.min_area_m2:g} m² ({pixels} pixels, "
+                              f"{result.sieve.connectivity}-connected) merged; "
+                              f"{result.sieve.changed_pixels:,} pixels changed class.")
         model = result.model
         feedback.pushInfo(f"Fitted {model.n_clusters} clusters on {result.fitted_pixels:,} pixels.")
         for row in result.statistics:

@@ -64,3 +64,88 @@ def style_on_load(context, output_path: str, qml_path: str) -> None:
     processor = LoadStylePostProcessor(qml_path)
     _post_processors[output_path] = processor
     context.layerToLoadOnCompletionDetails(output_path).setPostProcessor(processor)
+
+
+def write_pseudocolour_style(raster_path: str, *, ramp_name: str, minimum: float, maximum: float,
+                             invert: bool = False) -> str:
+    """Write a continuous pseudocolour style of band 1 as a .qml beside the raster.
+
+    Args:
+        raster_path: the single-band raster (e.g. a band-math index).
+        ramp_name: a colour ramp of QGIS's default style ("RdYlGn", "Viridis", …); Viridis when
+            the style lacks it.
+        minimum, maximum: the values at the two ends of the ramp (fixed: QGIS keeps them
+            instead of recomputing a stretch when the layer loads).
+        invert: run the ramp from its last colour to its first.
+
+    Returns:
+        The .qml's path.
+    """
+    # Imported here so that this append-only addition leaves the module's imports untouched.
+    from qgis.core import (QgsColorRampShader, QgsRasterMinMaxOrigin,
+                           QgsSingleBandPseudoColorRenderer, QgsStyle)
+
+    layer = QgsRasterLayer(raster_path, os.path.basename(raster_path), "gdal")
+    if not layer.isValid():
+        raise OSError(f"cannot open '{raster_path}' to style it")
+    style = QgsStyle.defaultStyle()
+    ramp = style.colorRamp(ramp_name) or style.colorRamp("Viridis")
+    if invert:
+        ramp.invert()
+    renderer = QgsSingleBandPseudoColorRenderer(layer.dataProvider(), 1)
+    renderer.setClassificationMin(minimum)
+    renderer.setClassificationMax(maximum)
+    renderer.createShader(ramp, QgsColorRampShader.Interpolated, QgsColorRampShader.Continuous, 0)
+    origin = renderer.minMaxOrigin()
+    origin.setLimits(QgsRasterMinMaxOrigin.None_)
+    renderer.setMinMaxOrigin(origin)
+    layer.setRenderer(renderer)
+    qml = style_path(raster_path)
+    message, saved = layer.saveNamedStyle(qml)
+    if not saved:
+        raise OSError(f"cannot write the style '{qml}': {message}")
+    return qml
+
+
+def copy_paletted_style(input_layer: QgsRasterLayer, output_path: str, *,
+                        band: int = 1) -> str | None:
+    """Save the input layer's paletted style (classes, colours, labels) as the output's .qml.
+
+    For outputs holding the same classes as one band of the input (e.g. a sieved copy).
+
+    Args:
+        input_layer: the input layer with the style QGIS shows it with.
+        output_path: the single-band output raster; the style is written beside it.
+        band: the input band the output was made from; only a paletted renderer of that band
+            describes the output's classes.
+
+    Returns:
+        The .qml's path, or None when the input's renderer is not a paletted one of `band`
+        (nothing is written; the output shows with its own colour table, if any).
+
+    Raises:
+        OSError: the output cannot be opened or the .qml cannot be written.
+    """
+    # Imported here so that this append-only addition leaves the module's imports untouched.
+    from qgis.PyQt.QtXml import QDomDocument
+
+    renderer = input_layer.renderer()
+    if not isinstance(renderer, QgsPalettedRasterRenderer) or renderer.band() != band:
+        return None
+    layer = QgsRasterLayer(output_path, os.path.basename(output_path), "gdal")
+    if not layer.isValid():
+        raise OSError(f"cannot open '{output_path}' to style it")
+    # A clone through the renderer's own XML, so that every setting travels (classes, opacity,
+    # colour ramp, nodata colour), re-pointed at the output's only band.
+    document = QDomDocument()
+    holder = document.createElement("holder")
+    renderer.writeXml(document, holder)
+    element = holder.firstChildElement("rasterrenderer")
+    element.setAttribute("band", "1")
+    element.setAttribute("alphaBand", "-1")
+    layer.setRenderer(QgsPalettedRasterRenderer.create(element, layer.dataProvider()))
+    qml = style_path(output_path)
+    message, saved = layer.saveNamedStyle(qml)
+    if not saved:
+        raise OSError(f"cannot write the style '{qml}': {message}")
+    return qml

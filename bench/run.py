@@ -2,7 +2,7 @@
 
 Each measured command runs in its own process so its peak memory (max RSS) is its own.
 Results are printed as a Markdown table; copy them into bench/README.md with the date.
-Run one case with `python bench/run.py kmeans` (names: kmeans).
+Run one case with `python bench/run.py kmeans` (names: kmeans, calibrate, band_math).
 """
 
 from __future__ import annotations
@@ -39,7 +39,8 @@ def measure(label: str, code: str | list[str]) -> dict:
     seconds = time.perf_counter() - start
     peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     if completed.returncode != 0:
-        raise SystemExit(f"{label} failed:\n{completed.stdout}\n{completed.stderr}")
+        raise SystemExit(f"{label} failed (exit {completed.returncode}):\n{completed.stdout}\n"
+                         f"{completed.stderr}")
     # ru_maxrss of RUSAGE_CHILDREN is the largest child so far; each case runs the largest last.
     peak = max(peak_kib, before) / 1024
     print(f"  {label}: {seconds:.1f} s, peak {peak:.0f} MiB", flush=True)
@@ -86,8 +87,9 @@ def kmeans_code(raster: Path, aoi: Path | None, output: Path) -> str:
     area = ""
     if aoi is not None:
         area = ("from osgeo import ogr\n"
-                f"layer = ogr.Open({str(aoi)!r}).GetLayer(0)\n"
-                "wkt = layer.GetNextFeature().GetGeometryRef().ExportToWkt()\n")
+                f"source = ogr.Open({str(aoi)!r})\n"
+                "feature = source.GetLayer(0).GetNextFeature()\n"
+                "wkt = feature.GetGeometryRef().ExportToWkt()\n")
     return peak_of(
         "from raster_clustering.core.kmeans import KMeansSettings, cluster_rasters\n"
         "from raster_clustering.core.feature_stack import RasterInput\n" + area +
@@ -98,7 +100,8 @@ def kmeans_code(raster: Path, aoi: Path | None, output: Path) -> str:
 def naive_code(raster: Path) -> str:
     return peak_of(
         "import numpy as np\nfrom osgeo import gdal\nfrom sklearn.cluster import KMeans\n"
-        f"band = gdal.Open({str(raster)!r}).GetRasterBand(1)\n"
+        f"dataset = gdal.Open({str(raster)!r})\n"
+        "band = dataset.GetRasterBand(1)\n"
         "values = band.ReadAsArray().astype('float64')\n"
         "valid = values != band.GetNoDataValue()\n"
         "labels = KMeans(n_clusters=5, n_init=10).fit_predict(values[valid].reshape(-1, 1))\n")
@@ -124,7 +127,106 @@ def bench_kmeans() -> list[dict]:
     return rows
 
 
-CASES = {"kmeans": bench_kmeans}
+CALIBRATION_SCENE = "LC80200392015216LGN00"
+
+
+def make_dn_band(size: int) -> Path:
+    """A UInt16 Landsat-like DN band of size² with a fill border, beside a copy of the real MTL."""
+    folder = WORK / "calibrate"
+    band = folder / f"{CALIBRATION_SCENE}_B4_{size}.TIF"
+    if not band.exists():
+        mtl = ROOT.parent / "shared" / "data" / "landsat8-thermal" / f"{CALIBRATION_SCENE}_MTL.txt"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / mtl.name).write_bytes(mtl.read_bytes())
+        print(f"  generating {band.name} ({size}×{size} UInt16 DN)", flush=True)
+        subprocess.run([sys.executable, "-c", (
+            "import numpy as np\n"
+            "from raster_clustering.core import raster_io as io\n"
+            f"size = {size}\n"
+            "grid = io.RasterGrid(size, size, (500000.0, 30.0, 0.0, 3500000.0, 0.0, -30.0), '')\n"
+            f"dataset = io.create_geotiff({str(band)!r}, grid, data_type=2)\n"
+            "rng = np.random.default_rng(0)\n"
+            "x = np.arange(size)\n"
+            "for window in io.iter_windows(grid.full_window, 512):\n"
+            "    y = np.arange(window.row_off, window.row_off + window.height)[:, None]\n"
+            "    dn = 9000 + 3000 * np.sin(x / 500.0) * np.cos(y / 700.0)\n"
+            "    dn = (dn + rng.normal(0, 200, dn.shape)).clip(1, 65535).astype(np.uint16)\n"
+            "    dn[:, : size // 30] = 0\n"
+            "    io.write_block(dataset.GetRasterBand(1), dn, window, grid.full_window)\n"
+            "dataset = None\n")], env=dict(os.environ, PYTHONPATH=plugin_path()), check=True)
+    return band
+
+
+def bench_calibrate() -> list[dict]:
+    band = make_dn_band(TILE)
+    output = WORK / "calibrate" / "out"
+    output.mkdir(exist_ok=True)
+    print(f"calibration, {TILE}×{TILE} UInt16 DN → Float32 TOA reflectance", flush=True)
+    floor = measure("gdal_translate to Float32 (I/O floor)",
+                    ["gdal_translate", "-q", "-ot", "Float32", "-co", "TILED=YES",
+                     "-co", "COMPRESS=DEFLATE", str(band), str(output / "floor.tif")])
+    ours = measure("rasterclustering calibrate", peak_of(
+        "from pathlib import Path\n"
+        "from raster_clustering.core.calibration import calibrator_for\n"
+        "from raster_clustering.core.calibration_raster import CalibrationJob, "
+        "calibrate_band_files\n"
+        f"calibrate_band_files([CalibrationJob({str(band)!r}, Path({str(output / 'ours.tif')!r}), "
+        f"calibrator_for({str(band)!r}))])\n"))
+    naive = measure("naive whole-array numpy", peak_of(
+        "import math\nimport numpy as np\nfrom osgeo import gdal\n"
+        f"source = gdal.Open({str(band)!r})\n"
+        "dn = source.GetRasterBand(1).ReadAsArray()\n"
+        "toa = (2e-05 * dn.astype('float64') - 0.1) / math.sin(math.radians(64.74360932))\n"
+        "toa[dn == 0] = np.nan\n"
+        f"target = gdal.GetDriverByName('GTiff').Create({str(output / 'naive.tif')!r}, "
+        "source.RasterXSize, source.RasterYSize, 1, gdal.GDT_Float32, "
+        "['TILED=YES', 'COMPRESS=DEFLATE'])\n"
+        "target.GetRasterBand(1).WriteArray(toa.astype('float32'))\n"
+        "target = None\n"))
+    return [{**floor, "size": TILE}, {**ours, "size": TILE, "peak_mib": own_peak(ours)},
+            {**naive, "size": TILE, "peak_mib": own_peak(naive)}]
+
+
+def bench_band_math() -> list[dict]:
+    """NDVI of a 10 m Sentinel-2-style UInt16 red/NIR pair, beside gdal_calc on the same files."""
+    folder = WORK / "band_math"
+    red, nir = (folder / f"T33UXX_20210527_{code}.tif" for code in ("B04", "B08"))
+    if not (red.exists() and nir.exists()):
+        print(f"  generating T33UXX_20210527_B04/B08 ({TILE}×{TILE} UInt16)", flush=True)
+        subprocess.run([sys.executable, "-c",
+                        "from raster_clustering.core.synthetic_scene import make_s2_style_bands;"
+                        f"make_s2_style_bands({str(folder)!r}, size_10m={TILE}, seed=0)"],
+                       env=dict(os.environ, PYTHONPATH=plugin_path()), check=True)
+    output = folder / "out"
+    output.mkdir(exist_ok=True)
+    options = ["TILED=YES", "BLOCKXSIZE=256", "BLOCKYSIZE=256", "COMPRESS=DEFLATE"]
+    print(f"band math, NDVI of two {TILE}×{TILE} UInt16 bands → Float32 (tiled, DEFLATE)",
+          flush=True)
+    ours = measure("rasterclustering band math (NDVI)", peak_of(
+        "from raster_clustering.core.band_math_raster import band_math_to_raster\n"
+        "from raster_clustering.core.feature_stack import RasterInput\n"
+        f"band_math_to_raster([RasterInput({str(red)!r}), RasterInput({str(nir)!r})], 'NDVI', "
+        f"{str(output / 'ndvi.tif')!r})\n"))
+    floor = measure("gdal_translate copy of the NDVI (write floor)",
+                    ["gdal_translate", "-q", *sum((["-co", option] for option in options), []),
+                     str(output / "ndvi.tif"), str(output / "copy.tif")])
+    calc_output = output / "gdal_calc.tif"
+    calc_output.unlink(missing_ok=True)
+    calc_arguments = ["gdal_calc.py", "--quiet", "-A", str(red), "-B", str(nir),
+                      f"--outfile={calc_output}", "--type=Float32", "--NoDataValue=-9999",
+                      "--calc=(B.astype(float32) - A) / (B.astype(float32) + A)",
+                      *sum((["--co", option] for option in options), [])]
+    # gdal_calc ships with GDAL's Python utilities, which the system Python has.
+    calc = measure("gdal_calc.py (same creation options)", [
+        "/usr/bin/python3", "-c", peak_of(
+            "import warnings\nwarnings.simplefilter('ignore')\n"
+            "from osgeo_utils import gdal_calc\n"
+            f"gdal_calc.main({calc_arguments!r})\n")])
+    return [{**ours, "size": TILE, "peak_mib": own_peak(ours)}, {**floor, "size": TILE},
+            {**calc, "size": TILE, "peak_mib": own_peak(calc)}]
+
+
+CASES = {"kmeans": bench_kmeans, "calibrate": bench_calibrate, "band_math": bench_band_math}
 
 
 def main(names: list[str]) -> int:

@@ -45,30 +45,39 @@ class ClassStatisticsAccumulator:
         """Add a block.
 
         Args:
-            labels: int array (height, width): 0 = nodata, else the class.
+            labels: unsigned int array (height, width): 0 = nodata, else the class.
             features: array (n_bands, height, width) of the raw input values.
             pixel_area_m2: float array (height,) with the pixel area of each row.
         """
         flat_labels = labels.ravel()
         keep = flat_labels > 0
-        if not keep.any():
+        classes = flat_labels[keep]
+        counts = np.bincount(classes, minlength=self.n_classes + 1)
+        present = np.nonzero(counts[1:])[0] + 1
+        if len(present) == 0:
             return
-        areas = np.broadcast_to(pixel_area_m2[:, None], labels.shape).ravel()[keep]
-        classes = flat_labels[keep].astype(np.intp)
-        values = features.reshape(features.shape[0], -1)[:, keep].T.astype(np.float64)
+        if np.all(pixel_area_m2 == pixel_area_m2[0]):
+            self.area_m2 += counts * pixel_area_m2[0]
+        else:
+            row_areas = np.broadcast_to(pixel_area_m2[:, None], labels.shape).ravel()[keep]
+            self.area_m2 += np.bincount(classes, weights=row_areas, minlength=self.n_classes + 1)
+        # Sorting by class (a radix sort for small unsigned ints) makes every class a contiguous
+        # run, so each statistic is one reduceat per band.
         order = np.argsort(classes, kind="stable")
-        classes, values, areas = classes[order], values[order], areas[order]
-        present, starts, counts = np.unique(classes, return_index=True, return_counts=True)
-        sums = np.add.reduceat(values, starts, axis=0)
-        block_mean = sums / counts[:, None]
-        deviations = values - np.repeat(block_mean, counts, axis=0)
-        block_m2 = np.add.reduceat(deviations * deviations, starts, axis=0)
-        self._merge(present, counts, block_mean, block_m2)
-        self.area_m2[present] += np.add.reduceat(areas, starts)
-        self.minimum[present] = np.minimum(self.minimum[present],
-                                           np.minimum.reduceat(values, starts, axis=0))
-        self.maximum[present] = np.maximum(self.maximum[present],
-                                           np.maximum.reduceat(values, starts, axis=0))
+        present_counts = counts[present]
+        starts = (np.cumsum(counts) - counts)[present]
+        block_mean = np.empty((len(present), features.shape[0]))
+        block_m2 = np.empty_like(block_mean)
+        for band in range(features.shape[0]):
+            values = features[band].ravel()[keep][order].astype(np.float64)
+            block_mean[:, band] = np.add.reduceat(values, starts) / present_counts
+            deviations = values - np.repeat(block_mean[:, band], present_counts)
+            block_m2[:, band] = np.add.reduceat(deviations * deviations, starts)
+            self.minimum[present, band] = np.minimum(self.minimum[present, band],
+                                                     np.minimum.reduceat(values, starts))
+            self.maximum[present, band] = np.maximum(self.maximum[present, band],
+                                                     np.maximum.reduceat(values, starts))
+        self._merge(present, present_counts, block_mean, block_m2)
 
     def _merge(self, present, counts, block_mean, block_m2) -> None:
         old_count = self.count[present][:, None].astype(np.float64)

@@ -26,7 +26,9 @@ from .palette import legend
 from .pixel_area import pixel_areas_m2
 from .progress import Progress
 from .raster_io import (RasterGrid, Window, atomic_raster_output, create_geotiff, iter_windows,
-                        rows_per_block, write_block)
+                        open_raster, remove_raster_files, rows_per_block, temporary_path_for,
+                        write_block)
+from .sieve import SieveReport, sieve_raster
 
 MIN_CLUSTERS, MAX_CLUSTERS = 2, 255
 DEFAULT_SAMPLE_SIZE = 1_000_000
@@ -79,11 +81,13 @@ class ClusteringResult:
     output_grid: RasterGrid
     fitted_pixels: int
     messages: list[str] = field(default_factory=list)
+    sieve: SieveReport | None = None
 
 
 def cluster_rasters(inputs: Sequence[RasterInput], output_path: str | os.PathLike, *,
                     settings: KMeansSettings, geometry_wkt: str | None = None,
                     bbox: BoundingBox | None = None, clip_to_area: bool = True,
+                    min_area_m2: float | None = None, connectivity: int = 8,
                     progress=None, is_cancelled=None) -> ClusteringResult:
     """Fit k-means on the area's valid pixels and write the classified raster.
 
@@ -96,6 +100,10 @@ def cluster_rasters(inputs: Sequence[RasterInput], output_path: str | os.PathLik
             the geometry when both are given.
         clip_to_area: when an area is given, output only its bounding box, nodata outside it;
             otherwise classify the whole raster with the area's centres.
+        min_area_m2: when set (> 0), regions of a class smaller than this many square metres
+            are merged into their largest neighbour after labelling (`core.sieve`); the
+            statistics then describe the sieved classes, the centres stay those of the fit.
+        connectivity: 4 or 8, how pixels of a region touch, for the sieve.
         progress, is_cancelled: see `core.progress`.
 
     Raises:
@@ -103,6 +111,7 @@ def cluster_rasters(inputs: Sequence[RasterInput], output_path: str | os.PathLik
         CancelledError: cancelled; nothing is left behind.
     """
     settings.validate()
+    check_sieve_options(min_area_m2, connectivity)
     steps = Progress(progress, is_cancelled)
     stack = FeatureStack(inputs)
     try:
@@ -111,11 +120,39 @@ def cluster_rasters(inputs: Sequence[RasterInput], output_path: str | os.PathLik
         output_window = area.window if clip_to_area else stack.grid.full_window
         mask_area = area if clip_to_area else None
         result = ClusteringResult(model, [], stack.grid.sub_grid(output_window), fitted)
-        result.statistics = write_classes(stack, model, output_path, output_window, mask_area,
-                                          steps.span(0.5, 1.0), result.messages)
+        if not min_area_m2:
+            result.statistics = write_classes(stack, model, output_path, output_window,
+                                              mask_area, steps.span(0.5, 1.0), result.messages)
+            return result
+        labelled = temporary_path_for(output_path)
+        try:
+            write_classes(stack, model, labelled, output_window, mask_area,
+                          steps.span(0.5, 0.75), result.messages)
+            report = sieve_raster(labelled, output_path, min_area_m2=min_area_m2,
+                                  connectivity=connectivity, progress=steps.span(0.75, 0.9),
+                                  is_cancelled=is_cancelled)
+        finally:
+            remove_raster_files(labelled)
+        result.messages.extend(report.warnings)
+        result.sieve = report
+        try:
+            result.statistics = class_statistics_of(stack, model, output_path, output_window,
+                                                    steps.span(0.9, 1.0), result.messages)
+        except BaseException:
+            remove_raster_files(output_path)
+            raise
         return result
     finally:
         stack.close()
+
+
+def check_sieve_options(min_area_m2: float | None, connectivity: int) -> None:
+    """Refuse sieve options before any work is done (0 or None means no sieve)."""
+    if min_area_m2 is not None and min_area_m2 < 0:
+        raise InvalidInputError(
+            f"MIN_AREA must be a positive area in m² (or 0 for no sieve), not {min_area_m2}.")
+    if connectivity not in (4, 8):
+        raise InvalidInputError(f"CONNECTIVITY must be 4 or 8, not {connectivity}.")
 
 
 def iter_area_blocks(stack: FeatureStack, area: AreaOfInterest | None, window: Window,
@@ -255,6 +292,22 @@ def write_classes(stack: FeatureStack, model: CentroidModel, output_path, window
         describe_classes(band, model.centres)
         dataset.FlushCache()
         dataset = band = None
+    return statistics.result()
+
+
+def class_statistics_of(stack: FeatureStack, model: CentroidModel, labels_path, window: Window,
+                        steps: Progress, messages: list[str]) -> list[ClassStatistics]:
+    """Per-class statistics of an existing classified raster on `window` of the features' grid."""
+    grid = stack.grid.sub_grid(window)
+    row_areas = _row_areas(grid, messages)
+    statistics = ClassStatisticsAccumulator(model.n_clusters, stack.n_features)
+    labels_dataset = open_raster(labels_path, what="classified raster")
+    labels_band = labels_dataset.GetRasterBand(1)
+    for block, features, _ in iter_area_blocks(stack, None, window, steps):
+        labels = labels_band.ReadAsArray(block.col_off - window.col_off,
+                                         block.row_off - window.row_off, block.width, block.height)
+        first_row = block.row_off - window.row_off
+        statistics.add(labels, features, row_areas[first_row:first_row + block.height])
     return statistics.result()
 
 

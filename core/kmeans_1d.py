@@ -1,27 +1,28 @@
-"""Exact 1-D k-means (minimum within-cluster sum of squares) of a raster band, streamed in blocks.
+"""Exact 1-D k-means of one band's valid values: the globally optimal clusters, streamed in blocks.
 
-Guarantee: the partition returned is a global optimum of the k-means objective over ALL values
-passed, not a local optimum like Lloyd's or scikit-learn's. Every step is exact arithmetic on
-per-interval sufficient statistics (count, sum, sum of squares in float64 about local offsets); the
-only inexactness is float64 rounding in those sums (relative 1e-12 or so), so among partitions
-whose costs differ by less than that rounding either may be returned.
+Guarantee: the partition returned has the least possible within-cluster sum of squares over ALL
+the values (the global optimum, which Lloyd's algorithm and scikit-learn only approach locally).
+Every decision compares exact per-interval statistics (count, sum, sum of squares in float64,
+summed about member values, prefix sums taken in blocks) with a margin above a bound on their
+rounding, so the only departure from the optimum is float64 rounding itself: a partition costing
+more than the optimum by under about 1e-12 of the total sum of squares may be returned instead.
+Centres are the cluster means; inertia is recomputed per cluster about its own mean.
 
-How (optimal 1-D clusters are contiguous runs of sorted values):
-1. One histogram pass over 2^16 equal bins (fewer for large k) keeps per bin its count, sums and
-   whether all its values are equal ("pure"). A dynamic programme (DP) over bins, whose split
-   index is monotone so divide and conquer solves each layer in O(bins log bins), gives the best
-   partition with cuts on bin edges: an upper bound U on the optimum.
-2. A cut of the true optimum inside bin b can be moved to the bin's lower edge at a proven extra
-   cost of at most 2 * gap * sum(high_b - x) over x in b (gap: distance between the two adjacent
-   centres, bounded by the data range). A penalised forward and backward DP turns that into a
-   lower bound, for each bin, on the cost of any partition cutting inside it; bins whose bound
-   exceeds U cannot hold an optimal cut. Pure bins never need cutting.
-3. One more pass gathers the distinct values of the few remaining candidate bins (typically a few
-   bins around each cut). The final DP runs over "candidate values + untouched bins", which holds
-   every optimal partition, so its optimum is THE optimum. When the candidates hold too many
-   values, their bins are re-binned finer in an extra pass and step 2 is repeated.
-Integer data (uint8/uint16 DN) and quantised data have pure bins, so the histogram alone is exact.
-Passes over the data: 1 for the range unless `value_range` is given, 1 histogram, 0 or 1 gather.
+Method (optimal 1-D clusters are runs of sorted values: a partition is k-1 cuts):
+1. A pass bins the values into 2^18 equal bins, keeping per bin the count, sums and whether all
+   its values are equal ("pure": integer and quantised data have only pure bins).
+2. A cut inside bin b, moved to the bin's edge on its side of the bin mean, raises the cost by
+   at most 2 * gap * h_b (gap: distance between the centres beside the cut, bounded from the
+   data; h_b: half the bin's absolute deviation). Forward and backward dynamic programmes (DP)
+   over the bins with these penalties (divide and conquer on the monotone optimal split,
+   vectorised) bound from below the cost of any partition placing a given cut at a given bin;
+   where the bound exceeds the cost of a known partition, no optimal cut lies. This runs on
+   coarse runs of bins first, then on finer ones, for a few rounds each.
+3. A pass gathers the distinct values of the bins still able to hold a cut (typically a few
+   tens per cut); a last DP over "those values + the other bins" contains every optimal
+   partition, so its optimum is the optimum. Candidates holding over 4 M values are first
+   re-binned finer in an extra pass.
+Passes: one for the range unless `value_range` is given, the histogram, at most one gather.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from .errors import CancelledError, InvalidInputError
 
 MAX_CLUSTERS = 255  # class numbers are written as uint8
 _HISTOGRAM_BINS = 1 << 18
+_MIN_HISTOGRAM_BINS = 1 << 10
 _COARSEST_VIEW_ATOMS = 1024  # bounds start on runs of atoms this many, then refine 8-fold
 _CACHE_VALUES = 1 << 22  # data this small is kept in memory after the first pass
 _GATHER_VALUES = 1 << 22  # candidate values gathered at most; beyond that, re-bin finer
@@ -42,7 +44,8 @@ _REFINE_BINS = 1 << 16  # new sub-bins per re-binning pass
 _MAX_REFINE_PASSES = 6
 _RANGE_SHRINK_REDO = 1024  # re-histogram when the data use less than this fraction of value_range
 _BOUND_ROUNDS = 4  # tightening rounds of the cut lower bounds
-_RELATIVE_TOLERANCE = 1e-10  # of the total sum of squares, absorbs float64 rounding in bounds
+_CUMSUM_BLOCK = 64
+_DENSE_CELLS = 1 << 14  # DP layers this small are evaluated whole, not by divide and conquer
 
 
 @dataclass(frozen=True, eq=False)
@@ -90,14 +93,17 @@ def fit_kmeans_1d(
     """
     n_clusters = _checked_cluster_count(n_clusters)
     stream = _ValueStream(read_values, progress, is_cancelled, 2 if value_range else 3)
+    n_bins = _HISTOGRAM_BINS
     if value_range is None:
-        lo, hi = stream.scan_range()
+        lo, hi, n_values = stream.scan_range()
+        # Fewer bins for little data: they would mostly be empty, and cost time to scan.
+        n_bins = min(n_bins, max(_MIN_HISTOGRAM_BINS, 1 << int(4 * n_values).bit_length()))
     else:
         lo, hi = _checked_range(value_range)
-    n_bins = _HISTOGRAM_BINS
     binning, stats, (v_min, v_max) = _histogram_pass(stream, lo, hi, n_bins)
-    if value_range is not None and _range_much_wider(lo, hi, v_min, v_max):
-        # Bins far wider than the data would lose precision and prune nothing: bin the data.
+    if value_range is not None and _range_mismatch(lo, hi, v_min, v_max):
+        # Bins far wider than the data, or values clipped into the end bins, would prune
+        # little: bin the actual range instead.
         binning, stats, (v_min, v_max) = _histogram_pass(stream, v_min, v_max, n_bins)
     atoms = _Atoms.from_level1(binning, stats, v_min, v_max)
     solution = _solve(stream, binning, atoms, n_clusters)
@@ -123,7 +129,7 @@ def kmeans_1d_exact(values: np.ndarray, n_clusters: int) -> KMeans1DResult:
         flat = flat.astype(np.float64)
     block = 1 << 20
     value_range = None
-    if flat.size and np.isfinite(flat).all():
+    if flat.size > _CACHE_VALUES and np.isfinite(flat).all():  # saves a pass over big arrays
         value_range = (float(flat.min()), float(flat.max()))
     return fit_kmeans_1d(
         lambda: (flat[start : start + block] for start in range(0, flat.size, block)),
@@ -170,8 +176,8 @@ def _checked_range(value_range: tuple[float, float]) -> tuple[float, float]:
     return lo, hi
 
 
-def _range_much_wider(lo: float, hi: float, v_min: float, v_max: float) -> bool:
-    return (v_max - v_min) * _RANGE_SHRINK_REDO < (hi - lo)
+def _range_mismatch(lo: float, hi: float, v_min: float, v_max: float) -> bool:
+    return v_min < lo or v_max > hi or (v_max - v_min) * _RANGE_SHRINK_REDO < (hi - lo)
 
 
 def _no_values_error() -> InvalidInputError:
@@ -226,14 +232,16 @@ class _ValueStream:
         self._blocks_per_pass = n_blocks
         self._report(self._passes_done)
 
-    def scan_range(self) -> tuple[float, float]:
-        lo, hi = np.inf, -np.inf
+    def scan_range(self) -> tuple[float, float, int]:
+        """One pass: (min, max, number of values)."""
+        lo, hi, n_values = np.inf, -np.inf, 0
         for values in self.blocks():
             lo = min(lo, float(values.min()))
             hi = max(hi, float(values.max()))
-        if lo > hi:
+            n_values += values.size
+        if not n_values:
             raise _no_values_error()
-        return _checked_finite_range(lo, hi)
+        return (*_checked_finite_range(lo, hi), n_values)
 
     def check_cancelled(self) -> None:
         if self._is_cancelled is not None and self._is_cancelled():
@@ -268,13 +276,38 @@ class _Binning:
         self.inv_width = 1.0 / self.width if hi > lo else 0.0
         # Where rounding in the bin formula may put a value beyond its nominal edges.
         self.slack = 8.0 * np.finfo(np.float64).eps * (abs(lo) + abs(hi) + (hi - lo))
+        # float32 arithmetic shifts a bin by at most |lo| * 2^-23 (rounding of lo) plus
+        # 2^-23 of the scaled value, both in bins; beyond a handful it is not worth it.
+        error_bins = self.inv_width * 2.0**-23 * (2.0 * abs(lo) + 3.0 * (hi - lo))
+        self._rough_radius = int(np.ceil(error_bins)) + 1 if error_bins < 64 else 0
         self.sub_edges: dict[int, np.ndarray] = {}
         self._rebuild()
 
     def bin_of(self, values64: np.ndarray) -> np.ndarray:
-        scaled = (values64 - self.lo) * self.inv_width
-        np.clip(scaled, 0, self.n_bins - 1, out=scaled)
-        return scaled.astype(np.intp)
+        return self._scaled_to_bins(np.subtract(values64, self.lo), self.inv_width)
+
+    def near_bins(self, wanted_bins: np.ndarray, dtype) -> np.ndarray:
+        """Bins whose values rough_bin_of may map into the wanted bins (for values of dtype)."""
+        radius = self._rough_radius if dtype == np.float32 else 0
+        if radius == 0:
+            return wanted_bins
+        running = np.r_[0, np.cumsum(wanted_bins)]
+        bins = np.arange(self.n_bins)
+        return running[np.minimum(bins + radius + 1, self.n_bins)] > running[
+            np.maximum(bins - radius, 0)]
+
+    def rough_bin_of(self, values: np.ndarray) -> np.ndarray:
+        """Bins computed in float32 for float32 values (fast), off by at most a known radius."""
+        if values.dtype != np.float32 or self._rough_radius == 0:
+            return self.bin_of(values.astype(np.float64, copy=False))
+        return self._scaled_to_bins(np.subtract(values, np.float32(self.lo)),
+                                    np.float32(self.inv_width))
+
+    def _scaled_to_bins(self, shifted: np.ndarray, inv_width) -> np.ndarray:
+        np.multiply(shifted, inv_width, out=shifted)
+        np.minimum(shifted, self.n_bins - 1, out=shifted)
+        np.maximum(shifted, 0, out=shifted)
+        return shifted.astype(np.intp)
 
     def bin_edges(self, bins: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return self.lo + bins * self.width, self.lo + (bins + 1) * self.width
@@ -334,18 +367,22 @@ class _Binning:
             atoms[split] = self.atom_of_sub[self.sub_of(values64[split], bins[split])]
         return atoms
 
-    def atom_bounds(self, v_min: float, v_max: float) -> tuple[np.ndarray, np.ndarray]:
-        """Lower and upper bounds of the values each atom can hold."""
-        low, high = self.bin_edges(np.arange(self.n_bins))
+    def atom_bounds(self, ids: np.ndarray, v_min: float, v_max: float):
+        """Lower and upper bounds (float64, shape of ids) of the values the atoms can hold."""
+        bins = self.atom_bin[ids]
+        low, high = self.bin_edges(bins)
         # Values beyond the binned range were clipped into the end bins.
-        low[0], high[-1] = -np.inf, np.inf
-        low = np.repeat(low - self.slack, np.where(self.is_split, self._sub_count, 1))
-        high = np.repeat(high + self.slack, np.where(self.is_split, self._sub_count, 1))
-        # Inside a split bin the sub-edges are exact (searchsorted); its outer edges keep slack.
-        first_sub = self._sub_start[self.sub_bin] == np.arange(self.sub_bin.size)
-        last_sub = np.r_[first_sub[1:], True] if self.sub_bin.size else first_sub
-        low[self.atom_of_sub[~first_sub]] = self._sub_lower[~first_sub]
-        high[self.atom_of_sub[~last_sub]] = self._sub_upper[~last_sub]
+        low = np.where(bins == 0, -np.inf, low - self.slack)
+        high = np.where(bins == self.n_bins - 1, np.inf, high + self.slack)
+        split = np.flatnonzero(self.is_split[bins])
+        if split.size:
+            # Inside a split bin the sub-edges are exact (searchsorted); its own edges keep slack.
+            position = ids[split] - self.atom_start[bins[split]]
+            sub = self._sub_start[bins[split]] + position
+            inner_low = position > 0
+            inner_high = position < self._sub_count[bins[split]] - 1
+            low[split[inner_low]] = self._sub_lower[sub[inner_low]]
+            high[split[inner_high]] = self._sub_upper[sub[inner_high]]
         return np.clip(low, v_min, v_max), np.clip(high, v_min, v_max)
 
 
@@ -364,8 +401,9 @@ class _StatsAccumulator:
         missing = np.isnan(reference)
         if missing.any():
             # Reversed so the first occurrence wins: the reference then does not depend on blocking.
-            self.reference[atoms[missing][::-1]] = values64[missing][::-1]
-            reference = self.reference[atoms]
+            new_atoms = atoms[missing]
+            self.reference[new_atoms[::-1]] = values64[missing][::-1]
+            reference[missing] = self.reference[new_atoms]
         deviation = values64 - reference
         self.count += np.bincount(atoms, minlength=n_atoms)
         self.sum += np.bincount(atoms, weights=deviation, minlength=n_atoms)
@@ -387,15 +425,22 @@ def _histogram_pass(stream: _ValueStream, lo: float, hi: float, n_bins: int):
     return binning, stats, (v_min, v_max)
 
 
-def _refine_pass(stream: _ValueStream, binning: _Binning) -> _StatsAccumulator:
-    stats = _StatsAccumulator(binning.n_sub)
+def _values_in_bins(stream: _ValueStream, binning: _Binning, wanted_bins: np.ndarray):
+    """One pass yielding (values float64, their bins) of the values lying in the wanted bins."""
+    near = {np.dtype(t): binning.near_bins(wanted_bins, t) for t in (np.float32, np.float64)}
     for values in stream.blocks():
+        values = values[near[values.dtype][binning.rough_bin_of(values)]]
         values64 = values.astype(np.float64, copy=False)
         bins = binning.bin_of(values64)
-        inside = binning.is_split[bins]
+        inside = wanted_bins[bins]
         if inside.any():
-            values64 = values64[inside]
-            stats.add(binning.sub_of(values64, bins[inside]), values64)
+            yield values64[inside], bins[inside]
+
+
+def _refine_pass(stream: _ValueStream, binning: _Binning) -> _StatsAccumulator:
+    stats = _StatsAccumulator(binning.n_sub)
+    for values64, bins in _values_in_bins(stream, binning, binning.is_split):
+        stats.add(binning.sub_of(values64, bins), values64)
     return stats
 
 
@@ -407,11 +452,7 @@ def _gather_pass(stream: _ValueStream, binning: _Binning, wanted_atoms: np.ndarr
     is_wanted[wanted_atoms] = True
     parts: list[tuple[np.ndarray, np.ndarray]] = []
     held = 0
-    for values in stream.blocks():
-        values64 = values.astype(np.float64, copy=False)
-        bins = binning.bin_of(values64)
-        inside = wanted_bins[bins]
-        values64, bins = values64[inside], bins[inside]
+    for values64, bins in _values_in_bins(stream, binning, wanted_bins):
         values64 = values64[is_wanted[binning.atom_of(values64, bins)]]
         if values64.size:
             parts.append(np.unique(values64, return_counts=True))
@@ -458,18 +499,19 @@ class _Atoms:
 
     @classmethod
     def _build(cls, binning, level1, sub, v_min, v_max) -> _Atoms:
-        n_atoms = binning.n_atoms
-        fields = []
-        for name in ("count", "reference", "sum", "sum_sq"):
-            column = np.zeros(n_atoms, dtype=getattr(level1, name).dtype)
-            unsplit = ~binning.is_split
-            column[binning.atom_start[unsplit]] = getattr(level1, name)[unsplit]
-            if sub is not None:
-                column[binning.atom_of_sub] = getattr(sub, name)
-            fields.append(column)
-        low, high = binning.atom_bounds(v_min, v_max)
-        keep = np.flatnonzero(fields[0] > 0)
-        return cls(keep, *(f[keep] for f in fields), low[keep], high[keep], v_min, v_max)
+        unsplit = np.flatnonzero((level1.count > 0) & ~binning.is_split)
+        sources = [(level1, unsplit, binning.atom_start[unsplit])]
+        if sub is not None:
+            filled = np.flatnonzero(sub.count > 0)
+            sources.append((sub, filled, binning.atom_of_sub[filled]))
+        ids = np.concatenate([source[2] for source in sources])
+        order = np.argsort(ids)
+        fields = [
+            np.concatenate([getattr(stats, name)[index] for stats, index, _ in sources])[order]
+            for name in ("count", "reference", "sum", "sum_sq")
+        ]
+        ids = ids[order]
+        return cls(ids, *fields, *binning.atom_bounds(ids, v_min, v_max), v_min, v_max)
 
     @property
     def size(self) -> int:
@@ -488,15 +530,49 @@ class _Atoms:
 class _Sequence:
     """Prefix sums of count, sum and sum of squares about the data mean over items in value order."""
 
-    def __init__(self, count, offset, sum_, sum_sq):
+    def __init__(self, count, offset, sum_, sum_sq, extent=None):
         count = count.astype(np.float64)
         self.mean = float((count * offset + sum_).sum() / count.sum())
         shift = offset - self.mean
         centred_sum = sum_ + count * shift
         centred_sq = sum_sq + 2.0 * shift * sum_ + count * shift * shift
-        self.prefixes = tuple(np.r_[0.0, np.cumsum(c)] for c in (count, centred_sum, centred_sq))
+        self.prefixes = tuple(_accurate_cumsum(c) for c in (count, centred_sum, centred_sq))
         counts, sums, squares = self.prefixes
         self.total_cost = float(squares[-1] - sums[-1] ** 2 / counts[-1])
+        if extent is not None:
+            self.cost_error = _cost_rounding_error(count.size, np.abs(centred_sum).sum(),
+                                                   squares[-1], max(extent[1] - self.mean,
+                                                                    self.mean - extent[0]))
+
+    def tolerance(self, n_clusters: int, penalties=()) -> float:
+        """Bound on the rounding error of a DP value: n_clusters segment costs and penalties."""
+        penalty_scale = sum(float(p.max(initial=0.0)) for p in penalties)
+        eps = np.finfo(np.float64).eps
+        # Twice the cost error: reversed prefixes (total - prefix) add one more prefix error.
+        return (n_clusters + 1) * (2 * self.cost_error + 8 * eps * (self.total_cost + penalty_scale))
+
+
+def _accurate_cumsum(values: np.ndarray, block: int = _CUMSUM_BLOCK) -> np.ndarray:
+    """Prefix sums with a leading 0, summed in blocks so that each carries a rounding error of at
+    most (block + 2) * levels * eps * sum(|values|), levels = ceil(log_block(size)), instead of
+    size * eps * sum(|values|) for a running sum."""
+    if values.size <= block:
+        return np.r_[0.0, np.cumsum(values)]
+    n_blocks = -(-values.size // block)
+    padded = np.zeros(n_blocks * block)
+    padded[: values.size] = values
+    within = np.cumsum(padded.reshape(n_blocks, block), axis=1)
+    before = _accurate_cumsum(within[:, -1], block)[:-1]
+    return np.r_[0.0, (within + before[:, None]).ravel()[: values.size]]
+
+
+def _cost_rounding_error(n_items, abs_sum, abs_squares, max_deviation) -> float:
+    """Bound on the rounding error of one segment cost q - s^2/n from prefix sums: the prefix
+    errors (see _accurate_cumsum) of q, and of s amplified by 2|s/n| <= 2 * max_deviation."""
+    eps = np.finfo(np.float64).eps
+    levels = max(1, int(np.ceil(np.log(max(n_items, 2)) / np.log(_CUMSUM_BLOCK))))
+    prefix = (_CUMSUM_BLOCK + 2) * levels * eps
+    return 2 * prefix * abs_squares + 4 * prefix * max_deviation * abs_sum + 8 * eps * abs_squares
 
 
 def _rounding_spread(count, mean, deviation, low, high):
@@ -602,6 +678,16 @@ def _row_minima(prev, prefixes, rows, m_lo, m_hi, strict):
     recursion level at a time so that each level is a few vectorised calls.
     """
     counts, sums, squares = prefixes
+    m_hi = min(m_hi, rows[-1] - strict)
+    if rows.size * (m_hi - m_lo + 1) <= _DENSE_CELLS:
+        # Small problem: one evaluation of the whole matrix beats the recursion's overhead.
+        m = np.arange(m_lo, m_hi + 1)[:, None]
+        s = sums[rows] - sums[m]
+        values = prev[m - m_lo] + (squares[rows] - squares[m]) - s * s / np.maximum(
+            counts[rows] - counts[m], 1.0)
+        values[m > rows - strict] = np.inf
+        arg = values.argmin(axis=0)
+        return values[arg, np.arange(rows.size)], arg + m_lo
     best = np.empty(rows.size)
     arg = np.empty(rows.size, dtype=np.intp)
     row_lo = np.zeros(1, dtype=np.intp)
@@ -771,7 +857,7 @@ def _cut_penalties(view: _View, sets: _CutSets) -> list[np.ndarray]:
     return penalties
 
 
-def _tighten(view: _View, sets: _CutSets, upper, n_clusters, tolerance, stream, seek_upper):
+def _tighten(view: _View, sets: _CutSets, upper, n_clusters, sequence, stream, seek_upper):
     """Rounds of lower bounds that rule out cut positions, on one view; see _feasible_cuts."""
     n_cuts = n_clusters - 1
     for round_number in range(_BOUND_ROUNDS):
@@ -780,6 +866,7 @@ def _tighten(view: _View, sets: _CutSets, upper, n_clusters, tolerance, stream, 
             upper = min(upper, _best_partition(view.prefixes, n_clusters, stream, sets.low,
                                                sets.high)[0])
         penalties = _cut_penalties(view, sets)
+        tolerance = sequence.tolerance(n_clusters, penalties)
         weights = [np.where(mask, p, -np.inf) for mask, p in zip(sets.masks, penalties)]
         ranges = np.c_[sets.low, sets.high]
         if from_relaxation:  # one more layer to the end gives a partition: an upper bound
@@ -805,9 +892,11 @@ def _tighten(view: _View, sets: _CutSets, upper, n_clusters, tolerance, stream, 
     return sets, upper
 
 
-def _view_strides(n_atoms: int) -> list[int]:
+def _view_strides(n_atoms: int, n_clusters: int) -> list[int]:
+    # Runs much wider than a cluster would make every bound useless.
+    coarsest = max(_COARSEST_VIEW_ATOMS, 32 * n_clusters)
     strides = [1]
-    while n_atoms // (strides[-1] * 8) >= _COARSEST_VIEW_ATOMS:
+    while n_atoms // (strides[-1] * 8) >= coarsest:
         strides.append(strides[-1] * 8)
     return strides[::-1]
 
@@ -830,18 +919,17 @@ def _feasible_cuts(sequence: _Sequence, atoms: _Atoms, no_inner_cut, n_clusters,
         return _CutSets([], [], []), sequence.total_cost
     if n_atoms < n_clusters:  # nothing to prune with: every atom must be opened
         return _CutSets.everywhere(n_cuts, n_atoms + 1), np.inf
-    tolerance = _RELATIVE_TOLERANCE * sequence.total_cost + 1e-300
     fine_spread = np.where(no_inner_cut, 0.0, _rounding_spread(
         atoms.count, atoms.mean, atoms.deviation, atoms.low, atoms.high))
     sets, upper, coarse = None, np.inf, None
-    for stride in _view_strides(n_atoms):
+    for stride in _view_strides(n_atoms, n_clusters):
         positions = np.unique(np.r_[np.arange(0, n_atoms, stride), n_atoms])
         view = _View(sequence, atoms, positions, fine_spread)
         if coarse is None:
             sets = _CutSets.everywhere(n_cuts, view.n_atoms + 1)
         else:
             sets = sets.refined(coarse, positions)
-        sets, upper = _tighten(view, sets, upper, n_clusters, tolerance, stream,
+        sets, upper = _tighten(view, sets, upper, n_clusters, sequence, stream,
                                seek_upper=coarse is None)
         coarse = positions
     return sets, upper
@@ -852,7 +940,8 @@ def _solve(stream: _ValueStream, binning: _Binning, atoms: _Atoms, n_clusters: i
     excluded = np.zeros(binning.n_atoms, dtype=bool)  # atom ids that cannot hold an optimal cut
     refine_passes = 0
     while True:
-        sequence = _Sequence(atoms.count, atoms.reference, atoms.sum, atoms.sum_sq)
+        sequence = _Sequence(atoms.count, atoms.reference, atoms.sum, atoms.sum_sq,
+                             (atoms.v_min, atoms.v_max))
         sets, _ = _feasible_cuts(sequence, atoms, atoms.pure | excluded[atoms.ids], n_clusters,
                                  stream)
         split_possible = sets.union(atoms.size + 1)
@@ -885,18 +974,24 @@ def _level1_snapshot(binning: _Binning, atoms: _Atoms) -> _StatsAccumulator:
 
 
 def _split_candidates(binning: _Binning, atoms: _Atoms, candidate: np.ndarray) -> None:
-    """Splits every candidate atom into sub-bins, more of them where it holds more values."""
+    """Splits every candidate atom into sub-bins, more of them where it holds more values.
+
+    The sub-bins span the atom's mean +- 8 standard deviations (at least 63/64 of its values,
+    by Chebyshev's inequality); two outer sub-bins take the rest of the atom.
+    """
     chosen = np.flatnonzero(candidate)
     weights = atoms.count[chosen] / atoms.count[chosen].sum()
     pieces = np.maximum(2, np.ceil(weights * _REFINE_BINS)).astype(int)
+    spread = 8.0 * np.sqrt(atoms.deviation[chosen] / atoms.count[chosen])
     new_edges: dict[int, list[np.ndarray]] = {}
-    for index, n_pieces in zip(chosen, pieces):
+    for index, n_pieces, mean, reach in zip(chosen, pieces, atoms.mean[chosen], spread):
         atom = int(atoms.ids[index])
         bin_index = int(binning.atom_bin[atom])
         edges = binning.edges_of(bin_index)
         position = atom - int(binning.atom_start[bin_index])
-        inner = np.linspace(edges[position], edges[position + 1], n_pieces + 1)[1:-1]
-        new_edges.setdefault(bin_index, [edges]).append(inner)
+        low, high = edges[position], edges[position + 1]
+        inner = np.linspace(max(low, mean - reach), min(high, mean + reach), n_pieces + 1)
+        new_edges.setdefault(bin_index, [edges]).append(inner[(inner > low) & (inner < high)])
     binning.split({b: np.unique(np.concatenate(parts)) for b, parts in new_edges.items()})
 
 

@@ -109,19 +109,38 @@ def check_north_up(grid: RasterGrid, path: str) -> None:
             "(Raster ▸ Projections ▸ Warp).")
 
 
-def warp_onto_grid(dataset: gdal.Dataset, grid: RasterGrid, *, float64: bool) -> gdal.Dataset:
-    """A virtual (VRT) copy of `dataset` resampled onto `grid` with nearest neighbour.
+WARP_RESAMPLINGS = ("near", "bilinear", "cubic", "average")
+"""Resampling methods warp_onto_grid accepts (GDAL names)."""
+
+
+def warp_onto_grid(dataset: gdal.Dataset, grid: RasterGrid, *, float64: bool,
+                   resampling: str = "near") -> gdal.Dataset:
+    """A virtual (VRT) copy of `dataset` resampled onto `grid`, by default with nearest neighbour.
 
     Nearest neighbour keeps every value a real measurement (no mixing across field edges or
     with nodata). Pixels outside the source or nodata in it become NaN.
+
+    Args:
+        dataset: the source; its own nodata and CRS are honoured.
+        grid: the target grid (CRS included: the source is reprojected when they differ).
+        float64: Float64 output instead of Float32.
+        resampling: one of WARP_RESAMPLINGS. "bilinear"/"cubic" interpolate (GDAL leaves nodata
+            source pixels out of the kernel); "average" is the mean of the source pixels in each
+            target pixel (for coarser targets).
+
+    Raises:
+        InvalidInputError: an unknown resampling, or GDAL cannot warp the source.
     """
+    if resampling not in WARP_RESAMPLINGS:
+        raise InvalidInputError(f"Unknown resampling '{resampling}': use one of "
+                                f"{', '.join(WARP_RESAMPLINGS)}.")
     x0, dx, _, y0, _, dy = grid.geotransform
     bounds = (x0, y0 + grid.height * dy, x0 + grid.width * dx, y0)
     options = gdal.WarpOptions(
         format="VRT", outputBounds=(min(bounds[0], bounds[2]), min(bounds[1], bounds[3]),
                                     max(bounds[0], bounds[2]), max(bounds[1], bounds[3])),
         width=grid.width, height=grid.height, dstSRS=grid.crs_wkt or None,
-        resampleAlg="near", outputType=gdal.GDT_Float64 if float64 else gdal.GDT_Float32,
+        resampleAlg=resampling, outputType=gdal.GDT_Float64 if float64 else gdal.GDT_Float32,
         dstNodata=float("nan"), multithread=False)
     warped = gdal.Warp("", dataset, options=options)
     if warped is None:

@@ -140,7 +140,9 @@ def sieve_raster(
     Args:
         input_path: GDAL-readable classified raster with an integer band (Byte, UInt16, Int16,
             UInt32 or Int32) and a CRS.
-        output_path: GeoTIFF to write (replaced if it exists); must differ from the input.
+        output_path: GeoTIFF file to write (replaced if it exists), in an existing folder on
+            disk (not a /vsi path); must differ from the input. Temporary files are written
+            beside it.
         min_area_m2: smallest region area to keep, m² (> 0).
         connectivity: 4 (edges only) or 8 (edges and corners) for which pixels form a region.
         band: 1-based band index of the input to sieve; the output has this one band.
@@ -159,12 +161,31 @@ def sieve_raster(
     _check_positive_area(min_area_m2, "MIN_AREA")
     if connectivity not in (4, 8) or isinstance(connectivity, bool):
         raise InvalidInputError(
-            f"connectivity must be 4 (pixels sharing an edge) or 8 (sharing an edge or a corner), "
+            "connectivity must be 4 (pixels sharing an edge) or 8 (sharing an edge or a corner), "
             f"got {connectivity!r}"
         )
     input_path, output_path = _checked_paths(input_path, output_path)
     run = _Run(progress, is_cancelled)
     run.raise_if_cancelled()
+    try:
+        report = _sieve_file(
+            input_path, output_path, min_area_m2=float(min_area_m2),
+            connectivity=int(connectivity), band=band, run=run,
+        )
+    except BaseException as error:
+        # The traceback's frames hold GDAL datasets: release them now, so that the input is
+        # not kept open (locked on Windows) for as long as someone keeps the exception.
+        traceback.clear_frames(error.__traceback__)
+        raise
+    run.report(1.0)
+    return report
+
+
+def _sieve_file(
+    input_path: str, output_path: str, *, min_area_m2: float, connectivity: int, band: int,
+    run: _Run,
+) -> SieveReport:
+    """`sieve_raster` after its parameters are checked."""
     with _GdalMessages() as messages:
         src_ds = _open_raster(input_path, messages)
         src_band = _integer_band(src_ds, band, input_path)
@@ -206,10 +227,9 @@ def sieve_raster(
             traceback.clear_frames(error.__traceback__)
             files.remove_all()
             raise
-    run.report(1.0)
     return SieveReport(
-        min_area_m2=float(min_area_m2),
-        connectivity=int(connectivity),
+        min_area_m2=min_area_m2,
+        connectivity=connectivity,
         pixel_threshold=(fewest, most),
         pixel_area_m2=(smallest_m2, largest_m2),
         changed_pixels=changed_pixels,
@@ -342,12 +362,12 @@ def _open_raster(path: str, messages: _GdalMessages) -> gdal.Dataset:
 def _integer_band(dataset: gdal.Dataset, band: int, path: str) -> gdal.Band:
     """Band `band` (1-based) of `dataset`; InvalidInputError if absent or not integer."""
     count = dataset.RasterCount
-    if isinstance(band, bool) or not isinstance(band, int) or not 1 <= band <= count:
+    if isinstance(band, bool) or not isinstance(band, (int, np.integer)) or not 1 <= band <= count:
         raise InvalidInputError(
             f"band {band!r} does not exist in {path}, which has {count} band(s); "
             f"choose a band number from 1 to {count}"
         )
-    raster_band = dataset.GetRasterBand(band)
+    raster_band = dataset.GetRasterBand(int(band))
     data_type = raster_band.DataType
     if data_type not in _INTEGER_TYPES:
         raise InvalidInputError(

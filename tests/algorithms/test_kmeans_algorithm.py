@@ -11,7 +11,7 @@ from raster_clustering.core.palette import class_colours
 
 ALGORITHM = "rasterclustering:kmeans"
 PARAMETERS = ["INPUT", "CLUSTERS", "AOI", "EXTENT", "CLIP", "SEED", "SAMPLE_SIZE", "STANDARDIZE",
-              "CLIP_QUANTILES", "OUTPUT", "CENTROIDS", "STATISTICS"]
+              "CLIP_QUANTILES", "MIN_AREA", "CONNECTIVITY", "OUTPUT", "CENTROIDS", "STATISTICS"]
 
 
 def run(parameters, tmp_path, name="classes"):
@@ -304,3 +304,37 @@ class TestRealData:
         assert len(document["features"]) == 20
         labels = output.GetRasterBand(1).ReadAsArray()
         assert (labels > 0).mean() > 0.9
+
+
+def test_min_area_sieves_the_zones(provider, scene, tmp_path):
+    from scipy import ndimage
+
+    plain = run({"INPUT": [str(scene.ndvi)], "CLUSTERS": 5}, tmp_path, name="plain")
+    sieved = run({"INPUT": [str(scene.ndvi)], "CLUSTERS": 5, "MIN_AREA": 2000,
+                  "CONNECTIVITY": 4}, tmp_path, name="sieved")
+    before, after = read_raster(plain["OUTPUT"]), read_raster(sieved["OUTPUT"])
+    assert np.array_equal(before == 0, after == 0)
+    structure = ndimage.generate_binary_structure(2, 1)
+    def count_small(labels):
+        small = 0
+        for value in range(1, 6):
+            regions, _ = ndimage.label(labels == value, structure=structure)
+            sizes = np.bincount(regions.ravel())[1:]
+            small += int((sizes < 20).sum())
+        return small
+    assert count_small(before) > 50 and count_small(after) < count_small(before) / 10
+    assert open(plain["CENTROIDS"]).read() == open(sieved["CENTROIDS"]).read()
+    rows = statistics_rows(sieved)
+    for row in rows:
+        assert row["pixel_count"] == int((after == row["class"]).sum())
+    dataset = gdal.Open(sieved["OUTPUT"])
+    table = dataset.GetRasterBand(1).GetColorTable()
+    assert table.GetColorEntry(5)[:3] == class_colours(5)[4]
+
+
+def test_connectivity_other_than_4_or_8_is_refused(provider, scene, tmp_path):
+    from qgis.core import QgsProcessingException
+
+    with pytest.raises(QgsProcessingException, match="CONNECTIVITY must be 4 or 8"):
+        run({"INPUT": [str(scene.ndvi)], "CLUSTERS": 3, "MIN_AREA": 2000, "CONNECTIVITY": 5},
+            tmp_path)

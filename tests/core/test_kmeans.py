@@ -295,3 +295,54 @@ def test_core_never_imports_qgis():
         if name.endswith(".py"):
             text = open(os.path.join(core, name), encoding="utf-8").read()
             assert "import qgis" not in text and "from qgis" not in text, name
+
+
+def small_regions_touching_large_ones(labels, min_pixels, connectivity):
+    """Regions under `min_pixels` that touch a region of at least `min_pixels` (scipy oracle)."""
+    from scipy import ndimage
+
+    structure = ndimage.generate_binary_structure(2, 1 if connectivity == 4 else 2)
+    regions = np.zeros(labels.shape, dtype=np.int64)
+    offset = 0
+    for value in np.unique(labels[labels > 0]):
+        found, count = ndimage.label(labels == value, structure=structure)
+        regions[found > 0] = found[found > 0] + offset
+        offset += count
+    sizes = np.bincount(regions.ravel())
+    offending = []
+    for region in np.nonzero((sizes < min_pixels) & (np.arange(len(sizes)) > 0))[0]:
+        grown = ndimage.binary_dilation(regions == region, structure=structure)
+        neighbours = np.unique(regions[grown & (regions != region) & (regions > 0)])
+        if np.any(sizes[neighbours] >= min_pixels):
+            offending.append(region)
+    return offending
+
+
+@pytest.mark.parametrize("connectivity", [4, 8])
+def test_min_area_sieves_zones_and_statistics_describe_them(make_raster, tmp_path, connectivity):
+    rng = np.random.default_rng(15)
+    values = three_level_field(seed=15)
+    values[rng.random(values.shape) < 0.03] = 2.0  # salt: isolated pixels of a high class
+    values[0:3, 0:3] = -9999
+    path = make_raster("v.tif", values, nodata=-9999)
+    plain = run([path], tmp_path / "plain.tif", n_clusters=4)
+    sieved = run([path], tmp_path / "sieved.tif", n_clusters=4, min_area_m2=2000,
+                 connectivity=connectivity)
+    np.testing.assert_array_equal(plain.model.centres, sieved.model.centres)
+    labels = read_raster(tmp_path / "sieved.tif")
+    assert np.array_equal(labels == 0, values == -9999), "nodata neither grows nor shrinks"
+    assert (read_raster(tmp_path / "plain.tif") == 4).sum() > (labels == 4).sum()
+    assert small_regions_touching_large_ones(labels, 20, connectivity) == []
+    for row in sieved.statistics:
+        assert row.pixel_count == (labels == row.class_number).sum()
+    assert sieved.sieve.pixel_threshold == (20, 20)
+    rasters = sorted(n for n in os.listdir(tmp_path) if not n.endswith(".aux.xml"))
+    assert rasters == ["plain.tif", "sieved.tif", "v.tif"], "no temporary file is left"
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"min_area_m2": -5}, "MIN_AREA"), ({"connectivity": 5}, "CONNECTIVITY")])
+def test_bad_sieve_options_are_refused_before_any_work(make_raster, tmp_path, options, message):
+    path = make_raster("v.tif", three_level_field())
+    with pytest.raises(InvalidInputError, match=message):
+        run([path], tmp_path / "o.tif", n_clusters=3, **options)

@@ -104,6 +104,7 @@ def assert_sieve_guarantees(before, after, valid, *, min_area_m2, connectivity, 
     """The module's promises, checked with scipy's labelling."""
     keep = min_area_m2 * (1 - 1e-9)
     np.testing.assert_array_equal(after[~valid], before[~valid])  # nodata untouched
+    assert (after[valid] != 0).all()  # no valid pixel takes the nodata value 0
     big_before = valid & (region_area_map(before, valid, connectivity, row_areas_m2) >= keep)
     np.testing.assert_array_equal(after[big_before], before[big_before])  # large regions kept
     big_after = valid & (region_area_map(after, valid, connectivity, row_areas_m2) >= keep)
@@ -315,6 +316,60 @@ def test_repeated_passes_merge_what_one_gdal_pass_leaves(tmp_path, pass_control)
     assert report.changed_pixels == 10
 
 
+def test_true_area_merging_follows_gdal_chains(tmp_path):
+    # One valid row near the pole, the next row nodata (but three times larger pixels, which
+    # makes the in-memory path run). A (6 px) has neighbours B (10) and E (8): its largest, B, is
+    # small too, and B's largest, C, is large, so A follows the chain to C, as GDAL does; it
+    # would join F if it waited for B and E to merge first.
+    row = np.array([6] * 40 + [5] * 8 + [1] * 6 + [2] * 10 + [3] * 24, np.uint8)
+    gt = (0.0, 0.1, 0.0, 90.0, 0.0, -10.0)
+    row_areas = ogr_row_areas_m2(gt, 2)
+    assert row_areas[1] / row_areas[0] == pytest.approx(2.96, abs=0.01)
+    source = gdal.GetDriverByName("MEM").Create("", len(row), 1, 1, gdal.GDT_Byte)
+    source.GetRasterBand(1).WriteArray(row[None, :])
+    target = gdal.GetDriverByName("MEM").Create("", len(row), 1, 1, gdal.GDT_Byte)
+    gdal.SieveFilter(source.GetRasterBand(1), None, target.GetRasterBand(1), 11, 4)
+    gdal_row = target.GetRasterBand(1).ReadAsArray()[0]
+    np.testing.assert_array_equal(gdal_row, [6] * 48 + [3] * 40)
+    values = np.stack([row, np.zeros_like(row)])
+    after, report = sieve_arrays(tmp_path, values, min_area_m2=11 * row_areas[0] * 0.9999,
+                                 connectivity=4, epsg=4326, geotransform=gt, nodata=0)
+    assert report.pixel_threshold == (4, 11)  # A, B and E all wait for the in-memory step
+    np.testing.assert_array_equal(after[0], gdal_row)
+
+
+@pytest.mark.parametrize("connectivity", [4, 8])
+def test_true_area_diagonal_contact_counts_with_8_connectivity(tmp_path, connectivity):
+    gt = (0.0, 0.1, 0.0, 90.0, 0.0, -10.0)  # rows 90-80°, 80-70°, 70-60°: areas 1 : 3 : 4.9
+    row_areas = ogr_row_areas_m2(gt, 3)
+    values = np.zeros((3, 8), np.uint8)
+    values[0, 0:6] = 1  # 6 pixels of the top row: large
+    values[1, 6:8] = 2  # 2 pixels of the next row, touching class 1 only by a corner: small
+    min_area = 5.99 * row_areas[0]
+    assert 6 * row_areas[0] > min_area > 2 * row_areas[1]
+    after, report = sieve_arrays(tmp_path, values, min_area_m2=min_area,
+                                 connectivity=connectivity, epsg=4326, geotransform=gt, nodata=0)
+    assert report.pixel_threshold == (2, 6)  # class 2 waits for the in-memory step
+    assert (after[1, 6:8] == (1 if connectivity == 8 else 2)).all()
+
+
+def test_true_area_regions_touch_across_strips(tmp_path):
+    # South-up rows from the equator to 90°N: the in-memory step works in strips of 256 rows,
+    # and class 2 in row 256 touches class 1 only across that seam.
+    gt = (0.0, 0.3, 0.0, 0.0, 0.0, 0.3)
+    values = np.zeros((300, 4), np.uint8)
+    values[:256, :] = 1
+    values[256, 0:2] = 2
+    row_areas = ogr_row_areas_m2(gt, 300)
+    min_area = 3 * row_areas[256]
+    after, report = sieve_arrays(tmp_path, values, min_area_m2=min_area, connectivity=4,
+                                 epsg=4326, geotransform=gt, nodata=0)
+    assert report.pixel_threshold[0] == 1  # no GDAL pre-pass: the in-memory step does it all
+    assert (after[256, 0:2] == 1).all()
+    assert_sieve_guarantees(values, after, values != 0, min_area_m2=min_area, connectivity=4,
+                            row_areas_m2=row_areas)
+
+
 def test_nodata_is_never_merged_into_nor_filled(tmp_path):
     values = np.ones((20, 20), np.uint8)
     values[:, 10:] = 2
@@ -361,33 +416,42 @@ def classified_rasters(draw):
     return values.astype(np.uint8)
 
 
-@HYPOTHESIS
-@given(values=classified_rasters(), min_pixels=st.integers(1, 16),
-       connectivity=st.sampled_from([4, 8]))
-def test_property_projected(tmp_path, pass_control, values, min_pixels, connectivity):
-    min_area = min_pixels * 100.0
-    after, report = sieve_arrays(tmp_path, values, min_area_m2=min_area, connectivity=connectivity,
-                                 nodata=0)
+def invalid_pixels_as(values, how):
+    """Raster arguments marking the 0 pixels invalid: by a nodata value, or by an internal mask
+    over pixels that keep a class value (so that a class value alone says nothing)."""
     valid = values != 0
+    if how == "nodata":
+        return values, valid, dict(nodata=0)
+    hidden = values.copy()
+    hidden[~valid] = (np.arange(values.size).reshape(values.shape) % 3 + 1)[~valid]
+    return hidden, valid, dict(mask=valid)
+
+
+@HYPOTHESIS
+@given(raw=classified_rasters(), min_pixels=st.integers(1, 16),
+       connectivity=st.sampled_from([4, 8]), how=st.sampled_from(["nodata", "mask"]))
+def test_property_projected(tmp_path, pass_control, raw, min_pixels, connectivity, how):
+    min_area = min_pixels * 100.0
+    values, valid, kwargs = invalid_pixels_as(raw, how)
+    after, report = sieve_arrays(tmp_path, values, min_area_m2=min_area, connectivity=connectivity,
+                                 **kwargs)
     assert_sieve_guarantees(values, after, valid, min_area_m2=min_area, connectivity=connectivity,
                             row_areas_m2=np.full(values.shape[0], 100.0))
-    assert (after[valid] != 0).all()  # no pixel becomes nodata
     assert report.changed_pixels == int(np.count_nonzero(after != values))
 
 
 @HYPOTHESIS
-@given(values=classified_rasters(), min_area_km2=st.integers(1, 60).map(lambda k: k * 25_000),
-       connectivity=st.sampled_from([4, 8]))
-def test_property_geographic(tmp_path, values, min_area_km2, connectivity):
+@given(raw=classified_rasters(), min_area_km2=st.integers(1, 60).map(lambda k: k * 25_000),
+       connectivity=st.sampled_from([4, 8]), how=st.sampled_from(["nodata", "mask"]))
+def test_property_geographic(tmp_path, raw, min_area_km2, connectivity, how):
     gt = (0.0, 1.0, 0.0, 80.0, 0.0, -2.5)  # 80°N to 10°N: pixel areas vary by a factor of 5
     min_area = min_area_km2 * 1e6
+    values, valid, kwargs = invalid_pixels_as(raw, how)
     after, _ = sieve_arrays(tmp_path, values, min_area_m2=min_area, connectivity=connectivity,
-                            nodata=0, epsg=4326, geotransform=gt)
-    valid = values != 0
+                            epsg=4326, geotransform=gt, **kwargs)
     assert_sieve_guarantees(values, after, valid, min_area_m2=min_area,
                             connectivity=connectivity,
                             row_areas_m2=ogr_row_areas_m2(gt, values.shape[0]))
-    assert (after[valid] != 0).all()
 
 
 def test_real_landsat_classes(tmp_path, shared_data):

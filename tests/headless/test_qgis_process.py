@@ -16,7 +16,8 @@ def test_list_shows_the_provider_and_its_algorithms(qgis_process):
 def test_help_describes_every_parameter(qgis_process):
     text = qgis_process.run(["help", "rasterclustering:kmeans"], check=True).stdout
     for name in ("INPUT", "CLUSTERS", "AOI", "EXTENT", "CLIP", "SEED", "SAMPLE_SIZE",
-                 "STANDARDIZE", "CLIP_QUANTILES", "OUTPUT", "CENTROIDS", "STATISTICS"):
+                 "STANDARDIZE", "CLIP_QUANTILES", "MIN_AREA", "CONNECTIVITY", "OUTPUT",
+                 "CENTROIDS", "STATISTICS"):
         assert name in text
 
 
@@ -59,3 +60,18 @@ def test_bad_input_fails_with_a_clear_message(qgis_process, tmp_path):
         "CLUSTERS=3", f"OUTPUT={tmp_path / 'o.tif'}"])
     assert completed.returncode != 0
     assert not (tmp_path / "o.tif").exists()
+
+
+def test_kmeans_with_min_area_headless(qgis_process, scene, tmp_path):
+    document = qgis_process.run_algorithm("rasterclustering:kmeans", {
+        "INPUT": scene.ndvi, "CLUSTERS": 5, "MIN_AREA": 5000, "CONNECTIVITY": 8,
+        "OUTPUT": tmp_path / "z.tif", "CENTROIDS": tmp_path / "z.json",
+        "STATISTICS": tmp_path / "z.csv"})
+    labels = read_raster(document["results"]["OUTPUT"])
+    from scipy import ndimage
+
+    for value in range(1, 6):
+        regions, _ = ndimage.label(labels == value, structure=np.ones((3, 3)))
+        sizes = np.bincount(regions.ravel())[1:]
+        # Regions under 50 pixels can only remain where nothing large touches them.
+        assert (sizes < 50).sum() <= 3

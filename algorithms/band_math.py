@@ -1,0 +1,199 @@
+"""rasterclustering:bandmath: a raster-calculator expression or index (NDVI, …) over input bands."""
+
+from __future__ import annotations
+
+from qgis.core import (QgsProcessing, QgsProcessingException, QgsProcessingParameterBoolean,
+                       QgsProcessingParameterDefinition, QgsProcessingParameterEnum,
+                       QgsProcessingParameterFile, QgsProcessingParameterMultipleLayers,
+                       QgsProcessingParameterRasterDestination, QgsProcessingParameterString)
+
+from ..core.band_math import syntax_help
+from ..core.band_math_raster import (AUTO_SENSOR, RESAMPLINGS, RESOLUTIONS, band_math_to_raster,
+                                     compile_band_math, display_style)
+from ..core.band_names import LayerBands
+from ..core.errors import RasterClusteringError
+from ..core.spectral_indices import SENSOR_TITLES, SENSORS, alias_help
+from .base import (RasterClusteringAlgorithm, core_errors_as_processing_exceptions,
+                   feedback_callables, gdal_source, refuse_output_over_inputs)
+from .styling import style_on_load, write_pseudocolour_style
+
+SENSOR_CHOICES = (AUTO_SENSOR, *SENSORS)
+SENSOR_LABELS = ("Auto-detect from the file names", *(SENSOR_TITLES[name] for name in SENSORS))
+RESOLUTION_LABELS = {"finest": "Finest input resolution", "coarsest": "Coarsest input resolution",
+                     "first": "Resolution and pixel edges of the first input read"}
+RESAMPLING_LABELS = {"near": "Nearest neighbour", "bilinear": "Bilinear", "cubic": "Cubic",
+                     "average": "Average (for a coarser output)"}
+
+HELP = f"""<p>Computes a <b>raster-calculator expression</b> or a <b>spectral index</b> (NDVI,
+NDWI, …) from the bands of one or more rasters, block by block, into a Float32 GeoTIFF: the
+typical first step before k-means zones.</p>
+<h3>Parameters</h3>
+<ul>
+<li><b>Input rasters</b> (INPUT): one or more layers. <i>One multiband layer</i>: B1…Bn are its
+bands. <i>Several layers</i>: each single-band layer is named by the band code in its file name
+(Landsat <code>…_B4.TIF</code>, <code>…_B4_crop.TIF</code>; Sentinel-2 <code>…_B04.jp2</code>,
+<code>…_B8A.tif</code>), so B4 and B04 are the same band. Always available:
+<code>"layer name@band"</code> as in QGIS's raster calculator. An unknown or ambiguous name is an
+error that lists the names available.</li>
+<li><b>Expression</b> (EXPRESSION): e.g. <code>(B5 - B4) / (B5 + B4)</code>, <code>NDVI</code>,
+<code>where(NDVI &gt; 0.3, NDVI, 0)</code>. Parsed safely (no Python is run); a mistake is reported
+with its column. Syntax below.</li>
+<li><b>Sensor</b> (SENSOR): which bands an index name reads. Auto-detect (default) recognises
+Landsat (<code>LC08_…</code>, <code>LC8…</code>, <code>LE07_…</code>) and Sentinel-2
+(<code>S2A_…</code>, <code>T33UXX_…</code>, <code>B04</code>/<code>B8A</code> codes) file names;
+when the names tell nothing, an index is an error asking for the sensor. For a single multiband
+layer, Bk is its k-th band: an index is right only when the bands follow the preset's numbering.
+<i>Generic</i> is blue, green, red, NIR, SWIR1, SWIR2 = B1…B6; NAIP (red, green, blue, NIR)
+does not follow it: write <code>(B4 - B1) / (B4 + B1)</code> for its NDVI.</li>
+<li><b>Calibrate</b> (CALIBRATE, default off): convert digital numbers to top-of-atmosphere (or,
+for Level-2 products, surface) reflectance, or to brightness temperature for thermal bands,
+block by block before the expression (no intermediate file). Landsat: ρ = (M·DN + A) /
+sin(sun elevation) from the MTL; Sentinel-2: (DN + offset) / quantification. Each layer read must
+be a single-band file whose name gives the band; fill DN become nodata. The formula of each band
+is written to the log.</li>
+<li><b>Metadata file</b> (METADATA, optional): the Landsat <code>_MTL.txt/.json/.xml</code> or
+Sentinel-2 <code>MTD_MSIL1C/2A.xml</code> for calibration; when empty it is found beside each
+band (or up the SAFE folder).</li>
+<li><b>Output resolution</b> (RESOLUTION, advanced): the layers the expression reads are aligned
+onto one grid, in the CRS of the <i>first</i> input (others are reprojected): the pixel size and
+pixel edges of the input with the finest (default), coarsest, or first pixels, over the
+<i>intersection</i> of their extents (shrunk to whole pixels).</li>
+<li><b>Resampling</b> (RESAMPLING, advanced): how layers not on that grid are resampled. Nearest
+neighbour (default): values stay measurements and nodata does not spread; a 20 m Sentinel-2
+band becomes 2 × 2 identical 10 m pixels. Bilinear/cubic: smoother, but a pixel beside nodata
+takes its valid neighbours' values. Average: the mean of the finer pixels in each output pixel
+(use it with the coarsest resolution).</li>
+<li><b>Output</b> (OUTPUT): Float32 GeoTIFF (tiled, DEFLATE), nodata NaN.</li>
+</ul>
+<h3>Nodata</h3>
+<p>An output pixel is nodata (NaN) when any band the expression reads is nodata there (its
+nodata value, mask, NaN/±inf, calibration fill), and when the result is invalid: division by
+zero, log of 0, out of Float32 range. It is never a valid-looking number.</p>
+<h3>Output</h3>
+<p>The band description is the index name (<code>NDVI</code>) or the expression, so k-means keys
+its centroids by it. Style: a pseudocolour ramp (RdYlGn −1…1 for vegetation indices, RdYlBu −1…1
+for water and moisture indices, data minimum…maximum with Viridis for other expressions) saved
+as a .qml beside the file and applied when the layer loads.</p>
+<h3>Expression syntax</h3>
+{syntax_help(html_format=True)}
+<h3>Index names</h3>
+{alias_help(html_format=True)}
+"""
+
+
+class BandMathAlgorithm(RasterClusteringAlgorithm):
+    """Band math: an expression over the bands of several rasters, aligned onto one grid."""
+
+    NAME = "bandmath"
+    DISPLAY_NAME = "Band math"
+    GROUP = "Preparation"
+    GROUP_ID = "preparation"
+    HELP = HELP
+    ICON = "bandmath.svg"
+
+    INPUT = "INPUT"
+    EXPRESSION = "EXPRESSION"
+    SENSOR = "SENSOR"
+    CALIBRATE = "CALIBRATE"
+    METADATA = "METADATA"
+    RESOLUTION = "RESOLUTION"
+    RESAMPLING = "RESAMPLING"
+    OUTPUT = "OUTPUT"
+
+    def initAlgorithm(self, config=None):
+        """Declare the parameters (their names are the public API of models and qgis_process)."""
+        self._add(QgsProcessingParameterMultipleLayers(
+            self.INPUT, "Input rasters", QgsProcessing.TypeRaster),
+            "Bands are B1…Bn of one multiband layer, the band code in each single-band file "
+            "name (…_B4.TIF, …_B04.jp2), or \"layer name@band\".")
+        self._add(QgsProcessingParameterString(self.EXPRESSION, "Expression",
+                                               defaultValue="NDVI"),
+                  "E.g. (B5 - B4) / (B5 + B4), NDVI, where(NDVI > 0.3, NDVI, 0).")
+        self._add(QgsProcessingParameterEnum(self.SENSOR, "Sensor (bands of index names)",
+                                             options=list(SENSOR_LABELS), defaultValue=0),
+                  "Which bands NDVI, NDWI, … read; auto-detect reads Landsat/Sentinel-2 file "
+                  "names.")
+        self._add(QgsProcessingParameterBoolean(
+            self.CALIBRATE, "Calibrate digital numbers to reflectance / temperature first",
+            defaultValue=False),
+            "Landsat/Sentinel-2 single-band files: DN → reflectance (or brightness "
+            "temperature, K) from the metadata, block by block.")
+        self._add(QgsProcessingParameterFile(
+            self.METADATA, "Metadata file for calibration (MTL / MTD)",
+            behavior=QgsProcessingParameterFile.File, optional=True,
+            fileFilter="Scene metadata (*_MTL.txt *_MTL.json *_MTL.xml MTD_*.xml);;"
+                       "All files (*)"),
+            "Landsat _MTL.txt/.json/.xml or Sentinel-2 MTD_MSIL1C/2A.xml; found beside the "
+            "bands when empty.")
+        self._add(QgsProcessingParameterEnum(
+            self.RESOLUTION, "Output resolution",
+            options=[RESOLUTION_LABELS[name] for name in RESOLUTIONS], defaultValue=0),
+            "Pixel size and edges of the output grid (over the inputs' common extent, in the "
+            "first input's CRS).", advanced=True)
+        self._add(QgsProcessingParameterEnum(
+            self.RESAMPLING, "Resampling of layers not on the output grid",
+            options=[RESAMPLING_LABELS[name] for name in RESAMPLINGS], defaultValue=0),
+            "Nearest neighbour keeps values as measured; bilinear/cubic smooth; average for "
+            "a coarser output.", advanced=True)
+        self._add(QgsProcessingParameterRasterDestination(self.OUTPUT, "Band math result"),
+                  "Float32 GeoTIFF, nodata NaN, band description = index name or expression, "
+                  "styled with a colour ramp.")
+
+    def _add(self, parameter, help_text: str, *, advanced: bool = False):
+        parameter.setHelp(help_text)
+        if advanced:
+            parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+        self.addParameter(parameter)
+
+    def checkParameterValues(self, parameters, context):
+        """Refuse an empty input list or an expression that does not fit the layers."""
+        layers = self.parameterAsLayerList(parameters, self.INPUT, context)
+        if not layers:
+            return False, "Select at least one raster layer as input."
+        try:
+            described = [LayerBands(layer.name(), gdal_source(layer, self.INPUT).source,
+                                    layer.bandCount()) for layer in layers]
+            compile_band_math(described, self.parameterAsString(parameters, self.EXPRESSION,
+                                                                context),
+                              sensor=self._sensor(parameters, context))
+        except (QgsProcessingException, RasterClusteringError) as error:
+            return False, str(error)
+        return super().checkParameterValues(parameters, context)
+
+    def _sensor(self, parameters, context) -> str:
+        return SENSOR_CHOICES[self.parameterAsEnum(parameters, self.SENSOR, context)]
+
+    def processAlgorithm(self, parameters, context, feedback):
+        """Align, calibrate if asked, evaluate block by block, style the result."""
+        layers = self.parameterAsLayerList(parameters, self.INPUT, context)
+        inputs = [gdal_source(layer, self.INPUT) for layer in layers]
+        output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
+        refuse_output_over_inputs(output, inputs)
+        calibrate = self.parameterAsBool(parameters, self.CALIBRATE, context)
+        metadata = self.parameterAsFile(parameters, self.METADATA, context) or None
+        if metadata and not calibrate:
+            feedback.pushWarning("The metadata file is ignored: calibration is off.")
+        progress, is_cancelled = feedback_callables(feedback)
+        with core_errors_as_processing_exceptions():
+            result = band_math_to_raster(
+                inputs, self.parameterAsString(parameters, self.EXPRESSION, context), output,
+                sensor=self._sensor(parameters, context),
+                resolution=RESOLUTIONS[self.parameterAsEnum(parameters, self.RESOLUTION,
+                                                            context)],
+                resampling=RESAMPLINGS[self.parameterAsEnum(parameters, self.RESAMPLING,
+                                                            context)],
+                calibrate=calibrate, metadata_path=metadata if calibrate else None,
+                progress=progress, is_cancelled=is_cancelled)
+        for message in result.messages:
+            feedback.pushInfo(message)
+        for warning in result.warnings:
+            feedback.pushWarning(warning)
+        if result.valid_pixels:
+            feedback.pushInfo(f"{result.plan.expression.display_name}: {result.valid_pixels:,} "
+                              f"valid pixels, {result.minimum:.6g} … {result.maximum:.6g}, "
+                              f"mean {result.mean:.6g}.")
+        style = display_style(result)
+        qml = write_pseudocolour_style(output, ramp_name=style.ramp, minimum=style.minimum,
+                                       maximum=style.maximum, invert=style.invert)
+        style_on_load(context, output, qml)
+        return {self.OUTPUT: output}

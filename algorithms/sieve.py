@@ -1,0 +1,232 @@
+"""rasterclustering:sieve: regions of a classified raster smaller than an area in m² are merged."""
+
+from __future__ import annotations
+
+import math
+
+from osgeo import gdal
+from qgis.core import (Qgis, QgsProcessingException, QgsProcessingOutputNumber,
+                       QgsProcessingParameterBand, QgsProcessingParameterNumber,
+                       QgsProcessingParameterRasterDestination, QgsProcessingParameterRasterLayer,
+                       QgsRasterLayer)
+
+from ..core.errors import InvalidInputError
+from ..core.pixel_area import describe_pixel_area
+from ..core.sieve import sieve_raster
+from .base import (RasterClusteringAlgorithm, core_errors_as_processing_exceptions,
+                   feedback_callables, gdal_source, refuse_output_over_inputs)
+from .styling import copy_paletted_style, style_on_load
+
+CONNECTIVITIES = (4, 8)
+INTEGER_TYPES = (Qgis.Byte, Qgis.UInt16, Qgis.Int16, Qgis.UInt32, Qgis.Int32)
+
+HELP = """<p>Removes the speckle of a <b>classified raster</b> (e.g. the output of K-means
+clustering): every connected region of one class smaller than a <b>minimum area in square
+metres</b> is merged into its largest neighbouring region, so the zones left are large enough to
+manage. Nodata is never changed and never merged into.</p>
+<h3>Parameters</h3>
+<ul>
+<li><b>Classified raster</b> (INPUT): a raster with an integer band (Byte, UInt16, Int16, UInt32,
+Int32) read by GDAL (a file), with a CRS.</li>
+<li><b>Band</b> (BAND, default 1): the band holding the classes; the output has this one band.</li>
+<li><b>Minimum region area</b> (MIN_AREA, m², &gt; 0, default 1000): regions smaller than this
+are merged; a region of exactly this area is kept. The reference clustering API accepts
+1000–999999 m²; any positive area is allowed here.</li>
+<li><b>Connectivity</b> (CONNECTIVITY, the number 4 or 8, default 8): 4 = pixels form a region
+when they share a side; 8 = also when they touch by a corner.</li>
+<li><b>Sieved classes</b> (OUTPUT): GeoTIFF (tiled, DEFLATE).</li>
+</ul>
+<h3>From m² to pixels</h3>
+<ul>
+<li><b>Projected CRS in metres</b> (UTM, …): the pixel area is the pixel width × height, and
+MIN_AREA becomes the smallest whole number of pixels reaching it: 2000 m² at 10 m = 20 pixels,
+2001 m² = 21.</li>
+<li><b>Projected CRS in another linear unit</b> (US survey feet, feet, …): the pixel size is
+converted to metres first (10 US ft pixels: 9.29 m² each, 2000 m² = 216 pixels).</li>
+<li><b>Geographic CRS</b> (degrees): a pixel covers fewer m² the farther it is from the equator,
+so the area of each row's pixels is computed exactly on the CRS's ellipsoid, and regions are
+compared by their <i>true</i> area, the sum of their pixels' areas (a 0.0001° pixel is about
+123 m² at the equator and 62 m² at 60° latitude). When every row needs the same pixel count,
+GDAL's sieve does it all; otherwise GDAL removes first the regions too small at any latitude,
+and the rest is resolved in memory (about 13 bytes per pixel for Byte classes).</li>
+<li>A CRS that is neither geographic nor in a linear unit, or no CRS, is refused: assign or
+reproject the raster first.</li>
+</ul>
+<p>The log shows the pixel area and the pixel threshold used; they are also outputs
+(PIXEL_THRESHOLD_MIN/MAX, PIXEL_AREA_MIN_M2/MAX_M2; min = max unless geographic).</p>
+<h3>What is guaranteed</h3>
+<ul>
+<li>Nodata pixels (nodata value, mask) keep their value and valid pixels stay valid.</li>
+<li>A region of at least MIN_AREA keeps all its pixels (it may grow).</li>
+<li>No region smaller than MIN_AREA touches one of at least MIN_AREA: a small region merges, as
+in GDAL's sieve, into its largest neighbour, and a chain of small regions continues until it
+reaches a large one. What can stay small is a patch of small regions that no large region
+touches (e.g. an island enclosed by nodata): there is nothing to merge it into.</li>
+<li>MIN_AREA smaller than one pixel: nothing to do, the classes are copied (with a warning).
+MIN_AREA larger than the whole raster: no region can absorb the others, the classes are left
+unchanged (with a warning).</li>
+</ul>
+<h3>Output</h3>
+<p>The input's data type, grid, CRS, nodata, colour table, category names and band description.
+When the input is shown in QGIS with a paletted style (e.g. a K-means output, whose .qml QGIS
+loads with it), the same style is saved as a .qml beside the output and applied when it loads.
+CHANGED_PIXELS counts the valid pixels whose class changed.</p>
+"""
+
+
+class SieveAlgorithm(RasterClusteringAlgorithm):
+    """Minimum-area sieve of a classified raster, with the area in square metres."""
+
+    NAME = "sieve"
+    DISPLAY_NAME = "Minimum-area sieve"
+    GROUP = "Post-processing"
+    GROUP_ID = "postprocessing"
+    HELP = HELP
+    ICON = "sieve.svg"
+
+    INPUT = "INPUT"
+    BAND = "BAND"
+    MIN_AREA = "MIN_AREA"
+    CONNECTIVITY = "CONNECTIVITY"
+    OUTPUT = "OUTPUT"
+    PIXEL_THRESHOLD_MIN = "PIXEL_THRESHOLD_MIN"
+    PIXEL_THRESHOLD_MAX = "PIXEL_THRESHOLD_MAX"
+    PIXEL_AREA_MIN_M2 = "PIXEL_AREA_MIN_M2"
+    PIXEL_AREA_MAX_M2 = "PIXEL_AREA_MAX_M2"
+    CHANGED_PIXELS = "CHANGED_PIXELS"
+
+    def canExecute(self):
+        """Needs only GDAL and scipy, which QGIS ships; not scikit-learn."""
+        return True, ""
+
+    def initAlgorithm(self, config=None):
+        """Declare the parameters (their names are the public API of models and qgis_process)."""
+        self._add(QgsProcessingParameterRasterLayer(self.INPUT, "Classified raster"),
+                  "Integer classes (Byte … Int32), e.g. a K-means output; a file GDAL reads.")
+        self._add(QgsProcessingParameterBand(self.BAND, "Band", defaultValue=1,
+                                             parentLayerParameterName=self.INPUT),
+                  "The band holding the classes (default 1).")
+        # minValue is inclusive in QGIS: 0 passes it, and checkParameterValues refuses it.
+        self._add(QgsProcessingParameterNumber(
+            self.MIN_AREA, "Minimum region area (m²)", QgsProcessingParameterNumber.Double,
+            defaultValue=1000, minValue=0),
+            "Regions smaller than this many square metres on the ground (> 0) are merged into "
+            "their largest neighbour. The reference clustering API accepts 1000–999999 m².")
+        self._add(QgsProcessingParameterNumber(
+            self.CONNECTIVITY, "Connectivity (4 or 8)", QgsProcessingParameterNumber.Integer,
+            defaultValue=8, minValue=min(CONNECTIVITIES), maxValue=max(CONNECTIVITIES)),
+            "4: pixels of a region share a side; 8: they may also touch by a corner.")
+        self._add(QgsProcessingParameterRasterDestination(self.OUTPUT, "Sieved classes"),
+                  "GeoTIFF with the input's type, grid, nodata, colour table and style.")
+        for name, description in (
+                (self.PIXEL_THRESHOLD_MIN, "Fewest pixels a region needs (largest pixels)"),
+                (self.PIXEL_THRESHOLD_MAX, "Most pixels a region needs (smallest pixels)"),
+                (self.PIXEL_AREA_MIN_M2, "Smallest pixel area (m²)"),
+                (self.PIXEL_AREA_MAX_M2, "Largest pixel area (m²)"),
+                (self.CHANGED_PIXELS, "Valid pixels whose class changed")):
+            self.addOutput(QgsProcessingOutputNumber(name, description))
+
+    def _add(self, parameter, help_text: str):
+        parameter.setHelp(help_text)
+        self.addParameter(parameter)
+
+    def checkParameterValues(self, parameters, context):
+        """Refuse what cannot work before any work starts (QGIS's own checks come after)."""
+        min_area_m2 = self.parameterAsDouble(parameters, self.MIN_AREA, context)
+        if not (math.isfinite(min_area_m2) and min_area_m2 > 0):
+            return False, (f"MIN_AREA must be an area in m² greater than 0, not "
+                           f"{parameters.get(self.MIN_AREA)!r}; e.g. 2000 keeps regions of "
+                           "at least 2000 m² (20 pixels of 10 m).")
+        connectivity = self.parameterAsInt(parameters, self.CONNECTIVITY, context)
+        if connectivity not in CONNECTIVITIES:
+            return False, (f"CONNECTIVITY must be 4 or 8, not {connectivity}: 4 joins pixels "
+                           "sharing a side, 8 also pixels touching by a corner.")
+        layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
+        try:
+            gdal_source(layer, self.INPUT)
+        except QgsProcessingException as error:
+            return False, str(error)
+        band = self.parameterAsInt(parameters, self.BAND, context)
+        if not 1 <= band <= layer.bandCount():
+            return False, (f"BAND {band} does not exist: '{layer.name()}' has "
+                           f"{layer.bandCount()} band(s).")
+        if layer.dataProvider().dataType(band) not in INTEGER_TYPES:
+            return False, (f"Band {band} of '{layer.name()}' does not hold integer classes: a "
+                           "sieve needs a classified raster (Byte, UInt16, Int16, UInt32 or "
+                           "Int32). Classify it first (e.g. K-means clustering), or convert it "
+                           "with Raster ▸ Conversion ▸ Translate to an integer type.")
+        # QGIS 3.22's band parameter refuses a missing value instead of using its default.
+        return super().checkParameterValues({self.BAND: band, **parameters}, context)
+
+    def processAlgorithm(self, parameters, context, feedback):
+        """Sieve with the core, log the thresholds, copy the input's paletted style."""
+        layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
+        source = gdal_source(layer, self.INPUT)
+        band = self.parameterAsInt(parameters, self.BAND, context)
+        min_area_m2 = self.parameterAsDouble(parameters, self.MIN_AREA, context)
+        connectivity = self.parameterAsInt(parameters, self.CONNECTIVITY, context)
+        output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
+        refuse_output_over_inputs(output, [source])
+        progress, is_cancelled = feedback_callables(feedback)
+        with core_errors_as_processing_exceptions():
+            feedback.pushInfo(f"Pixel area: {_describe_pixel_area(source.source)}.")
+            report = sieve_raster(source.source, output, min_area_m2=min_area_m2,
+                                  connectivity=connectivity, band=band, progress=progress,
+                                  is_cancelled=is_cancelled)
+        for warning in report.warnings:
+            feedback.pushWarning(warning)
+        fewest, most = report.pixel_threshold
+        threshold = (f"{fewest} pixels" if fewest == most else
+                     f"{fewest}–{most} pixels depending on the latitude, compared by true area")
+        feedback.pushInfo(f"Regions under {min_area_m2:g} m² ({threshold}, "
+                          f"{connectivity}-connected) merged into their largest neighbour; "
+                          f"{report.changed_pixels:,} pixels changed class.")
+        self._style(layer, band, output, context, feedback)
+        return {self.OUTPUT: output,
+                self.PIXEL_THRESHOLD_MIN: fewest, self.PIXEL_THRESHOLD_MAX: most,
+                self.PIXEL_AREA_MIN_M2: report.pixel_area_m2[0],
+                self.PIXEL_AREA_MAX_M2: report.pixel_area_m2[1],
+                self.CHANGED_PIXELS: report.changed_pixels}
+
+    def _style(self, layer, band, output, context, feedback):
+        """The input's paletted style as a .qml beside the output, applied when it loads."""
+        try:
+            qml = copy_paletted_style(_layer_as_shown(layer, context), output, band=band)
+        except OSError as error:
+            # The output is complete and carries its colour table: a missing .qml is no failure.
+            feedback.pushWarning(f"The output is written, but its style could not be: {error}")
+            return
+        if qml is not None:
+            style_on_load(context, output, qml)
+
+
+def _layer_as_shown(layer: QgsRasterLayer, context) -> QgsRasterLayer:
+    """The layer with the style QGIS shows it with.
+
+    A project layer is shown as it is. A file path given as INPUT is loaded by Processing
+    without its default style (the .qml beside it, e.g. a K-means output's); QGIS would show
+    that file with it, so it is opened again the way QGIS opens files.
+    """
+    project = context.project()
+    if project is not None and project.mapLayer(layer.id()) is layer:
+        return layer
+    styled = QgsRasterLayer(layer.source(), layer.name(), layer.providerType())
+    return styled if styled.isValid() else layer
+
+
+def _describe_pixel_area(path: str) -> str:
+    """The pixel area of a raster file for the log, e.g. "100 m² per pixel".
+
+    Raises:
+        InvalidInputError: the file cannot be opened, or its CRS gives no area (no CRS, no
+            linear unit).
+    """
+    try:
+        dataset = gdal.Open(path)
+    except RuntimeError:  # when another plugin turned GDAL exceptions on
+        dataset = None
+    if dataset is None:
+        raise InvalidInputError(f"cannot open {path} with GDAL; check that the file exists and "
+                                "is a raster GDAL reads")
+    return describe_pixel_area(dataset.GetGeoTransform(), dataset.GetProjection(),
+                               n_rows=dataset.RasterYSize)
