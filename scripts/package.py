@@ -13,6 +13,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PLUGIN_NAME = "raster_clustering"
 INCLUDED = ["__init__.py", "plugin.py", "provider.py", "metadata.txt", "LICENSE", "README.md",
             "algorithms", "core", "icons", "models"]
+EXCLUDED = {"core/synthetic_scene.py"}  # the test and demo data generator
 
 
 def plugin_files():
@@ -20,16 +21,18 @@ def plugin_files():
         path = ROOT / entry
         candidates = sorted(path.rglob("*")) if path.is_dir() else [path]
         for file in candidates:
-            if file.is_file() and "__pycache__" not in file.parts and file.suffix != ".pyc":
+            relative = file.relative_to(ROOT).as_posix()
+            if (file.is_file() and "__pycache__" not in file.parts and file.suffix != ".pyc"
+                    and relative not in EXCLUDED):
                 yield file
 
 
-def main() -> int:
+def main(output_dir: str) -> int:
     metadata = configparser.ConfigParser()
     metadata.read(ROOT / "metadata.txt", encoding="utf-8")
     version = metadata["general"]["version"]
-    target = ROOT / "dist" / f"{PLUGIN_NAME}-{version}.zip"
-    target.parent.mkdir(exist_ok=True)
+    target = Path(output_dir) / f"{PLUGIN_NAME}-{version}.zip"
+    target.parent.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
         for file in plugin_files():
             archive.write(file, f"{PLUGIN_NAME}/{file.relative_to(ROOT).as_posix()}")
@@ -38,4 +41,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1] if len(sys.argv) > 1 else str(ROOT / "dist")))
