@@ -1,9 +1,11 @@
 """The processing provider `rasterclustering`: its algorithms and bundled models."""
 
+import glob
 import os
 import traceback
 
-from qgis.core import Qgis, QgsMessageLog, QgsProcessingProvider
+from qgis.core import (Qgis, QgsApplication, QgsMessageLog, QgsProcessingModelAlgorithm,
+                       QgsProcessingProvider)
 from qgis.PyQt.QtGui import QIcon
 
 from .algorithms import ALGORITHM_CLASSES
@@ -44,3 +46,34 @@ class RasterClusteringProvider(QgsProcessingProvider):
                 QgsMessageLog.logMessage(
                     f"Could not load {algorithm_class.__name__}:\n{traceback.format_exc()}",
                     "Raster clustering", Qgis.Critical)
+        self._load_models()
+
+    def _load_models(self):
+        """Register each bundled models/*.model3 as rasterclustering:<model name>; a model that
+        does not load is logged, not fatal to the others."""
+        for path in sorted(glob.glob(os.path.join(PLUGIN_DIR, "models", "*.model3"))):
+            try:
+                model = QgsProcessingModelAlgorithm()
+                if not model.fromFile(path):
+                    raise ValueError("not a readable .model3 file")
+                model.setSourceFilePath(path)
+                self.addAlgorithm(model)
+            except Exception:  # noqa: BLE001 - keep the provider alive whatever one model does
+                QgsMessageLog.logMessage(
+                    f"Could not load the model {path}:\n{traceback.format_exc()}",
+                    "Raster clustering", Qgis.Critical)
+        registry = QgsApplication.processingRegistry()
+        if registry.providerById(self.id()) is None:
+            # The registry loads a provider before adding it, so the models' steps (this
+            # provider's algorithms) cannot be found yet, nor the outputs they give the models.
+            registry.providerAdded.connect(self._complete_models)
+
+    def _complete_models(self, provider_id):
+        """Reload the models once the provider is registered, so their steps and outputs
+        resolve (`qgis_process help` and the toolbox show the model's outputs)."""
+        if provider_id != self.id():
+            return
+        QgsApplication.processingRegistry().providerAdded.disconnect(self._complete_models)
+        for algorithm in self.algorithms():
+            if isinstance(algorithm, QgsProcessingModelAlgorithm):
+                algorithm.fromFile(algorithm.sourceFilePath())

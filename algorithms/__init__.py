@@ -1,8 +1,12 @@
 """The QGIS algorithm classes: parameters, validation and glue to `core`."""
 
+from .apply_centroids import ApplyCentroidsAlgorithm
 from .band_math import BandMathAlgorithm
 from .calibrate import CalibrateAlgorithm
+from .choose_k import ChooseKAlgorithm
 from .kmeans import KMeansAlgorithm
 from .sieve import SieveAlgorithm
+from .zones import ZonesAlgorithm
 
-ALGORITHM_CLASSES = [KMeansAlgorithm, CalibrateAlgorithm, BandMathAlgorithm, SieveAlgorithm]
+ALGORITHM_CLASSES = [KMeansAlgorithm, CalibrateAlgorithm, BandMathAlgorithm, SieveAlgorithm,
+                     ApplyCentroidsAlgorithm, ChooseKAlgorithm, ZonesAlgorithm]

@@ -2,19 +2,36 @@
 
 from __future__ import annotations
 
-from qgis.core import (QgsProcessing, QgsProcessingException, QgsProcessingParameterBoolean,
-                       QgsProcessingParameterDefinition, QgsProcessingParameterEnum,
-                       QgsProcessingParameterFile, QgsProcessingParameterMultipleLayers,
-                       QgsProcessingParameterRasterDestination, QgsProcessingParameterString)
+from qgis.core import (
+    QgsProcessing,
+    QgsProcessingException,
+    QgsProcessingParameterBoolean,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterMultipleLayers,
+    QgsProcessingParameterRasterDestination,
+    QgsProcessingParameterString,
+)
 
 from ..core.band_math import syntax_help
-from ..core.band_math_raster import (AUTO_SENSOR, RESAMPLINGS, RESOLUTIONS, band_math_to_raster,
-                                     compile_band_math, display_style)
+from ..core.band_math_raster import (
+    AUTO_SENSOR,
+    RESAMPLINGS,
+    RESOLUTIONS,
+    band_math_to_raster,
+    compile_band_math,
+    display_style,
+)
 from ..core.band_names import LayerBands
 from ..core.errors import RasterClusteringError
 from ..core.spectral_indices import SENSOR_TITLES, SENSORS, alias_help
-from .base import (RasterClusteringAlgorithm, core_errors_as_processing_exceptions,
-                   feedback_callables, gdal_source, refuse_output_over_inputs)
+from .base import (
+    RasterClusteringAlgorithm,
+    core_errors_as_processing_exceptions,
+    feedback_callables,
+    gdal_source,
+    refuse_output_over_inputs,
+)
 from .styling import style_on_load, write_pseudocolour_style
 
 SENSOR_CHOICES = (AUTO_SENSOR, *SENSORS)
@@ -102,51 +119,48 @@ class BandMathAlgorithm(RasterClusteringAlgorithm):
 
     def initAlgorithm(self, config=None):
         """Declare the parameters (their names are the public API of models and qgis_process)."""
-        self._add(QgsProcessingParameterMultipleLayers(
+        self.add_with_help(QgsProcessingParameterMultipleLayers(
             self.INPUT, "Input rasters", QgsProcessing.TypeRaster),
             "Bands are B1…Bn of one multiband layer, the band code in each single-band file "
             "name (…_B4.TIF, …_B04.jp2), or \"layer name@band\".")
-        self._add(QgsProcessingParameterString(self.EXPRESSION, "Expression",
+        self.add_with_help(QgsProcessingParameterString(self.EXPRESSION, "Expression",
                                                defaultValue="NDVI"),
                   "E.g. (B5 - B4) / (B5 + B4), NDVI, where(NDVI > 0.3, NDVI, 0).")
-        self._add(QgsProcessingParameterEnum(self.SENSOR, "Sensor (bands of index names)",
+        self.add_with_help(QgsProcessingParameterEnum(self.SENSOR, "Sensor (bands of index names)",
                                              options=list(SENSOR_LABELS), defaultValue=0),
                   "Which bands NDVI, NDWI, … read; auto-detect reads Landsat/Sentinel-2 file "
                   "names.")
-        self._add(QgsProcessingParameterBoolean(
+        self.add_with_help(QgsProcessingParameterBoolean(
             self.CALIBRATE, "Calibrate digital numbers to reflectance / temperature first",
             defaultValue=False),
             "Landsat/Sentinel-2 single-band files: DN → reflectance (or brightness "
             "temperature, K) from the metadata, block by block.")
-        self._add(QgsProcessingParameterFile(
+        self.add_with_help(QgsProcessingParameterFile(
             self.METADATA, "Metadata file for calibration (MTL / MTD)",
             behavior=QgsProcessingParameterFile.File, optional=True,
             fileFilter="Scene metadata (*_MTL.txt *_MTL.json *_MTL.xml MTD_*.xml);;"
                        "All files (*)"),
             "Landsat _MTL.txt/.json/.xml or Sentinel-2 MTD_MSIL1C/2A.xml; found beside the "
             "bands when empty.")
-        self._add(QgsProcessingParameterEnum(
+        self.add_with_help(QgsProcessingParameterEnum(
             self.RESOLUTION, "Output resolution",
             options=[RESOLUTION_LABELS[name] for name in RESOLUTIONS], defaultValue=0),
             "Pixel size and edges of the output grid (over the inputs' common extent, in the "
             "first input's CRS).", advanced=True)
-        self._add(QgsProcessingParameterEnum(
+        self.add_with_help(QgsProcessingParameterEnum(
             self.RESAMPLING, "Resampling of layers not on the output grid",
             options=[RESAMPLING_LABELS[name] for name in RESAMPLINGS], defaultValue=0),
             "Nearest neighbour keeps values as measured; bilinear/cubic smooth; average for "
             "a coarser output.", advanced=True)
-        self._add(QgsProcessingParameterRasterDestination(self.OUTPUT, "Band math result"),
+        self.add_with_help(QgsProcessingParameterRasterDestination(self.OUTPUT, "Band math result"),
                   "Float32 GeoTIFF, nodata NaN, band description = index name or expression, "
                   "styled with a colour ramp.")
 
-    def _add(self, parameter, help_text: str, *, advanced: bool = False):
-        parameter.setHelp(help_text)
-        if advanced:
-            parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
-        self.addParameter(parameter)
-
     def checkParameterValues(self, parameters, context):
         """Refuse an empty input list or an expression that does not fit the layers."""
+        valid, message = super().checkParameterValues(parameters, context)
+        if not valid:
+            return valid, message
         layers = self.parameterAsLayerList(parameters, self.INPUT, context)
         if not layers:
             return False, "Select at least one raster layer as input."
@@ -158,7 +172,7 @@ class BandMathAlgorithm(RasterClusteringAlgorithm):
                               sensor=self._sensor(parameters, context))
         except (QgsProcessingException, RasterClusteringError) as error:
             return False, str(error)
-        return super().checkParameterValues(parameters, context)
+        return True, ""
 
     def _sensor(self, parameters, context) -> str:
         return SENSOR_CHOICES[self.parameterAsEnum(parameters, self.SENSOR, context)]

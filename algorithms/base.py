@@ -5,9 +5,16 @@ from __future__ import annotations
 import os
 from contextlib import contextmanager
 
-from qgis.core import (QgsCoordinateReferenceSystem, QgsCoordinateTransform, QgsGeometry,
-                       QgsProcessingAlgorithm, QgsProcessingException, QgsRasterLayer,
-                       QgsRectangle)
+from qgis.core import (
+    QgsCoordinateReferenceSystem,
+    QgsCoordinateTransform,
+    QgsGeometry,
+    QgsProcessingAlgorithm,
+    QgsProcessingException,
+    QgsProcessingParameterDefinition,
+    QgsRasterLayer,
+    QgsRectangle,
+)
 from qgis.PyQt.QtGui import QIcon
 
 from ..core.errors import CancelledError, RasterClusteringError
@@ -49,6 +56,13 @@ class RasterClusteringAlgorithm(QgsProcessingAlgorithm):
 
     def svgIconPath(self):
         return os.path.join(ICON_DIR, self.ICON)
+
+    def add_with_help(self, parameter, help_text: str, *, advanced: bool = False):
+        """Add a parameter with its help text; advanced ones fold under "Advanced parameters"."""
+        parameter.setHelp(help_text)
+        if advanced:
+            parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+        self.addParameter(parameter)
 
     def createInstance(self):
         """A fresh copy for each run (QGIS runs algorithms in threads)."""

@@ -5,24 +5,43 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from qgis.core import (QgsColorRampShader, QgsContrastEnhancement, QgsProcessing,
-                       QgsProcessingException, QgsProcessingOutputMultipleLayers,
-                       QgsProcessingParameterBoolean, QgsProcessingParameterDefinition,
-                       QgsProcessingParameterFile, QgsProcessingParameterFolderDestination,
-                       QgsProcessingParameterMultipleLayers,
-                       QgsProcessingParameterRasterDestination, QgsProcessingParameterString,
-                       QgsProcessingUtils, QgsRasterLayer, QgsRasterMinMaxOrigin,
-                       QgsRasterShader, QgsSingleBandGrayRenderer,
-                       QgsSingleBandPseudoColorRenderer)
+from qgis.core import (
+    QgsColorRampShader,
+    QgsContrastEnhancement,
+    QgsProcessing,
+    QgsProcessingException,
+    QgsProcessingOutputMultipleLayers,
+    QgsProcessingParameterBoolean,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterFolderDestination,
+    QgsProcessingParameterMultipleLayers,
+    QgsProcessingParameterRasterDestination,
+    QgsProcessingParameterString,
+    QgsProcessingUtils,
+    QgsRasterLayer,
+    QgsRasterMinMaxOrigin,
+    QgsRasterShader,
+    QgsSingleBandGrayRenderer,
+    QgsSingleBandPseudoColorRenderer,
+)
 from qgis.PyQt.QtGui import QColor
 
 from ..core.calibration import calibrator_for
-from ..core.calibration_raster import (CalibratedBand, CalibrationJob, calibrate_band_files,
-                                       output_file_name)
+from ..core.calibration_raster import (
+    CalibratedBand,
+    CalibrationJob,
+    calibrate_band_files,
+    output_file_name,
+)
 from ..core.palette import class_colours, format_value
 from ..core.raster_io import remove_raster_files
-from .base import (RasterClusteringAlgorithm, core_errors_as_processing_exceptions,
-                   feedback_callables, gdal_source, refuse_output_over_inputs)
+from .base import (
+    RasterClusteringAlgorithm,
+    core_errors_as_processing_exceptions,
+    feedback_callables,
+    gdal_source,
+    refuse_output_over_inputs,
+)
 from .styling import style_on_load, style_path
 
 HELP = """<p>Converts the digital numbers (DN) of Landsat and Sentinel-2 band files into
@@ -111,41 +130,35 @@ class CalibrateAlgorithm(RasterClusteringAlgorithm):
 
     def initAlgorithm(self, config=None):
         """Declare the parameters (their names are the public API of models and qgis_process)."""
-        self._add(QgsProcessingParameterMultipleLayers(
+        self.add_with_help(QgsProcessingParameterMultipleLayers(
             self.INPUT, "Band files", QgsProcessing.TypeRaster),
             "Single-band files of digital numbers (…_B4.TIF, …_B04.jp2); one output each.")
-        self._add(QgsProcessingParameterFile(
+        self.add_with_help(QgsProcessingParameterFile(
             self.METADATA, "Metadata file (found beside the band when empty)",
             QgsProcessingParameterFile.File, optional=True,
             fileFilter="Scene metadata (*_MTL.txt *_MTL.xml *_MTL.json *MTD_MSIL*.xml);;"
                        "All files (*.*)"),
             "Landsat <product id>_MTL.txt/.xml/.json or Sentinel-2 MTD_MSIL1C/MTD_MSIL2A.xml.")
-        self._add(QgsProcessingParameterString(
+        self.add_with_help(QgsProcessingParameterString(
             self.BAND, "Band (when the file name does not tell it)", optional=True),
             "B4, 10, B6_VCID_1, SR_B4 or B8A; only with a single input.", advanced=True)
-        self._add(QgsProcessingParameterBoolean(
+        self.add_with_help(QgsProcessingParameterBoolean(
             self.CELSIUS, "Temperatures in °C instead of kelvin", defaultValue=False),
             "Thermal bands in degrees Celsius (T − 273.15).")
-        self._add(QgsProcessingParameterBoolean(
+        self.add_with_help(QgsProcessingParameterBoolean(
             self.CLIP, "Clip reflectance to [0, 1]", defaultValue=False),
             "Off: values as the handbooks define them (may leave [0, 1] slightly).")
         # Optional with a temporary default: processing.run and models may leave it out.
-        self._add(QgsProcessingParameterFolderDestination(
+        self.add_with_help(QgsProcessingParameterFolderDestination(
             self.OUTPUT_FOLDER, "Output folder", defaultValue=QgsProcessing.TEMPORARY_OUTPUT,
             optional=True),
             "One Float32 GeoTIFF per band, named <input name>_toa/_sr/_bt/_st.tif.")
-        self._add(QgsProcessingParameterRasterDestination(
+        self.add_with_help(QgsProcessingParameterRasterDestination(
             self.OUTPUT, "Calibrated band (single input only)", optional=True,
             createByDefault=False),
             "For one input: write it to this GeoTIFF instead of the output folder.")
         self.addOutput(QgsProcessingOutputMultipleLayers(self.OUTPUT_LAYERS,
                                                          "Calibrated layers"))
-
-    def _add(self, parameter, help_text: str, *, advanced: bool = False):
-        parameter.setHelp(help_text)
-        if advanced:
-            parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
-        self.addParameter(parameter)
 
     def checkParameterValues(self, parameters, context):
         """Refuse what cannot work before any work starts."""

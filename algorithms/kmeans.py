@@ -2,21 +2,36 @@
 
 from __future__ import annotations
 
-from qgis.core import (QgsCoordinateReferenceSystem, QgsFeature, QgsFeatureSink, QgsField,
-                       QgsFields, QgsProcessing, QgsProcessingException,
-                       QgsProcessingParameterBoolean, QgsProcessingParameterDefinition,
-                       QgsProcessingParameterExtent, QgsProcessingParameterFeatureSink,
-                       QgsProcessingParameterFeatureSource, QgsProcessingParameterFileDestination,
-                       QgsProcessingParameterMultipleLayers, QgsProcessingParameterNumber,
-                       QgsProcessingParameterRange, QgsProcessingParameterRasterDestination,
-                       QgsWkbTypes)
-from qgis.PyQt.QtCore import QVariant
+from qgis.core import (
+    QgsProcessing,
+    QgsProcessingParameterBoolean,
+    QgsProcessingParameterExtent,
+    QgsProcessingParameterFeatureSink,
+    QgsProcessingParameterFeatureSource,
+    QgsProcessingParameterFileDestination,
+    QgsProcessingParameterMultipleLayers,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterRange,
+    QgsProcessingParameterRasterDestination,
+)
 
-from ..core.class_statistics import statistics_table
-from ..core.kmeans import DEFAULT_SAMPLE_SIZE, MAX_CLUSTERS, MIN_CLUSTERS, KMeansSettings, \
-    cluster_rasters
-from .base import (RasterClusteringAlgorithm, area_geometry_wkt, core_errors_as_processing_exceptions,
-                   extent_in_crs, feedback_callables, gdal_source, refuse_output_over_inputs)
+from ..core.kmeans import (
+    DEFAULT_SAMPLE_SIZE,
+    MAX_CLUSTERS,
+    MIN_CLUSTERS,
+    KMeansSettings,
+    cluster_rasters,
+)
+from .base import (
+    RasterClusteringAlgorithm,
+    area_geometry_wkt,
+    core_errors_as_processing_exceptions,
+    extent_in_crs,
+    feedback_callables,
+    gdal_source,
+    refuse_output_over_inputs,
+)
+from .common_outputs import optional_min_area, report_classes, report_sieve, write_class_statistics
 from .styling import style_on_load, write_class_style
 
 HELP = """<p>Groups the pixels of one or more rasters into <b>k classes</b> by k-means, without
@@ -99,59 +114,54 @@ class KMeansAlgorithm(RasterClusteringAlgorithm):
 
     def initAlgorithm(self, config=None):
         """Declare the parameters (their names are the public API of models and qgis_process)."""
-        self._add(QgsProcessingParameterMultipleLayers(
+        self.add_with_help(QgsProcessingParameterMultipleLayers(
             self.INPUT, "Input rasters", QgsProcessing.TypeRaster),
             "Every band of every layer is a feature; layers are aligned to the first one's grid.")
-        self._add(QgsProcessingParameterNumber(
+        self.add_with_help(QgsProcessingParameterNumber(
             self.CLUSTERS, "Number of clusters", QgsProcessingParameterNumber.Integer,
             defaultValue=5, minValue=MIN_CLUSTERS, maxValue=MAX_CLUSTERS),
             "Number of classes k, 2–255.")
-        self._add(QgsProcessingParameterFeatureSource(
+        self.add_with_help(QgsProcessingParameterFeatureSource(
             self.AOI, "Area of interest", [QgsProcessing.TypeVectorPolygon], optional=True),
             "Polygons (any CRS) whose pixels fit the centres.")
-        self._add(QgsProcessingParameterExtent(self.EXTENT, "Extent", optional=True),
+        self.add_with_help(QgsProcessingParameterExtent(self.EXTENT, "Extent", optional=True),
                   "Bounding box (any CRS) whose pixels fit the centres; intersected with the AOI.")
-        self._add(QgsProcessingParameterBoolean(self.CLIP, "Clip the output to the area",
+        self.add_with_help(QgsProcessingParameterBoolean(self.CLIP, "Clip the output to the area",
                                                 defaultValue=True),
                   "Output only the area (nodata outside); otherwise classify the whole raster.")
-        self._add(QgsProcessingParameterNumber(
+        self.add_with_help(QgsProcessingParameterNumber(
             self.SEED, "Random seed", QgsProcessingParameterNumber.Integer, defaultValue=0,
             minValue=0), "Same inputs and seed give identical outputs.")
-        self._add(QgsProcessingParameterNumber(
+        self.add_with_help(QgsProcessingParameterNumber(
             self.SAMPLE_SIZE, "Sample size (pixels) for several features",
             QgsProcessingParameterNumber.Integer, defaultValue=DEFAULT_SAMPLE_SIZE,
             minValue=MAX_CLUSTERS), "Pixels drawn at random from the area to fit several "
             "features and estimate quantiles.", advanced=True)
-        self._add(QgsProcessingParameterBoolean(
+        self.add_with_help(QgsProcessingParameterBoolean(
             self.STANDARDIZE, "Standardize features (several features)", defaultValue=True),
             "Scale each feature to unit variance before clustering.", advanced=True)
-        self._add(QgsProcessingParameterRange(
+        self.add_with_help(QgsProcessingParameterRange(
             self.CLIP_QUANTILES, "Clip features to these percentiles (e.g. 0.5, 99.5)",
             QgsProcessingParameterNumber.Double, optional=True),
             "Clip outliers (clouds) before fitting; empty = no clipping.", advanced=True)
-        self._add(QgsProcessingParameterNumber(
+        self.add_with_help(QgsProcessingParameterNumber(
             self.MIN_AREA, "Minimum zone area (m²)", QgsProcessingParameterNumber.Double,
             defaultValue=0, minValue=0, optional=True),
             "Zones smaller than this are merged into their largest neighbour after labelling; "
             "0 or empty = no sieve. The reference clustering API accepts 1000–999999 m².")
-        self._add(QgsProcessingParameterNumber(
-            self.CONNECTIVITY, "Connectivity of zones (4 or 8)", QgsProcessingParameterNumber.Integer,
+        self.add_with_help(QgsProcessingParameterNumber(
+            self.CONNECTIVITY, "Connectivity of zones (4 or 8)",
+            QgsProcessingParameterNumber.Integer,
             defaultValue=8, minValue=4, maxValue=8),
             "4: pixels touch by their sides; 8: also by their corners (for MIN_AREA).")
-        self._add(QgsProcessingParameterRasterDestination(self.OUTPUT, "Classes"),
+        self.add_with_help(QgsProcessingParameterRasterDestination(self.OUTPUT, "Classes"),
                   "Classified GeoTIFF: UInt8, nodata 0, classes 1..k, styled.")
-        self._add(QgsProcessingParameterFileDestination(
+        self.add_with_help(QgsProcessingParameterFileDestination(
             self.CENTROIDS, "Centroids", fileFilter="JSON files (*.json)"),
             "Cluster centres as JSON, e.g. {\"NDVI\": [[1, [0.171]], [2, [0.404]]]}.")
-        self._add(QgsProcessingParameterFeatureSink(
+        self.add_with_help(QgsProcessingParameterFeatureSink(
             self.STATISTICS, "Class statistics", QgsProcessing.TypeVector),
             "One row per class: centre, pixel count, area (m²), band mean/std/min/max.")
-
-    def _add(self, parameter, help_text: str, *, advanced: bool = False):
-        parameter.setHelp(help_text)
-        if advanced:
-            parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
-        self.addParameter(parameter)
 
     def checkParameterValues(self, parameters, context):
         """Refuse what cannot work before any work starts."""
@@ -168,9 +178,7 @@ class KMeansAlgorithm(RasterClusteringAlgorithm):
         return super().checkParameterValues(parameters, context)
 
     def _min_area(self, parameters, context):
-        if parameters.get(self.MIN_AREA) in (None, ""):
-            return None
-        return self.parameterAsDouble(parameters, self.MIN_AREA, context) or None
+        return optional_min_area(self, parameters, self.MIN_AREA, context)
 
     def _clip_quantiles(self, parameters, context):
         if parameters.get(self.CLIP_QUANTILES) in (None, ""):
@@ -205,18 +213,10 @@ class KMeansAlgorithm(RasterClusteringAlgorithm):
                 progress=progress, is_cancelled=is_cancelled)
         for message in result.messages:
             feedback.pushWarning(message)
-        if result.sieve is not None:
-            low, high = result.sieve.pixel_threshold
-            pixels = f"{low}" if low == high else f"{low}–{high}"
-            feedback.pushInfo(f"Sieve: zones under {result.sieve.min_area_m2:g} m² ({pixels} pixels, "
-                              f"{result.sieve.connectivity}-connected) merged; "
-                              f"{result.sieve.changed_pixels:,} pixels changed class.")
+        report_sieve(feedback, result.sieve)
         model = result.model
         feedback.pushInfo(f"Fitted {model.n_clusters} clusters on {result.fitted_pixels:,} pixels.")
-        for row in result.statistics:
-            centre = ", ".join(f"{v:.6g}" for v in model.centres[row.class_number - 1])
-            feedback.pushInfo(f"Class {row.class_number}: centre {centre}, "
-                              f"{row.pixel_count:,} pixels, {row.area_m2:,.0f} m²")
+        report_classes(feedback, model, result.statistics)
         qml = write_class_style(output, model.centres)
         style_on_load(context, output, qml)
         model.save(centroids_path)
@@ -225,22 +225,5 @@ class KMeansAlgorithm(RasterClusteringAlgorithm):
                 self.STATISTICS: statistics_id}
 
     def _write_statistics(self, parameters, context, result):
-        columns, rows = statistics_table(result.statistics, band_names=result.model.feature_names,
-                                         centres=result.model.centres)
-        integer_columns = {"class", "pixel_count"}
-        fields = QgsFields()
-        for column in columns:
-            fields.append(QgsField(column, QVariant.LongLong if column in integer_columns
-                                   else QVariant.Double))
-        sink, dest_id = self.parameterAsSink(parameters, self.STATISTICS, context, fields,
-                                             QgsWkbTypes.NoGeometry,
-                                             QgsCoordinateReferenceSystem())
-        if sink is None:
-            return None
-        for row in rows:
-            feature = QgsFeature(fields)
-            feature.setAttributes([None if isinstance(v, float) and v != v else v for v in row])
-            if not sink.addFeature(feature, QgsFeatureSink.FastInsert):
-                raise QgsProcessingException(f"Writing the statistics table failed: "
-                                             f"{sink.lastError()}")
-        return dest_id
+        return write_class_statistics(self, parameters, self.STATISTICS, context,
+                                      result.statistics, result.model)

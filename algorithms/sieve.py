@@ -5,16 +5,27 @@ from __future__ import annotations
 import math
 
 from osgeo import gdal
-from qgis.core import (Qgis, QgsProcessingException, QgsProcessingOutputNumber,
-                       QgsProcessingParameterBand, QgsProcessingParameterNumber,
-                       QgsProcessingParameterRasterDestination, QgsProcessingParameterRasterLayer,
-                       QgsRasterLayer)
+from qgis.core import (
+    Qgis,
+    QgsProcessingException,
+    QgsProcessingOutputNumber,
+    QgsProcessingParameterBand,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterDestination,
+    QgsProcessingParameterRasterLayer,
+    QgsRasterLayer,
+)
 
 from ..core.errors import InvalidInputError
 from ..core.pixel_area import describe_pixel_area
 from ..core.sieve import sieve_raster
-from .base import (RasterClusteringAlgorithm, core_errors_as_processing_exceptions,
-                   feedback_callables, gdal_source, refuse_output_over_inputs)
+from .base import (
+    RasterClusteringAlgorithm,
+    core_errors_as_processing_exceptions,
+    feedback_callables,
+    gdal_source,
+    refuse_output_over_inputs,
+)
 from .styling import copy_paletted_style, style_on_load
 
 CONNECTIVITIES = (4, 8)
@@ -28,7 +39,8 @@ manage. Nodata is never changed and never merged into.</p>
 <ul>
 <li><b>Classified raster</b> (INPUT): a raster with an integer band (Byte, UInt16, Int16, UInt32,
 Int32) read by GDAL (a file), with a CRS.</li>
-<li><b>Band</b> (BAND, default 1): the band holding the classes; the output has this one band.</li>
+<li><b>Band</b> (BAND, default 1, also when left empty): the band holding the classes; the
+output has this one band.</li>
 <li><b>Minimum region area</b> (MIN_AREA, m², &gt; 0, default 1000): regions smaller than this
 are merged; a region of exactly this area is kept. The reference clustering API accepts
 1000–999999 m²; any positive area is allowed here.</li>
@@ -101,22 +113,24 @@ class SieveAlgorithm(RasterClusteringAlgorithm):
 
     def initAlgorithm(self, config=None):
         """Declare the parameters (their names are the public API of models and qgis_process)."""
-        self._add(QgsProcessingParameterRasterLayer(self.INPUT, "Classified raster"),
+        self.add_with_help(QgsProcessingParameterRasterLayer(self.INPUT, "Classified raster"),
                   "Integer classes (Byte … Int32), e.g. a K-means output; a file GDAL reads.")
-        self._add(QgsProcessingParameterBand(self.BAND, "Band", defaultValue=1,
-                                             parentLayerParameterName=self.INPUT),
-                  "The band holding the classes (default 1).")
+        # Optional only because QGIS 3.22 does not fall back to the default of a missing band:
+        # qgis_process would demand BAND (QGIS issue 54370, fixed later by PR 54414).
+        self.add_with_help(QgsProcessingParameterBand(self.BAND, "Band", defaultValue=1,
+                                             parentLayerParameterName=self.INPUT, optional=True),
+                  "The band holding the classes (default, or empty: 1).")
         # minValue is inclusive in QGIS: 0 passes it, and checkParameterValues refuses it.
-        self._add(QgsProcessingParameterNumber(
+        self.add_with_help(QgsProcessingParameterNumber(
             self.MIN_AREA, "Minimum region area (m²)", QgsProcessingParameterNumber.Double,
             defaultValue=1000, minValue=0),
             "Regions smaller than this many square metres on the ground (> 0) are merged into "
             "their largest neighbour. The reference clustering API accepts 1000–999999 m².")
-        self._add(QgsProcessingParameterNumber(
+        self.add_with_help(QgsProcessingParameterNumber(
             self.CONNECTIVITY, "Connectivity (4 or 8)", QgsProcessingParameterNumber.Integer,
             defaultValue=8, minValue=min(CONNECTIVITIES), maxValue=max(CONNECTIVITIES)),
             "4: pixels of a region share a side; 8: they may also touch by a corner.")
-        self._add(QgsProcessingParameterRasterDestination(self.OUTPUT, "Sieved classes"),
+        self.add_with_help(QgsProcessingParameterRasterDestination(self.OUTPUT, "Sieved classes"),
                   "GeoTIFF with the input's type, grid, nodata, colour table and style.")
         for name, description in (
                 (self.PIXEL_THRESHOLD_MIN, "Fewest pixels a region needs (largest pixels)"),
@@ -126,17 +140,14 @@ class SieveAlgorithm(RasterClusteringAlgorithm):
                 (self.CHANGED_PIXELS, "Valid pixels whose class changed")):
             self.addOutput(QgsProcessingOutputNumber(name, description))
 
-    def _add(self, parameter, help_text: str):
-        parameter.setHelp(help_text)
-        self.addParameter(parameter)
-
     def checkParameterValues(self, parameters, context):
         """Refuse what cannot work before any work starts (QGIS's own checks come after)."""
         min_area_m2 = self.parameterAsDouble(parameters, self.MIN_AREA, context)
-        if not (math.isfinite(min_area_m2) and min_area_m2 > 0):
-            return False, (f"MIN_AREA must be an area in m² greater than 0, not "
-                           f"{parameters.get(self.MIN_AREA)!r}; e.g. 2000 keeps regions of "
-                           "at least 2000 m² (20 pixels of 10 m).")
+        text = parameters.get(self.MIN_AREA)
+        if _is_text_but_no_number(text) or not (math.isfinite(min_area_m2) and min_area_m2 > 0):
+            given = repr(text) if _is_text_but_no_number(text) else f"{min_area_m2:g}"
+            return False, (f"MIN_AREA must be an area in m² greater than 0, not {given}; e.g. "
+                           "2000 keeps regions of at least 2000 m² (20 pixels of 10 m).")
         connectivity = self.parameterAsInt(parameters, self.CONNECTIVITY, context)
         if connectivity not in CONNECTIVITIES:
             return False, (f"CONNECTIVITY must be 4 or 8, not {connectivity}: 4 joins pixels "
@@ -155,8 +166,7 @@ class SieveAlgorithm(RasterClusteringAlgorithm):
                            "sieve needs a classified raster (Byte, UInt16, Int16, UInt32 or "
                            "Int32). Classify it first (e.g. K-means clustering), or convert it "
                            "with Raster ▸ Conversion ▸ Translate to an integer type.")
-        # QGIS 3.22's band parameter refuses a missing value instead of using its default.
-        return super().checkParameterValues({self.BAND: band, **parameters}, context)
+        return super().checkParameterValues(parameters, context)
 
     def processAlgorithm(self, parameters, context, feedback):
         """Sieve with the core, log the thresholds, copy the input's paletted style."""
@@ -200,6 +210,17 @@ class SieveAlgorithm(RasterClusteringAlgorithm):
             style_on_load(context, output, qml)
 
 
+def _is_text_but_no_number(value) -> bool:
+    """True for text such as "lots", which QGIS would silently replace by the default."""
+    if not isinstance(value, str):
+        return False
+    try:
+        float(value)
+    except ValueError:
+        return True
+    return False
+
+
 def _layer_as_shown(layer: QgsRasterLayer, context) -> QgsRasterLayer:
     """The layer with the style QGIS shows it with.
 
@@ -208,7 +229,7 @@ def _layer_as_shown(layer: QgsRasterLayer, context) -> QgsRasterLayer:
     that file with it, so it is opened again the way QGIS opens files.
     """
     project = context.project()
-    if project is not None and project.mapLayer(layer.id()) is layer:
+    if project is not None and project.mapLayer(layer.id()) is not None:
         return layer
     styled = QgsRasterLayer(layer.source(), layer.name(), layer.providerType())
     return styled if styled.isValid() else layer

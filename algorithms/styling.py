@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import os
 
-from qgis.core import (QgsPalettedRasterRenderer, QgsProcessingLayerPostProcessorInterface,
-                       QgsRasterLayer)
+from qgis.core import (
+    QgsPalettedRasterRenderer,
+    QgsProcessingLayerPostProcessorInterface,
+    QgsRasterLayer,
+)
 from qgis.PyQt.QtGui import QColor
 
 from ..core.palette import legend
@@ -82,8 +85,12 @@ def write_pseudocolour_style(raster_path: str, *, ramp_name: str, minimum: float
         The .qml's path.
     """
     # Imported here so that this append-only addition leaves the module's imports untouched.
-    from qgis.core import (QgsColorRampShader, QgsRasterMinMaxOrigin,
-                           QgsSingleBandPseudoColorRenderer, QgsStyle)
+    from qgis.core import (
+        QgsColorRampShader,
+        QgsRasterMinMaxOrigin,
+        QgsSingleBandPseudoColorRenderer,
+        QgsStyle,
+    )
 
     layer = QgsRasterLayer(raster_path, os.path.basename(raster_path), "gdal")
     if not layer.isValid():

@@ -2,7 +2,7 @@
 
 Each measured command runs in its own process so its peak memory (max RSS) is its own.
 Results are printed as a Markdown table; copy them into bench/README.md with the date.
-Run one case with `python bench/run.py kmeans` (names: kmeans, calibrate, band_math).
+Run one case with `python bench/run.py kmeans` (names: kmeans, calibrate, band_math, sieve).
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -20,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "bench" / "work"
 TILE = 10980  # a Sentinel-2 tile at 10 m
-NAIVE_SIZE = 2000  # the tutorials' approach takes minutes past this
+NAIVE_SIZES = (2000, 5000)  # the tutorials' approach needs minutes and GBs past these
 
 
 def plugin_path() -> str:
@@ -33,28 +32,23 @@ def measure(label: str, code: str | list[str]) -> dict:
     """Run Python code (str) or a command (list) in a child process; wall time and peak RSS."""
     command = [sys.executable, "-c", code] if isinstance(code, str) else code
     env = dict(os.environ, PYTHONPATH=plugin_path())
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     start = time.perf_counter()
-    completed = subprocess.run(command, env=env, capture_output=True, text=True)
-    seconds = time.perf_counter() - start
-    peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    with tempfile.TemporaryFile("w+") as stdout, tempfile.TemporaryFile("w+") as stderr:
+        child = subprocess.Popen(command, env=env, stdout=stdout, stderr=stderr, text=True)
+        # wait4 gives this child's own resource usage, peak memory included.
+        _, status, usage = os.wait4(child.pid, 0)
+        seconds = time.perf_counter() - start
+        child.returncode = os.waitstatus_to_exitcode(status)
+        stdout.seek(0)
+        stderr.seek(0)
+        completed = subprocess.CompletedProcess(command, child.returncode, stdout.read(),
+                                                stderr.read())
+    peak = usage.ru_maxrss / 1024
     if completed.returncode != 0:
         raise SystemExit(f"{label} failed (exit {completed.returncode}):\n{completed.stdout}\n"
                          f"{completed.stderr}")
-    # ru_maxrss of RUSAGE_CHILDREN is the largest child so far; each case runs the largest last.
-    peak = max(peak_kib, before) / 1024
     print(f"  {label}: {seconds:.1f} s, peak {peak:.0f} MiB", flush=True)
     return {"case": label, "seconds": seconds, "peak_mib": peak, "stdout": completed.stdout}
-
-
-def peak_of(code: str) -> str:
-    """Wrap code so the child reports its own peak RSS (independent of earlier children)."""
-    return (code + "\nimport resource, json\n"
-            "print(json.dumps({'peak_mib': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/1024}))")
-
-
-def own_peak(result: dict) -> float:
-    return json.loads(result["stdout"].strip().splitlines()[-1])["peak_mib"]
 
 
 def make_inputs(size: int) -> tuple[Path, Path]:
@@ -72,7 +66,8 @@ def make_inputs(size: int) -> tuple[Path, Path]:
         x0, dx, _, y0, _, dy = gdal.Open(str(raster)).GetGeoTransform()
         # A polygon covering about half the tile: a trapezoid over its left part.
         width, height = size * dx, size * -dy
-        ring = [(x0, y0), (x0 + 0.6 * width, y0), (x0 + 0.4 * width, y0 - height), (x0, y0 - height),
+        ring = [(x0, y0), (x0 + 0.6 * width, y0), (x0 + 0.4 * width, y0 - height),
+                (x0, y0 - height),
                 (x0, y0)]
         coordinates = [[list(p) for p in ring]]
         aoi.write_text(json.dumps({
@@ -90,7 +85,7 @@ def kmeans_code(raster: Path, aoi: Path | None, output: Path) -> str:
                 f"source = ogr.Open({str(aoi)!r})\n"
                 "feature = source.GetLayer(0).GetNextFeature()\n"
                 "wkt = feature.GetGeometryRef().ExportToWkt()\n")
-    return peak_of(
+    return (
         "from raster_clustering.core.kmeans import KMeansSettings, cluster_rasters\n"
         "from raster_clustering.core.feature_stack import RasterInput\n" + area +
         f"cluster_rasters([RasterInput({str(raster)!r})], {str(output)!r}, "
@@ -98,7 +93,7 @@ def kmeans_code(raster: Path, aoi: Path | None, output: Path) -> str:
 
 
 def naive_code(raster: Path) -> str:
-    return peak_of(
+    return (
         "import numpy as np\nfrom osgeo import gdal\nfrom sklearn.cluster import KMeans\n"
         f"dataset = gdal.Open({str(raster)!r})\n"
         "band = dataset.GetRasterBand(1)\n"
@@ -114,16 +109,17 @@ def bench_kmeans() -> list[dict]:
     copy = measure("gdal_translate copy (I/O floor)",
                    ["gdal_translate", "-q", "-co", "TILED=YES", str(raster),
                     str(WORK / "copy.tif")])
-    ours = measure("rasterclustering k-means (AOI, clip)", kmeans_code(raster, aoi, WORK / "classes.tif"))
-    rows += [{**copy, "size": TILE}, {**ours, "size": TILE, "peak_mib": own_peak(ours)}]
-    small, _ = make_inputs(NAIVE_SIZE)
-    print(f"k-means vs the tutorials' scikit-learn approach, {NAIVE_SIZE}×{NAIVE_SIZE}, whole raster",
-          flush=True)
-    naive = measure("naive KMeans(n_init=10).fit_predict", naive_code(small))
-    ours_small = measure("rasterclustering k-means (whole raster)",
-                         kmeans_code(small, None, WORK / "classes_small.tif"))
-    rows += [{**naive, "size": NAIVE_SIZE, "peak_mib": own_peak(naive)},
-             {**ours_small, "size": NAIVE_SIZE, "peak_mib": own_peak(ours_small)}]
+    ours = measure("rasterclustering k-means (AOI, clip)",
+                   kmeans_code(raster, aoi, WORK / "classes.tif"))
+    rows += [{**copy, "size": TILE}, {**ours, "size": TILE}]
+    for size in NAIVE_SIZES:
+        small, _ = make_inputs(size)
+        print(f"k-means vs the tutorials' scikit-learn approach, {size}×{size}, whole raster",
+              flush=True)
+        naive = measure("naive KMeans(n_init=10).fit_predict", naive_code(small))
+        ours_small = measure("rasterclustering k-means (whole raster)",
+                             kmeans_code(small, None, WORK / f"classes_{size}.tif"))
+        rows += [{**naive, "size": size}, {**ours_small, "size": size}]
     return rows
 
 
@@ -165,14 +161,14 @@ def bench_calibrate() -> list[dict]:
     floor = measure("gdal_translate to Float32 (I/O floor)",
                     ["gdal_translate", "-q", "-ot", "Float32", "-co", "TILED=YES",
                      "-co", "COMPRESS=DEFLATE", str(band), str(output / "floor.tif")])
-    ours = measure("rasterclustering calibrate", peak_of(
+    ours = measure("rasterclustering calibrate", (
         "from pathlib import Path\n"
         "from raster_clustering.core.calibration import calibrator_for\n"
         "from raster_clustering.core.calibration_raster import CalibrationJob, "
         "calibrate_band_files\n"
         f"calibrate_band_files([CalibrationJob({str(band)!r}, Path({str(output / 'ours.tif')!r}), "
         f"calibrator_for({str(band)!r}))])\n"))
-    naive = measure("naive whole-array numpy", peak_of(
+    naive = measure("naive whole-array numpy", (
         "import math\nimport numpy as np\nfrom osgeo import gdal\n"
         f"source = gdal.Open({str(band)!r})\n"
         "dn = source.GetRasterBand(1).ReadAsArray()\n"
@@ -183,8 +179,8 @@ def bench_calibrate() -> list[dict]:
         "['TILED=YES', 'COMPRESS=DEFLATE'])\n"
         "target.GetRasterBand(1).WriteArray(toa.astype('float32'))\n"
         "target = None\n"))
-    return [{**floor, "size": TILE}, {**ours, "size": TILE, "peak_mib": own_peak(ours)},
-            {**naive, "size": TILE, "peak_mib": own_peak(naive)}]
+    return [{**floor, "size": TILE}, {**ours, "size": TILE},
+            {**naive, "size": TILE}]
 
 
 def bench_band_math() -> list[dict]:
@@ -202,7 +198,7 @@ def bench_band_math() -> list[dict]:
     options = ["TILED=YES", "BLOCKXSIZE=256", "BLOCKYSIZE=256", "COMPRESS=DEFLATE"]
     print(f"band math, NDVI of two {TILE}×{TILE} UInt16 bands → Float32 (tiled, DEFLATE)",
           flush=True)
-    ours = measure("rasterclustering band math (NDVI)", peak_of(
+    ours = measure("rasterclustering band math (NDVI)", (
         "from raster_clustering.core.band_math_raster import band_math_to_raster\n"
         "from raster_clustering.core.feature_stack import RasterInput\n"
         f"band_math_to_raster([RasterInput({str(red)!r}), RasterInput({str(nir)!r})], 'NDVI', "
@@ -218,15 +214,70 @@ def bench_band_math() -> list[dict]:
                       *sum((["--co", option] for option in options), [])]
     # gdal_calc ships with GDAL's Python utilities, which the system Python has.
     calc = measure("gdal_calc.py (same creation options)", [
-        "/usr/bin/python3", "-c", peak_of(
+        "/usr/bin/python3", "-c", (
             "import warnings\nwarnings.simplefilter('ignore')\n"
             "from osgeo_utils import gdal_calc\n"
             f"gdal_calc.main({calc_arguments!r})\n")])
-    return [{**ours, "size": TILE, "peak_mib": own_peak(ours)}, {**floor, "size": TILE},
-            {**calc, "size": TILE, "peak_mib": own_peak(calc)}]
+    return [{**ours, "size": TILE}, {**floor, "size": TILE},
+            {**calc, "size": TILE}]
 
 
-CASES = {"kmeans": bench_kmeans, "calibrate": bench_calibrate, "band_math": bench_band_math}
+def make_classes(size: int) -> Path:
+    """A 5-class UInt8 map of the large NDVI (cut at its quintiles, as 1-D k-means cuts between
+    centres), nodata 0, tiled and compressed: made once, block by block, and cached."""
+    ndvi, _ = make_inputs(size)
+    classes = WORK / "sieve" / f"classes_{size}.tif"
+    if not classes.exists():
+        classes.parent.mkdir(parents=True, exist_ok=True)
+        print(f"  generating {classes.name} ({size}×{size} UInt8, 5 classes)", flush=True)
+        subprocess.run([sys.executable, "-c", (
+            "import numpy as np\nfrom osgeo import gdal\n"
+            "from raster_clustering.core import raster_io as io\n"
+            f"source = gdal.Open({str(ndvi)!r})\n"
+            "band = source.GetRasterBand(1)\n"
+            "nodata = band.GetNoDataValue()\n"
+            "sample = band.ReadAsArray(buf_xsize=1000, buf_ysize=1000)\n"
+            "edges = np.quantile(sample[(sample != nodata) & np.isfinite(sample)], "
+            "[0.2, 0.4, 0.6, 0.8])\n"
+            "grid = io.RasterGrid.of(source)\n"
+            f"target = io.create_geotiff({str(classes)!r}, grid, data_type=gdal.GDT_Byte, "
+            "nodata=0)\n"
+            "for window in io.iter_windows(grid.full_window, 512):\n"
+            "    values = band.ReadAsArray(window.col_off, window.row_off, window.width, "
+            "window.height)\n"
+            "    labels = (np.searchsorted(edges, values) + 1).astype(np.uint8)\n"
+            "    labels[(values == nodata) | ~np.isfinite(values)] = 0\n"
+            "    io.write_block(target.GetRasterBand(1), labels, window, grid.full_window)\n"
+            "target = None\n")], env=dict(os.environ, PYTHONPATH=plugin_path()), check=True)
+    return classes
+
+
+def bench_sieve() -> list[dict]:
+    """Minimum-area sieve (2000 m² = 20 pixels of 10 m, 8-connected) beside gdal_sieve.py."""
+    classes = make_classes(TILE)
+    output = WORK / "sieve" / "out"
+    output.mkdir(exist_ok=True)
+    print(f"sieve, {TILE}×{TILE} UInt8 5 classes, 2000 m² at 10 m = 20 pixels, 8-connected",
+          flush=True)
+    ours = measure("rasterclustering sieve (until stable)", (
+        "from raster_clustering.core.sieve import sieve_raster\n"
+        f"report = sieve_raster({str(classes)!r}, {str(output / 'ours.tif')!r}, "
+        "min_area_m2=2000, connectivity=8)\n"
+        "print('changed pixels:', report.changed_pixels, 'threshold:', report.pixel_threshold)\n"))
+    # gdal_sieve.py ships with GDAL's Python utilities, which the system Python has.
+    reference = measure("gdal_sieve.py -st 20 -8 (one pass)", [
+        "/usr/bin/python3", "-c", (
+            "import warnings\nwarnings.simplefilter('ignore')\n"
+            "from osgeo_utils.gdal_sieve import main\n"
+            f"status = main(['gdal_sieve.py', '-q', '-st', '20', '-8', '-of', 'GTiff', "
+            f"{str(classes)!r}, {str(output / 'gdal_sieve.tif')!r}])\n"
+            "assert status == 0, status\n")])
+    return [{**ours, "size": TILE},
+            {**reference, "size": TILE}]
+
+
+CASES = {"kmeans": bench_kmeans, "calibrate": bench_calibrate, "band_math": bench_band_math,
+         "sieve": bench_sieve}
 
 
 def main(names: list[str]) -> int:

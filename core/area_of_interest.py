@@ -84,12 +84,14 @@ class AreaOfInterest:
             return None
         if self._bbox_only and _inside(window, self.window):
             return None
-        target = gdal.GetDriverByName("MEM").Create("", window.width, window.height, 1, gdal.GDT_Byte)
+        target = gdal.GetDriverByName("MEM").Create("", window.width, window.height, 1,
+                                                    gdal.GDT_Byte)
         target.SetGeoTransform(self.grid.sub_grid(window).geotransform)
         target.SetProjection(self.grid.crs_wkt)
         error = gdal.RasterizeLayer(target, [1], self._layer_source.GetLayer(0), burn_values=[1])
         if error != 0:
-            raise InvalidInputError(f"Rasterizing the area of interest failed: {gdal.GetLastErrorMsg()}")
+            raise InvalidInputError(
+                f"Rasterizing the area of interest failed: {gdal.GetLastErrorMsg()}")
         return target.GetRasterBand(1).ReadAsArray().astype(bool)
 
 

@@ -19,16 +19,29 @@ from .calibration import BandCalibrator, calibrator_for
 from .errors import ExpressionError, InvalidInputError
 from .feature_stack import RasterInput
 from .progress import Progress
-from .raster_io import (WARP_RESAMPLINGS, RasterGrid, Window, atomic_raster_output,
-                        check_north_up, create_geotiff, iter_windows, needs_float64, open_raster,
-                        rows_per_block, same_crs, warp_onto_grid, write_block)
+from .raster_io import (
+    WARP_RESAMPLINGS,
+    RasterGrid,
+    Window,
+    atomic_raster_output,
+    check_north_up,
+    create_geotiff,
+    iter_windows,
+    needs_float64,
+    open_raster,
+    rows_per_block,
+    same_crs,
+    warp_onto_grid,
+    write_block,
+)
 from .spectral_indices import ALIASES, SENSOR_TITLES, SENSORS
 
 AUTO_SENSOR = "auto"
 """Sensor choice that detects the preset from the input file names."""
 
 RESOLUTIONS = ("finest", "coarsest", "first")
-"""Output resolution choices: the finest or coarsest input pixel, or the first input's."""
+"""Output resolution choices: the finest or coarsest input pixels, or those of the first input
+the expression reads."""
 
 RESAMPLINGS = WARP_RESAMPLINGS
 """Resampling of inputs that are not on the output grid (GDAL names; "near" is the default)."""
@@ -225,11 +238,12 @@ def choose_output_grid(grids: Sequence[RasterGrid], *, resolution: str = "finest
     so every output pixel lies inside every input.
 
     Args:
-        grids: the inputs' grids, all in the output CRS (the first grid's), north-up.
+        grids: the inputs' grids, all in the output CRS (the first grid's), not rotated.
         resolution: one of RESOLUTIONS.
 
     Returns:
-        A north-up grid (positive pixel width, negative pixel height) in grids[0]'s CRS.
+        A grid oriented like the chosen input's (north-up for georeferenced rasters), in
+        grids[0]'s CRS.
 
     Raises:
         InvalidInputError: unknown resolution, no grids, or an intersection thinner than one
@@ -244,21 +258,27 @@ def choose_output_grid(grids: Sequence[RasterGrid], *, resolution: str = "finest
     reference = grids[0 if resolution == "first" else
                       _extreme_index(areas, largest=resolution == "coarsest")]
     x0, dx, _, y0, _, dy = reference.geotransform
-    dx, dy = abs(dx), abs(dy)
     bounds = [_bounds(grid) for grid in grids]
     xmin, ymin = max(b[0] for b in bounds), max(b[1] for b in bounds)
     xmax, ymax = min(b[2] for b in bounds), min(b[3] for b in bounds)
-    left = math.ceil((xmin - x0) / dx - _PIXEL_TOLERANCE)
-    right = math.floor((xmax - x0) / dx + _PIXEL_TOLERANCE)
-    bottom = math.ceil((ymin - y0) / dy - _PIXEL_TOLERANCE)
-    top = math.floor((ymax - y0) / dy + _PIXEL_TOLERANCE)
-    if right <= left or top <= bottom:
+    first_column, width = _lattice_span(x0, dx, xmin, xmax)
+    first_row, height = _lattice_span(y0, dy, ymin, ymax)
+    if width < 1 or height < 1:
         raise InvalidInputError(
             "The input rasters do not overlap (or overlap by less than one output pixel): band "
             "math needs a common area. Check that the layers cover the same place and that "
             "their CRSs are set correctly.")
-    return RasterGrid(right - left, top - bottom, (x0 + left * dx, dx, 0.0, y0 + top * dy, 0.0,
-                                                   -dy), grids[0].crs_wkt)
+    return RasterGrid(width, height, (x0 + first_column * dx, dx, 0.0, y0 + first_row * dy, 0.0,
+                                      dy), grids[0].crs_wkt)
+
+
+def _lattice_span(origin: float, step: float, low: float, high: float) -> tuple[int, int]:
+    """(index of the first line, number of whole pixels) of the lattice origin + k·step lying
+    within [low, high], walking in the direction of `step`."""
+    start, end = (low, high) if step > 0 else (high, low)
+    first = math.ceil((start - origin) / step - _PIXEL_TOLERANCE)
+    last = math.floor((end - origin) / step + _PIXEL_TOLERANCE)
+    return first, last - first
 
 
 def _extreme_index(values: Sequence[float], *, largest: bool) -> int:
@@ -295,13 +315,12 @@ def _grid_in_crs(dataset: gdal.Dataset, grid: RasterGrid, crs_wkt: str, path: st
 
 
 def _offset_on(grid: RasterGrid, output: RasterGrid) -> tuple[int, int] | None:
-    """(column, row) of the output's top-left pixel in `grid` when `grid` shares the output's
-    pixel lattice (same CRS, pixel size and north-up orientation), else None."""
+    """(column, row) of the output's first pixel in `grid` when `grid` shares the output's
+    pixel lattice (same CRS, pixel size and orientation), else None."""
     x0, dx, _, y0, _, dy = grid.geotransform
     out_x0, out_dx, _, out_y0, _, out_dy = output.geotransform
-    if dy >= 0 or not math.isclose(dx, out_dx, rel_tol=1e-9) or \
-            not math.isclose(dy, out_dy, rel_tol=1e-9) or not same_crs(grid.crs_wkt,
-                                                                       output.crs_wkt):
+    if not (math.isclose(dx, out_dx, rel_tol=1e-9) and math.isclose(dy, out_dy, rel_tol=1e-9)
+            and same_crs(grid.crs_wkt, output.crs_wkt)):
         return None
     column, row = (out_x0 - x0) / dx, (out_y0 - y0) / dy
     if abs(column - round(column)) > _PIXEL_TOLERANCE or abs(row - round(row)) > _PIXEL_TOLERANCE:
@@ -384,7 +403,8 @@ def _open_inputs(inputs: Sequence[RasterInput], plan: BandMathPlan, *, resolutio
                   for layer, band in plan.sources.values())
     dtype = np.dtype(np.float64 if float64 else np.float32)
     messages = [f"Output grid: {grid.width} × {grid.height} pixels of "
-                f"{grid.geotransform[1]:g} × {-grid.geotransform[5]:g} (CRS units; {resolution} "
+                f"{abs(grid.geotransform[1]):g} × {abs(grid.geotransform[5]):g} (CRS units; "
+                f"{resolution} "
                 f"resolution of the inputs, over their common extent, in the CRS of "
                 f"'{_layer_name(inputs[0])}')."]
     aligned: dict[int, tuple[gdal.Dataset, tuple[int, int] | None]] = {}

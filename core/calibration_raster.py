@@ -17,8 +17,16 @@ from .band_names import parse_band_code
 from .calibration import BandCalibrator
 from .errors import InvalidInputError
 from .progress import CancelCheck, Progress, ProgressCallback
-from .raster_io import (RasterGrid, atomic_raster_output, create_geotiff, iter_windows,
-                        open_raster, remove_raster_files, rows_per_block, write_block)
+from .raster_io import (
+    RasterGrid,
+    atomic_raster_output,
+    create_geotiff,
+    iter_windows,
+    open_raster,
+    remove_raster_files,
+    rows_per_block,
+    write_block,
+)
 
 #: The output's nodata: the value `BandCalibrator.apply` gives fill pixels; it can never collide
 #: with a real reflectance or temperature (k-means and band math treat it as invalid).

@@ -74,8 +74,14 @@ class CentroidModel:
         Each pixel takes its nearest centre; a tie goes to the lower class.
         """
         if self.n_features == 1:
-            # In 1-D clipping and scaling never change which centre is nearest.
-            return label_values(np.asarray(features)[:, 0], self.centres[:, 0])
+            # In 1-D clipping and scaling never change which centre is nearest. k-means writes
+            # ascending centres; a hand-written JSON may number them in any order.
+            values, centres = np.asarray(features)[:, 0], self.centres[:, 0]
+            order = np.argsort(centres, kind="stable")
+            labels = label_values(values, centres[order])
+            if np.array_equal(order, np.arange(len(order))):
+                return labels
+            return (order + 1).astype(class_dtype(self.n_clusters))[labels.astype(np.intp) - 1]
         points = self.prepare(features)
         centres = self.model_centres()
         distances = (-2.0 * points @ centres.T) + np.einsum("ij,ij->i", centres, centres)

@@ -10,8 +10,14 @@ import numpy as np
 from osgeo import gdal
 
 from .errors import InvalidInputError
-from .raster_io import (RasterGrid, Window, check_north_up, needs_float64, open_raster,
-                        warp_onto_grid)
+from .raster_io import (
+    RasterGrid,
+    Window,
+    check_north_up,
+    needs_float64,
+    open_raster,
+    warp_onto_grid,
+)
 
 
 @dataclass(frozen=True)

@@ -25,9 +25,18 @@ from .kmeans_1d import fit_kmeans_1d
 from .palette import legend
 from .pixel_area import pixel_areas_m2
 from .progress import Progress
-from .raster_io import (RasterGrid, Window, atomic_raster_output, create_geotiff, iter_windows,
-                        open_raster, remove_raster_files, rows_per_block, temporary_path_for,
-                        write_block)
+from .raster_io import (
+    RasterGrid,
+    Window,
+    atomic_raster_output,
+    create_geotiff,
+    iter_windows,
+    open_raster,
+    remove_raster_files,
+    rows_per_block,
+    temporary_path_for,
+    write_block,
+)
 from .sieve import SieveReport, sieve_raster
 
 MIN_CLUSTERS, MAX_CLUSTERS = 2, 255
@@ -60,7 +69,8 @@ class KMeansSettings:
     def validate(self) -> None:
         if not MIN_CLUSTERS <= self.n_clusters <= MAX_CLUSTERS:
             raise InvalidInputError(
-                f"CLUSTERS must be between {MIN_CLUSTERS} and {MAX_CLUSTERS}, not {self.n_clusters}.")
+                f"CLUSTERS must be between {MIN_CLUSTERS} and {MAX_CLUSTERS}, "
+                f"not {self.n_clusters}.")
         if self.sample_size < self.n_clusters:
             raise InvalidInputError(
                 f"SAMPLE_SIZE ({self.sample_size}) must be at least the number of clusters.")
@@ -117,31 +127,14 @@ def cluster_rasters(inputs: Sequence[RasterInput], output_path: str | os.PathLik
     try:
         area = AreaOfInterest(stack.grid, geometry_wkt=geometry_wkt, bbox=bbox)
         model, fitted = fit_model(stack, area, settings, steps.span(0.0, 0.5))
+        messages: list[str] = []
         output_window = area.window if clip_to_area else stack.grid.full_window
         mask_area = area if clip_to_area else None
-        result = ClusteringResult(model, [], stack.grid.sub_grid(output_window), fitted)
-        if not min_area_m2:
-            result.statistics = write_classes(stack, model, output_path, output_window,
-                                              mask_area, steps.span(0.5, 1.0), result.messages)
-            return result
-        labelled = temporary_path_for(output_path)
-        try:
-            write_classes(stack, model, labelled, output_window, mask_area,
-                          steps.span(0.5, 0.75), result.messages)
-            report = sieve_raster(labelled, output_path, min_area_m2=min_area_m2,
-                                  connectivity=connectivity, progress=steps.span(0.75, 0.9),
-                                  is_cancelled=is_cancelled)
-        finally:
-            remove_raster_files(labelled)
-        result.messages.extend(report.warnings)
-        result.sieve = report
-        try:
-            result.statistics = class_statistics_of(stack, model, output_path, output_window,
-                                                    steps.span(0.9, 1.0), result.messages)
-        except BaseException:
-            remove_raster_files(output_path)
-            raise
-        return result
+        statistics, sieve = write_classified_raster(
+            stack, model, output_path, output_window, mask_area, min_area_m2=min_area_m2,
+            connectivity=connectivity, steps=steps.span(0.5, 1.0), messages=messages)
+        return ClusteringResult(model, statistics, stack.grid.sub_grid(output_window), fitted,
+                                messages, sieve)
     finally:
         stack.close()
 
@@ -187,10 +180,11 @@ def fit_model(stack: FeatureStack, area: AreaOfInterest, settings: KMeansSetting
     if stack.n_features == 1:
         return _fit_one_feature(stack, area, settings, clip_lower, clip_upper,
                                 steps.span(0.4 if needs_sample else 0.0, 1.0))
-    return _fit_several_features(stack.names, sample, settings, clip_lower, clip_upper), len(sample)
+    return fit_several_features(stack.names, sample, settings, clip_lower, clip_upper), len(sample)
 
 
-def _fit_one_feature(stack, area, settings, clip_lower, clip_upper, steps) -> tuple[CentroidModel, int]:
+def _fit_one_feature(stack, area, settings, clip_lower, clip_upper,
+                     steps) -> tuple[CentroidModel, int]:
     def read_values():
         for _, features, valid in iter_area_blocks(stack, area, area.window, Progress()):
             steps.check()
@@ -207,7 +201,8 @@ def _fit_one_feature(stack, area, settings, clip_lower, clip_upper, steps) -> tu
                          clip_upper=clip_upper, clip_quantiles=quantiles), fit.n_values
 
 
-def _fit_several_features(names, sample, settings, clip_lower, clip_upper) -> CentroidModel:
+def fit_several_features(names, sample, settings, clip_lower, clip_upper) -> CentroidModel:
+    """scikit-learn k-means++ on a sample (n_pixels, n_features), already clipped; ordered model."""
     from sklearn.cluster import KMeans
     from sklearn.exceptions import ConvergenceWarning
 
@@ -270,6 +265,40 @@ def sample_valid_pixels(stack: FeatureStack, area: AreaOfInterest, sample_size: 
             "area of interest. Check the inputs' nodata and the area.")
     order = np.argsort(keys)
     return values[order]
+
+
+def write_classified_raster(stack: FeatureStack, model: CentroidModel, output_path,
+                            window: Window, area: AreaOfInterest | None, *,
+                            min_area_m2: float | None, connectivity: int, steps: Progress,
+                            messages: list[str]
+                            ) -> tuple[list[ClassStatistics], SieveReport | None]:
+    """Label `window` with `model`, sieve it when asked, and return the output's statistics.
+
+    With a sieve, the labels go to a temporary file that is sieved into `output_path`, and the
+    statistics describe the sieved classes. Nothing is left at `output_path` when a step fails
+    or is cancelled.
+
+    Returns:
+        (per-class statistics, SieveReport or None when min_area_m2 is 0 or None).
+    """
+    if not min_area_m2:
+        return write_classes(stack, model, output_path, window, area, steps, messages), None
+    labelled = temporary_path_for(output_path)
+    try:
+        write_classes(stack, model, labelled, window, area, steps.span(0.0, 0.5), messages)
+        report = sieve_raster(labelled, output_path, min_area_m2=min_area_m2,
+                              connectivity=connectivity, progress=steps.span(0.5, 0.8),
+                              is_cancelled=steps.cancelled)
+    finally:
+        remove_raster_files(labelled)
+    messages.extend(report.warnings)
+    try:
+        statistics = class_statistics_of(stack, model, output_path, window, steps.span(0.8, 1.0),
+                                         messages)
+    except BaseException:
+        remove_raster_files(output_path)
+        raise
+    return statistics, report
 
 
 def write_classes(stack: FeatureStack, model: CentroidModel, output_path, window: Window,

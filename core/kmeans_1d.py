@@ -4,9 +4,10 @@ Guarantee: the partition returned has the least possible within-cluster sum of s
 the values (the global optimum, which Lloyd's algorithm and scikit-learn only approach locally).
 Every decision compares exact per-interval statistics (count, sum, sum of squares in float64,
 summed about member values, prefix sums taken in blocks) with a margin above a bound on their
-rounding, so the only departure from the optimum is float64 rounding itself: a partition costing
-more than the optimum by under about 1e-12 of the total sum of squares may be returned instead.
-Centres are the cluster means; inertia is recomputed per cluster about its own mean.
+rounding, so the only departure from the optimum is float64 rounding itself: the cost returned
+exceeds the optimum by at most about k * 1e-13 of the total sum of squares about the mean (more
+when outliers lie far beyond the spread of the rest). Centres are the cluster means; counts and
+inertia are those of labelling every value by its nearest centre (label_values).
 
 Method (optimal 1-D clusters are runs of sorted values: a partition is k-1 cuts):
 1. A pass bins the values into 2^18 equal bins, keeping per bin the count, sums and whether all
@@ -21,14 +22,15 @@ Method (optimal 1-D clusters are runs of sorted values: a partition is k-1 cuts)
 3. A pass gathers the distinct values of the bins still able to hold a cut (typically a few
    tens per cut); a last DP over "those values + the other bins" contains every optimal
    partition, so its optimum is the optimum. Candidates holding over 4 M values are first
-   re-binned finer in an extra pass.
+   re-binned finer in an extra pass (only extreme outliers or very large k need it).
 Passes: one for the range unless `value_range` is given, the histogram, at most one gather.
+Memory: a copy of the data only below 4 M values, 2^18 bins, at most 4 M gathered values.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -44,8 +46,9 @@ _REFINE_BINS = 1 << 16  # new sub-bins per re-binning pass
 _MAX_REFINE_PASSES = 6
 _RANGE_SHRINK_REDO = 1024  # re-histogram when the data use less than this fraction of value_range
 _BOUND_ROUNDS = 4  # tightening rounds of the cut lower bounds
-_CUMSUM_BLOCK = 64
+_CUMSUM_BLOCK = 64  # prefix sums are summed in blocks of this many, to bound their rounding
 _DENSE_CELLS = 1 << 14  # DP layers this small are evaluated whole, not by divide and conquer
+_MAX_LLOYD_STEPS = 20
 
 
 @dataclass(frozen=True, eq=False)
@@ -92,7 +95,7 @@ def fit_kmeans_1d(
         CancelledError: is_cancelled() returned True.
     """
     n_clusters = _checked_cluster_count(n_clusters)
-    stream = _ValueStream(read_values, progress, is_cancelled, 2 if value_range else 3)
+    stream = _ValueStream(read_values, progress, is_cancelled, 3 if value_range is None else 2)
     n_bins = _HISTOGRAM_BINS
     if value_range is None:
         lo, hi, n_values = stream.scan_range()
@@ -188,7 +191,7 @@ def _no_values_error() -> InvalidInputError:
 
 
 class _ValueStream:
-    """Passes over the blocks: cancellation, progress across passes, in-memory copy of small data."""
+    """Passes over the blocks: cancellation, progress across passes, a copy of small data."""
 
     def __init__(self, read_values, progress, is_cancelled, planned_passes: int):
         self._read_values = read_values
@@ -337,7 +340,6 @@ class _Binning:
     def _rebuild(self) -> None:
         split_bins = np.array(sorted(self.sub_edges), dtype=np.intp)
         counts = np.array([self.sub_edges[b].size - 1 for b in split_bins], dtype=np.intp)
-        self.split_bins = split_bins
         self.is_split = np.zeros(self.n_bins, dtype=bool)
         self.is_split[split_bins] = True
         self._sub_start = np.zeros(self.n_bins, dtype=np.intp)
@@ -528,7 +530,7 @@ class _Atoms:
 
 
 class _Sequence:
-    """Prefix sums of count, sum and sum of squares about the data mean over items in value order."""
+    """Prefix sums of count, sum and sum of squares about the data mean, items in value order."""
 
     def __init__(self, count, offset, sum_, sum_sq, extent=None):
         count = count.astype(np.float64)
@@ -549,7 +551,8 @@ class _Sequence:
         penalty_scale = sum(float(p.max(initial=0.0)) for p in penalties)
         eps = np.finfo(np.float64).eps
         # Twice the cost error: reversed prefixes (total - prefix) add one more prefix error.
-        return (n_clusters + 1) * (2 * self.cost_error + 8 * eps * (self.total_cost + penalty_scale))
+        sums_error = 8 * eps * (self.total_cost + penalty_scale)
+        return (n_clusters + 1) * (2 * self.cost_error + sums_error)
 
 
 def _accurate_cumsum(values: np.ndarray, block: int = _CUMSUM_BLOCK) -> np.ndarray:
@@ -1049,17 +1052,35 @@ def _final_fit(stream, binning, atoms: _Atoms, sets: _CutSets, candidate, n_clus
 
 
 def _result_from_cuts(count, offset, sum_, sum_sq, cuts) -> KMeans1DResult:
+    """The clusters of the items between the cuts, made consistent with nearest-centre labels.
+
+    The cuts are optimal, so Lloyd steps (each item to its nearest centre, then centres to the
+    means) change nothing but where two partitions tie within float rounding: they settle such
+    ties on the one that label_values reproduces.
+    """
+    item_mean = offset + sum_ / count
+    for _ in range(_MAX_LLOYD_STEPS):
+        centres = _segment_means(count, offset, sum_, cuts)
+        moved = np.searchsorted(item_mean, (centres[:-1] + centres[1:]) / 2, side="right")
+        if (moved == cuts).all() or (np.diff(np.r_[0, moved, count.size]) <= 0).any():
+            break
+        cuts = moved
+    centres = _segment_means(count, offset, sum_, cuts)
     starts = np.r_[0, cuts]
-    counts = np.add.reduceat(count, starts)
-    totals = np.add.reduceat(count * offset + sum_, starts)
-    centres = totals / counts
-    # Cost about each segment's own centre from each item's local statistics: no cancellation.
+    # Cost about each cluster's own centre from each item's local statistics: no cancellation.
     shift = offset - np.repeat(centres, np.diff(np.r_[starts, count.size]))
     item_cost = sum_sq + 2.0 * shift * sum_ + count * shift * shift
-    inertia = float(np.add.reduceat(item_cost, starts).sum())
     return KMeans1DResult(
-        centres=centres.astype(np.float64),
-        inertia=inertia,
-        counts=counts.astype(np.int64),
+        centres=centres,
+        inertia=float(np.add.reduceat(item_cost, starts).sum()),
+        counts=np.add.reduceat(count, starts).astype(np.int64),
         n_values=int(count.sum()),
     )
+
+
+def _segment_means(count, offset, sum_, cuts) -> np.ndarray:
+    starts = np.r_[0, cuts]
+    # About each segment's first value, so that a segment of equal values has exactly that mean.
+    base = offset[starts]
+    shift = offset - np.repeat(base, np.diff(np.r_[starts, count.size]))
+    return base + np.add.reduceat(count * shift + sum_, starts) / np.add.reduceat(count, starts)

@@ -15,7 +15,7 @@ _VIRIDIS = np.array([
 
 
 def class_colours(n_classes: int) -> list[tuple[int, int, int]]:
-    """RGB colours for classes 1..n, evenly spaced along the ramp from its dark to its bright end."""
+    """RGB colours of classes 1..n, evenly spaced from the ramp's dark end to its bright end."""
     if n_classes == 1:
         return [tuple(int(v) for v in _VIRIDIS[0])]
     positions = np.linspace(0, len(_VIRIDIS) - 1, n_classes)

@@ -1,4 +1,4 @@
-"""Opening rasters, aligning them onto one grid, walking them in blocks and writing outputs safely."""
+"""Opening rasters, aligning them onto one grid, walking them in blocks, writing outputs safely."""
 
 from __future__ import annotations
 
@@ -18,8 +18,9 @@ from .errors import InvalidInputError
 #: small enough to keep memory bounded whatever the raster size.
 BLOCK_TARGET_PIXELS = 1 << 22
 
+# DEFLATE level 1: about 4x faster to write than the default level 6, for files ~25% larger.
 GEOTIFF_CREATION_OPTIONS = ["TILED=YES", "BLOCKXSIZE=256", "BLOCKYSIZE=256", "COMPRESS=DEFLATE",
-                            "BIGTIFF=IF_SAFER"]
+                            "ZLEVEL=1", "BIGTIFF=IF_SAFER"]
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,8 @@ class RasterGrid:
         if (self.width, self.height) != (other.width, other.height):
             return False
         pixel = max(abs(self.geotransform[1]), abs(self.geotransform[5]))
-        if any(abs(a - b) > tolerance * pixel for a, b in zip(self.geotransform, other.geotransform)):
+        pairs = zip(self.geotransform, other.geotransform)
+        if any(abs(a - b) > tolerance * pixel for a, b in pairs):
             return False
         return same_crs(self.crs_wkt, other.crs_wkt)
 
@@ -156,7 +158,7 @@ def needs_float64(band: gdal.Band) -> bool:
 
 
 def rows_per_block(*, width: int, n_bands: int, block_height: int) -> int:
-    """Rows per full-width block: a multiple of the file's own block height near the pixel target."""
+    """Rows per full-width block: a multiple of the file's block height near the pixel target."""
     rows = max(1, BLOCK_TARGET_PIXELS // max(1, width * n_bands))
     return max(block_height, rows // block_height * block_height)
 
@@ -211,8 +213,8 @@ def atomic_raster_output(path: str | os.PathLike) -> Iterator[Path]:
             os.replace(f"{temporary}{suffix}", f"{final}{suffix}")
 
 
-def create_geotiff(path: str | os.PathLike, grid: RasterGrid, *, data_type: int, band_count: int = 1,
-                   nodata: float | None = None) -> gdal.Dataset:
+def create_geotiff(path: str | os.PathLike, grid: RasterGrid, *, data_type: int,
+                   band_count: int = 1, nodata: float | None = None) -> gdal.Dataset:
     """Create a tiled, compressed GeoTIFF on `grid`.
 
     Raises:

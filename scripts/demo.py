@@ -42,7 +42,8 @@ def print_result(title: str, centroids: Path, statistics: Path) -> None:
     print(f"\n{title}\n  centroid JSON: {json.dumps({key: document[key]})}")
     print(f"  {'class':>5}  {'centre':>8}  {'pixels':>8}  {'area (ha)':>9}")
     for row in rows:
-        print(f"  {row['class']:>5}  {float(row[f'centre_{key}']):8.3f}  {int(row['pixel_count']):8d}"
+        centre = float(row[f"centre_{key}"])
+        print(f"  {row['class']:>5}  {centre:8.3f}  {int(row['pixel_count']):8d}"
               f"  {float(row['area_m2']) / 1e4:9.2f}")
 
 

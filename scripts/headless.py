@@ -26,7 +26,8 @@ class QgisProcess:
         profile_root: folder for the profile; a new temporary one when None.
     """
 
-    def __init__(self, plugin_dir: str | os.PathLike, profile_root: str | os.PathLike | None = None):
+    def __init__(self, plugin_dir: str | os.PathLike,
+                 profile_root: str | os.PathLike | None = None):
         self.profile_root = Path(profile_root or tempfile.mkdtemp(prefix="qgis_profile_"))
         plugins = self.profile_root / "profiles" / "default" / "python" / "plugins"
         plugins.mkdir(parents=True, exist_ok=True)

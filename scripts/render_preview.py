@@ -11,9 +11,19 @@ import sys
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from qgis.core import (QgsApplication, QgsLayoutExporter, QgsLayoutItemLabel,  # noqa: E402
-                       QgsLayoutItemLegend, QgsLayoutItemMap, QgsLayoutPoint, QgsLayoutSize,
-                       QgsPrintLayout, QgsProject, QgsRasterLayer, QgsUnitTypes)
+from qgis.core import (  # noqa: E402
+    QgsApplication,
+    QgsLayoutExporter,
+    QgsLayoutItemLabel,
+    QgsLayoutItemLegend,
+    QgsLayoutItemMap,
+    QgsLayoutPoint,
+    QgsLayoutSize,
+    QgsPrintLayout,
+    QgsProject,
+    QgsRasterLayer,
+    QgsUnitTypes,
+)
 from qgis.PyQt.QtGui import QFont  # noqa: E402
 
 

@@ -64,7 +64,6 @@ def qgis_process(tmp_path_factory):
 def provider(qgis_app, qgis_processing):
     """The plugin's processing provider, registered once for the whole session."""
     from qgis.core import QgsApplication
-
     from raster_clustering.provider import RasterClusteringProvider
 
     registry = QgsApplication.processingRegistry()

@@ -1,4 +1,4 @@
-"""rasterclustering:bandmath run through processing.run on real Landsat, Sentinel-2 and NAIP data."""
+"""rasterclustering:bandmath through processing.run on real Landsat, Sentinel-2 and NAIP data."""
 
 import json
 import math
@@ -6,9 +6,8 @@ import re
 
 import numpy as np
 import pytest
-from osgeo import gdal
-
 from helpers import read_raster, write_raster
+from osgeo import gdal
 
 ALGORITHM = "rasterclustering:bandmath"
 PARAMETERS = ["INPUT", "EXPRESSION", "SENSOR", "CALIBRATE", "METADATA", "RESOLUTION",
@@ -129,9 +128,14 @@ class TestRealData:
 
     def test_the_style_is_applied_when_the_output_loads(self, shared_data, tmp_path):
         import processing
-        from qgis.core import (QgsProcessingContext, QgsProcessingFeedback,
-                               QgsProcessingOutputLayerDefinition, QgsProject, QgsRasterLayer,
-                               QgsSingleBandPseudoColorRenderer)
+        from qgis.core import (
+            QgsProcessingContext,
+            QgsProcessingFeedback,
+            QgsProcessingOutputLayerDefinition,
+            QgsProject,
+            QgsRasterLayer,
+            QgsSingleBandPseudoColorRenderer,
+        )
 
         red, nir = landsat_bands(shared_data)
         path = str(tmp_path / "loaded.tif")
@@ -177,7 +181,8 @@ class TestRealData:
     def test_generic_preset_on_naip_reads_blue_not_red(self, shared_data, tmp_path):
         """NAIP is red, green, blue, NIR: the generic preset's NDVI (B4 - B3) / (B4 + B3)
         reads its blue band; the help says to write the formula instead."""
-        image = shared_data / "naip-timeseries" / "NAIP_m_4709963_se_14_20150926_RGBN_5m_EPSG26914.tif"
+        image = (shared_data / "naip-timeseries"
+                 / "NAIP_m_4709963_se_14_20150926_RGBN_5m_EPSG26914.tif")
         result = run({"INPUT": [str(image)], "EXPRESSION": "NDVI", "SENSOR": 4}, tmp_path)
         bands = gdal.Open(str(image)).ReadAsArray()
         expected = ndvi64(bands[2], bands[3])
@@ -257,6 +262,20 @@ class TestErrors:
         assert f"{LANDSAT}_B4_crop@1" in message
         assert not (tmp_path / "result.tif").exists()
 
+    def test_check_parameter_values_refuses_a_bad_expression_before_running(self, provider,
+                                                                            shared_data):
+        from qgis.core import QgsProcessingContext
+
+        red, nir = landsat_bands(shared_data)
+        algorithm = provider.algorithm("bandmath").create()
+        context = QgsProcessingContext()
+        parameters = {"INPUT": [str(red), str(nir)], "OUTPUT": "TEMPORARY_OUTPUT"}
+        ok, message = algorithm.checkParameterValues({**parameters, "EXPRESSION": "B6 / B4"},
+                                                     context)
+        assert not ok and "B6" in message and "B4, B5" in message
+        assert algorithm.checkParameterValues({**parameters, "EXPRESSION": "B5 / B4"},
+                                              context) == (True, "")
+
     def test_malicious_expression_is_refused_and_runs_nothing(self, shared_data, tmp_path):
         from qgis.core import QgsProcessingException
 
@@ -317,10 +336,15 @@ class TestErrors:
 def test_model_chaining_band_math_into_kmeans(provider, shared_data, tmp_path):
     """Band math feeds k-means in a model built as the graphical modeler builds it."""
     import processing
-    from qgis.core import (QgsProcessing, QgsProcessingModelAlgorithm,
-                           QgsProcessingModelChildAlgorithm,
-                           QgsProcessingModelChildParameterSource, QgsProcessingModelOutput,
-                           QgsProcessingModelParameter, QgsProcessingParameterMultipleLayers)
+    from qgis.core import (
+        QgsProcessing,
+        QgsProcessingModelAlgorithm,
+        QgsProcessingModelChildAlgorithm,
+        QgsProcessingModelChildParameterSource,
+        QgsProcessingModelOutput,
+        QgsProcessingModelParameter,
+        QgsProcessingParameterMultipleLayers,
+    )
 
     model = QgsProcessingModelAlgorithm("ndvi zones", "Tests")
     model.addModelParameter(QgsProcessingParameterMultipleLayers("bands", "Bands",

@@ -9,9 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from osgeo import gdal
-
 from helpers import read_raster, write_raster
+from osgeo import gdal
 from raster_clustering.core.band_names import parse_band_code
 
 ALGORITHM = "rasterclustering:calibrate"
@@ -188,8 +187,13 @@ def test_red_band_to_one_file_is_toa_reflectance(shared_data, tmp_path):
 
 def test_single_output_loads_with_its_style(shared_data, tmp_path):
     import processing
-    from qgis.core import (QgsProcessingContext, QgsProcessingOutputLayerDefinition, QgsProject,
-                           QgsRasterLayer, QgsRasterMinMaxOrigin)
+    from qgis.core import (
+        QgsProcessingContext,
+        QgsProcessingOutputLayerDefinition,
+        QgsProject,
+        QgsRasterLayer,
+        QgsRasterMinMaxOrigin,
+    )
 
     context = QgsProcessingContext()
     context.setProject(QgsProject.instance())
@@ -489,10 +493,15 @@ def build_model(path, steps):
     """A model as the graphical modeler builds it: a 'bands' input, then child algorithms
     (child id, algorithm id, {parameter: ('model', name) | ('child', id, output) | value},
     [exposed outputs]), saved to and loaded back from a .model3 file."""
-    from qgis.core import (QgsProcessing, QgsProcessingModelAlgorithm,
-                           QgsProcessingModelChildAlgorithm,
-                           QgsProcessingModelChildParameterSource, QgsProcessingModelOutput,
-                           QgsProcessingModelParameter, QgsProcessingParameterMultipleLayers)
+    from qgis.core import (
+        QgsProcessing,
+        QgsProcessingModelAlgorithm,
+        QgsProcessingModelChildAlgorithm,
+        QgsProcessingModelChildParameterSource,
+        QgsProcessingModelOutput,
+        QgsProcessingModelParameter,
+        QgsProcessingParameterMultipleLayers,
+    )
 
     model = QgsProcessingModelAlgorithm("calibrated zones", "Tests")
     model.addModelParameter(QgsProcessingParameterMultipleLayers(

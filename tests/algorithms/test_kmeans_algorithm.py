@@ -4,9 +4,8 @@ import json
 
 import numpy as np
 import pytest
-from osgeo import gdal, ogr
-
 from helpers import read_raster
+from osgeo import gdal, ogr
 from raster_clustering.core.palette import class_colours
 
 ALGORITHM = "rasterclustering:kmeans"
@@ -70,7 +69,8 @@ def test_metadata_is_complete(provider):
     for parameter in algorithm.parameterDefinitions():
         assert parameter.help(), f"{parameter.name()} has no help"
         assert parameter.name() in algorithm.shortHelpString()
-    assert {o.name() for o in algorithm.outputDefinitions()} >= {"OUTPUT", "CENTROIDS", "STATISTICS"}
+    outputs = {o.name() for o in algorithm.outputDefinitions()}
+    assert outputs >= {"OUTPUT", "CENTROIDS", "STATISTICS"}
 
 
 def test_water_land_split_on_nir_with_an_aoi_in_another_crs(provider, scene, tmp_path):
@@ -103,8 +103,12 @@ def _bounds(path):
 
 
 def test_style_travels_with_the_file_and_renders_the_class_colours(provider, scene, tmp_path):
-    from qgis.core import (QgsMapRendererSequentialJob, QgsMapSettings, QgsRasterLayer,
-                           QgsPalettedRasterRenderer)
+    from qgis.core import (
+        QgsMapRendererSequentialJob,
+        QgsMapSettings,
+        QgsPalettedRasterRenderer,
+        QgsRasterLayer,
+    )
     from qgis.PyQt.QtCore import QSize
     from qgis.PyQt.QtGui import QColor
 
@@ -142,12 +146,18 @@ def test_style_travels_with_the_file_and_renders_the_class_colours(provider, sce
 
 
 def test_selected_features_only(provider, scene, tmp_path, qgis_new_project):
-    from qgis.core import (QgsFeature, QgsGeometry, QgsProcessingFeatureSourceDefinition,
-                           QgsProject, QgsRectangle, QgsVectorLayer)
+    from qgis.core import (
+        QgsFeature,
+        QgsGeometry,
+        QgsProcessingFeatureSourceDefinition,
+        QgsProject,
+        QgsRectangle,
+        QgsVectorLayer,
+    )
 
     dataset = gdal.Open(str(scene.nir))
     x0, dx, _, y0, _, dy = dataset.GetGeoTransform()
-    layer = QgsVectorLayer(f"Polygon?crs=EPSG:32633", "fields", "memory")
+    layer = QgsVectorLayer("Polygon?crs=EPSG:32633", "fields", "memory")
     features = []
     for col0, row0 in ((10, 10), (150, 150)):
         feature = QgsFeature()
@@ -165,8 +175,12 @@ def test_selected_features_only(provider, scene, tmp_path, qgis_new_project):
 
 
 def test_extent_in_another_crs_is_reprojected(provider, scene, tmp_path):
-    from qgis.core import (QgsCoordinateReferenceSystem, QgsCoordinateTransform, QgsProject,
-                           QgsRectangle)
+    from qgis.core import (
+        QgsCoordinateReferenceSystem,
+        QgsCoordinateTransform,
+        QgsProject,
+        QgsRectangle,
+    )
 
     dataset = gdal.Open(str(scene.nir))
     x0, dx, _, y0, _, dy = dataset.GetGeoTransform()
@@ -219,10 +233,15 @@ def test_output_over_an_input_is_refused(provider, scene, tmp_path, make_raster)
 def test_model_containing_kmeans_runs(provider, scene, tmp_path):
     """A model built as the graphical modeler builds it, proving modeler compatibility."""
     import processing
-    from qgis.core import (QgsProcessingModelAlgorithm, QgsProcessingModelChildAlgorithm,
-                           QgsProcessingModelChildParameterSource, QgsProcessingModelOutput,
-                           QgsProcessingModelParameter, QgsProcessingParameterMultipleLayers,
-                           QgsProcessing)
+    from qgis.core import (
+        QgsProcessing,
+        QgsProcessingModelAlgorithm,
+        QgsProcessingModelChildAlgorithm,
+        QgsProcessingModelChildParameterSource,
+        QgsProcessingModelOutput,
+        QgsProcessingModelParameter,
+        QgsProcessingParameterMultipleLayers,
+    )
 
     model = QgsProcessingModelAlgorithm("zones", "Tests")
     model.addModelParameter(QgsProcessingParameterMultipleLayers("rasters", "Rasters",

@@ -5,16 +5,23 @@ import math
 
 import numpy as np
 import pytest
+from helpers import read_raster, write_raster
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from osgeo import gdal, osr
-
-from helpers import read_raster, write_raster
 from raster_clustering.core import band_math_raster
-from raster_clustering.core.band_math_raster import (BandMathResult, band_math_to_raster,
-                                                     choose_output_grid, display_style)
-from raster_clustering.core.errors import (CancelledError, ExpressionError, InvalidInputError,
-                                           MetadataError)
+from raster_clustering.core.band_math_raster import (
+    BandMathResult,
+    band_math_to_raster,
+    choose_output_grid,
+    display_style,
+)
+from raster_clustering.core.errors import (
+    CancelledError,
+    ExpressionError,
+    InvalidInputError,
+    MetadataError,
+)
 from raster_clustering.core.feature_stack import RasterInput
 from raster_clustering.core.raster_io import RasterGrid
 from raster_clustering.core.synthetic_scene import make_s2_style_bands
@@ -269,6 +276,18 @@ class TestGrid:
         assert result.grid.geotransform[0] == ORIGIN[0] + 10
         assert (result.grid.width, result.grid.height) == (19, 19)
         assert np.all(read_raster(tmp_path / "out.tif") == 3)
+
+
+def test_rasters_without_georeferencing_keep_their_pixel_grid(tmp_path):
+    values = np.arange(20, dtype=np.uint8).reshape(4, 5)
+    for name in ("plain_B1.tif", "plain_B2.tif"):
+        dataset = gdal.GetDriverByName("GTiff").Create(str(tmp_path / name), 5, 4, 1,
+                                                       gdal.GDT_Byte)
+        dataset.GetRasterBand(1).WriteArray(values)
+        dataset = None
+    band_math_to_raster(inputs(tmp_path / "plain_B1.tif", tmp_path / "plain_B2.tif"),
+                        "B1 + 2 * B2", tmp_path / "out.tif")
+    np.testing.assert_array_equal(read_raster(tmp_path / "out.tif"), 3.0 * values)
 
 
 class TestChooseOutputGrid:

@@ -14,7 +14,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from osgeo import gdal
-
 from raster_clustering.core import calibration
 from raster_clustering.core.errors import InvalidInputError, MetadataError
 

@@ -10,17 +10,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import read_raster, write_raster
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from osgeo import gdal
-
-from helpers import read_raster, write_raster
 from raster_clustering.core import calibration, raster_io
 from raster_clustering.core.band_names import parse_band_code
 from raster_clustering.core.calibration import BandCalibrator
-from raster_clustering.core.calibration_raster import (CalibrationJob, calibrate_band_files,
-                                                       output_file_name)
+from raster_clustering.core.calibration_raster import (
+    CalibrationJob,
+    calibrate_band_files,
+    output_file_name,
+)
 from raster_clustering.core.errors import CancelledError, InvalidInputError
 
 SCENE = "LC80200392015216LGN00"

@@ -5,17 +5,15 @@ import os
 
 import numpy as np
 import pytest
+from helpers import read_raster
 from osgeo import gdal
-from scipy.optimize import linear_sum_assignment
-from sklearn.cluster import KMeans
-
 from raster_clustering.core import raster_io
 from raster_clustering.core.centroid_model import load_centroid_model
 from raster_clustering.core.errors import CancelledError, InvalidInputError
 from raster_clustering.core.feature_stack import RasterInput
 from raster_clustering.core.kmeans import KMeansSettings, cluster_rasters
-
-from helpers import read_raster
+from scipy.optimize import linear_sum_assignment
+from sklearn.cluster import KMeans
 
 ORIGIN = (500000.0, 5800000.0)
 
@@ -164,7 +162,8 @@ def test_output_is_a_styled_tiled_compressed_uint8_geotiff(make_raster, tmp_path
     assert dataset.GetMetadata("IMAGE_STRUCTURE").get("COMPRESSION") == "DEFLATE"
     table = band.GetColorTable()
     assert table is not None and table.GetColorEntry(0)[3] == 0
-    assert table.GetColorEntry(1)[:3] == (68, 1, 84) and table.GetColorEntry(3)[:3] == (253, 231, 37)
+    assert table.GetColorEntry(1)[:3] == (68, 1, 84)
+    assert table.GetColorEntry(3)[:3] == (253, 231, 37)
     names = band.GetCategoryNames()
     assert names[1] == f"1 · {result.model.centres[0, 0]:.3f}"
     source = gdal.Open(str(path))

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from raster_clustering.core import landsat_metadata as lm
 from raster_clustering.core.errors import InvalidInputError, MetadataError
 

@@ -5,7 +5,6 @@ import math
 import numpy as np
 import pytest
 from osgeo import ogr, osr
-
 from raster_clustering.core import pixel_area
 from raster_clustering.core.errors import InvalidInputError
 

@@ -7,7 +7,6 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-
 from raster_clustering.core import sentinel2_metadata as s2
 from raster_clustering.core.errors import InvalidInputError, MetadataError
 

@@ -14,10 +14,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from osgeo import gdal, ogr, osr
-from scipy import ndimage
-
 from raster_clustering.core import sieve
 from raster_clustering.core.errors import CancelledError, InvalidInputError
+from scipy import ndimage
 
 UTM_GT = (500000.0, 10.0, 0.0, 5_000_000.0, 0.0, -10.0)  # 10 m pixels: 100 m²
 US_SURVEY_FOOT_M = 1200 / 3937

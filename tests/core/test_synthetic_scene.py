@@ -7,11 +7,10 @@ import tracemalloc
 import numpy as np
 import pytest
 from osgeo import gdal, ogr, osr
-from scipy.optimize import linear_sum_assignment
-from sklearn.cluster import KMeans
-
 from raster_clustering.core import synthetic_scene
 from raster_clustering.core.errors import CancelledError, InvalidInputError
+from scipy.optimize import linear_sum_assignment
+from sklearn.cluster import KMeans
 
 SIZE = 600
 PIXEL_M = 10.0

@@ -3,9 +3,8 @@
 import json
 
 import numpy as np
-from osgeo import gdal
-
 from helpers import read_raster
+from osgeo import gdal
 
 ALGORITHM = "rasterclustering:bandmath"
 LANDSAT = "LC80200392015216LGN00"

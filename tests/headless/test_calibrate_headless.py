@@ -7,7 +7,6 @@ import re
 import shutil
 
 import numpy as np
-
 from helpers import read_raster
 
 ALGORITHM = "rasterclustering:calibrate"

@@ -1,9 +1,8 @@
-"""The plugin through the real qgis_process.bin, in a throwaway profile, as scripts and CI use it."""
+"""The plugin through the real qgis_process.bin in a throwaway profile, as scripts and CI use it."""
 
 import json
 
 import numpy as np
-
 from helpers import read_raster
 
 

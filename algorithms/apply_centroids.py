@@ -1,0 +1,183 @@
+"""rasterclustering:applycentroids: classify rasters with the centres of a saved centroid JSON."""
+
+from __future__ import annotations
+
+from qgis.core import (
+    QgsProcessing,
+    QgsProcessingException,
+    QgsProcessingParameterBoolean,
+    QgsProcessingParameterExtent,
+    QgsProcessingParameterFeatureSink,
+    QgsProcessingParameterFeatureSource,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterMultipleLayers,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterDestination,
+)
+
+from ..core.apply_centroids import apply_centroids, check_features, usable_model
+from ..core.centroid_model import load_centroid_model
+from ..core.errors import InvalidInputError
+from .base import (
+    RasterClusteringAlgorithm,
+    area_geometry_wkt,
+    core_errors_as_processing_exceptions,
+    extent_in_crs,
+    feedback_callables,
+    gdal_source,
+    refuse_output_over_inputs,
+)
+from .common_outputs import optional_min_area, report_classes, report_sieve, write_class_statistics
+from .styling import style_on_load, write_class_style
+
+HELP = """<p>Classifies rasters with the <b>centres saved by K-means clustering</b> (its
+Centroids JSON) instead of fitting new ones, so zones of one date can be compared with another
+date, or one field's zones carried to the next field: a pixel gets the class of its nearest saved
+centre, with the same features, scaling, clipping, class numbers, colours and labels as the run
+that saved them. Applied to the raster K-means ran on, with the same area options, the result is
+byte-identical to K-means's.</p>
+<h3>Parameters</h3>
+<ul>
+<li><b>Input rasters</b> (INPUT): as in K-means: every band of every layer is one feature, the
+layers aligned onto the first one's grid. They must give the <b>same number of features, in the
+same order</b>, as the rasters the centres were computed from.</li>
+<li><b>Centroids JSON</b> (CENTROIDS): the file K-means wrote (CENTROIDS output), or a
+hand-written one in the reference API's one-feature shape,
+<code>{"NDVI": [[1, [0.17]], [2, [0.40]], [3, [0.72]]]}</code> (classes numbered 1..k in order;
+centres in any order). A file that is not such a JSON, or whose feature count differs from the
+inputs' band count, stops the run with an error before anything is written.</li>
+<li><b>Require identical feature names</b> (STRICT_NAMES, advanced, default no): feature names
+are band descriptions, else layer names ("NDVI" from a band described "NDVI"; a layer without
+description gives its layer name). By default the centres are applied by band position and a
+name difference is only a <i>warning</i> in the log, because the usual case is another date or
+file of the same quantity ("NDVI 2021-06-15" against centres of "NDVI 2021-05-01"). Turn it on to
+make any difference an error. A different band <i>count</i> is always an error.</li>
+<li><b>Area of interest</b> (AOI, optional) and <b>Extent</b> (EXTENT, optional): the area to
+classify, in any CRS (their intersection when both are given).</li>
+<li><b>Clip the output to the area</b> (CLIP, default yes): output only the area's bounding box,
+nodata outside the area; when off, the whole raster is classified.</li>
+<li><b>Minimum zone area</b> (MIN_AREA, m², default 0 = off) and <b>Connectivity</b>
+(CONNECTIVITY, 4 or 8): as in K-means, zones smaller than the area are merged into their largest
+neighbour after labelling.</li>
+</ul>
+<h3>Outputs</h3>
+<ul><li><b>Classes</b> (OUTPUT): UInt8 GeoTIFF, nodata 0, classes numbered as in the JSON and
+styled as K-means styles them (colour table and category names inside, a .qml beside).</li>
+<li><b>Statistics</b> (STATISTICS): one row per class: centre, pixel count, area in m² and
+mean/std/min/max of every input band within the class. A class without any pixel is reported
+in the log: many empty classes suggest rasters in other units than the centres'.</li></ul>
+"""
+
+
+class ApplyCentroidsAlgorithm(RasterClusteringAlgorithm):
+    """Classification with saved k-means centres."""
+
+    NAME = "applycentroids"
+    DISPLAY_NAME = "Classify with saved centres"
+    HELP = HELP
+    ICON = "applycentroids.svg"
+
+    INPUT = "INPUT"
+    CENTROIDS = "CENTROIDS"
+    STRICT_NAMES = "STRICT_NAMES"
+    AOI = "AOI"
+    EXTENT = "EXTENT"
+    CLIP = "CLIP"
+    MIN_AREA = "MIN_AREA"
+    CONNECTIVITY = "CONNECTIVITY"
+    OUTPUT = "OUTPUT"
+    STATISTICS = "STATISTICS"
+
+    def initAlgorithm(self, config=None):
+        """Declare the parameters (their names are the public API of models and qgis_process)."""
+        self.add_with_help(QgsProcessingParameterMultipleLayers(
+            self.INPUT, "Input rasters", QgsProcessing.TypeRaster),
+            "The same bands, in the same order, as the rasters the centres were computed from.")
+        self.add_with_help(QgsProcessingParameterFile(
+            self.CENTROIDS, "Centroids JSON (from K-means)", extension="json"),
+            "The CENTROIDS file of a K-means run, or {\"NDVI\": [[1, [0.17]], [2, [0.4]]]}.")
+        self.add_with_help(QgsProcessingParameterBoolean(
+            self.STRICT_NAMES, "Require identical feature names", defaultValue=False),
+            "Refuse bands whose names differ from the centres' (default: apply by position and "
+            "warn).", advanced=True)
+        self.add_with_help(QgsProcessingParameterFeatureSource(
+            self.AOI, "Area of interest", [QgsProcessing.TypeVectorPolygon], optional=True),
+            "Polygons (any CRS) to classify.")
+        self.add_with_help(QgsProcessingParameterExtent(self.EXTENT, "Extent", optional=True),
+                  "Bounding box (any CRS) to classify; intersected with the AOI.")
+        self.add_with_help(QgsProcessingParameterBoolean(self.CLIP, "Clip the output to the area",
+                                                defaultValue=True),
+                  "Output only the area (nodata outside); otherwise classify the whole raster.")
+        self.add_with_help(QgsProcessingParameterNumber(
+            self.MIN_AREA, "Minimum zone area (m²)", QgsProcessingParameterNumber.Double,
+            defaultValue=0, minValue=0, optional=True),
+            "Zones smaller than this are merged into their largest neighbour after labelling; "
+            "0 or empty = no sieve.")
+        self.add_with_help(QgsProcessingParameterNumber(
+            self.CONNECTIVITY, "Connectivity of zones (4 or 8)",
+            QgsProcessingParameterNumber.Integer, defaultValue=8, minValue=4, maxValue=8),
+            "4: pixels touch by their sides; 8: also by their corners (for MIN_AREA).")
+        self.add_with_help(QgsProcessingParameterRasterDestination(self.OUTPUT, "Classes"),
+                  "Classified GeoTIFF: UInt8, nodata 0, classes numbered as in the JSON, styled.")
+        self.add_with_help(QgsProcessingParameterFeatureSink(
+            self.STATISTICS, "Class statistics", QgsProcessing.TypeVector),
+            "One row per class: centre, pixel count, area (m²), band mean/std/min/max.")
+
+    def checkParameterValues(self, parameters, context):
+        """Refuse an unreadable JSON or a band count that differs from the centres' up front."""
+        layers = self.parameterAsLayerList(parameters, self.INPUT, context)
+        if not layers:
+            return False, "Select at least one raster layer as input."
+        connectivity = self.parameterAsInt(parameters, self.CONNECTIVITY, context)
+        if connectivity not in (4, 8):
+            return False, f"CONNECTIVITY must be 4 or 8, not {connectivity}."
+        ok, message = super().checkParameterValues(parameters, context)
+        if not ok:
+            return ok, message
+        path = self.parameterAsFile(parameters, self.CENTROIDS, context)
+        try:
+            model = usable_model(load_centroid_model(path))
+            # Named as FeatureStack names bands without description; only the count matters.
+            band_names = [layer.name() if layer.bandCount() == 1 else f"{layer.name()}@{band}"
+                          for layer in layers for band in range(1, layer.bandCount() + 1)]
+            if len(band_names) != model.n_features:
+                check_features(model, band_names)  # raises with the full explanation
+        except InvalidInputError as error:
+            return False, str(error)
+        return True, ""
+
+    def processAlgorithm(self, parameters, context, feedback):
+        """Label, sieve, style, and write the statistics table."""
+        layers = self.parameterAsLayerList(parameters, self.INPUT, context)
+        inputs = [gdal_source(layer, self.INPUT) for layer in layers]
+        raster_crs = layers[0].crs()
+        centroids_path = self.parameterAsFile(parameters, self.CENTROIDS, context)
+        output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
+        refuse_output_over_inputs(output, inputs)
+        geometry_wkt = area_geometry_wkt(self.parameterAsSource(parameters, self.AOI, context),
+                                         raster_crs, context, feedback)
+        bbox = extent_in_crs(self, parameters, self.EXTENT, context, raster_crs)
+        progress, is_cancelled = feedback_callables(feedback)
+        with core_errors_as_processing_exceptions():
+            result = apply_centroids(
+                inputs, centroids_path, output, geometry_wkt=geometry_wkt, bbox=bbox,
+                clip_to_area=self.parameterAsBool(parameters, self.CLIP, context),
+                strict_names=self.parameterAsBool(parameters, self.STRICT_NAMES, context),
+                min_area_m2=optional_min_area(self, parameters, self.MIN_AREA, context),
+                connectivity=self.parameterAsInt(parameters, self.CONNECTIVITY, context),
+                progress=progress, is_cancelled=is_cancelled)
+        for message in result.messages:
+            feedback.pushWarning(message)
+        report_sieve(feedback, result.sieve)
+        model = result.model
+        feedback.pushInfo(f"Applied {model.n_clusters} saved centres of "
+                          f"{', '.join(model.feature_names)} from {centroids_path}.")
+        report_classes(feedback, model, result.statistics)
+        try:
+            qml = write_class_style(output, model.centres)
+        except OSError as error:
+            raise QgsProcessingException(f"Styling the output failed: {error}") from None
+        style_on_load(context, output, qml)
+        statistics_id = write_class_statistics(self, parameters, self.STATISTICS, context,
+                                               result.statistics, model)
+        return {self.OUTPUT: output, self.STATISTICS: statistics_id}

@@ -1,0 +1,211 @@
+"""rasterclustering:choosek: inertia and silhouette of k-means over a range of k, to choose k."""
+
+from __future__ import annotations
+
+from qgis.core import (
+    QgsProcessing,
+    QgsProcessingOutputNumber,
+    QgsProcessingParameterBoolean,
+    QgsProcessingParameterExtent,
+    QgsProcessingParameterFeatureSink,
+    QgsProcessingParameterFeatureSource,
+    QgsProcessingParameterFileDestination,
+    QgsProcessingParameterMultipleLayers,
+    QgsProcessingParameterNumber,
+)
+from qgis.PyQt.QtCore import QVariant
+
+from ..core.choose_k import (
+    DEFAULT_K_MAX,
+    DEFAULT_K_MIN,
+    DEFAULT_SAMPLE_SIZE,
+    FIT_SAMPLE_FACTOR,
+    MAX_SAMPLE_SIZE,
+    ChooseKSettings,
+    choose_k,
+    write_report,
+)
+from ..core.kmeans import MAX_CLUSTERS, MIN_CLUSTERS
+from .base import (
+    RasterClusteringAlgorithm,
+    area_geometry_wkt,
+    core_errors_as_processing_exceptions,
+    extent_in_crs,
+    feedback_callables,
+    gdal_source,
+)
+from .common_outputs import write_table
+
+HELP = f"""<p>Helps choose the <b>number of clusters k</b> for K-means clustering: fits k-means
+for every k of a range on the pixels of the area and scores each fit with the <b>inertia</b>
+(for the elbow method) and the <b>silhouette</b>, optionally the Calinski–Harabasz score. The
+result is a table, an HTML report with both curves (inline SVG, readable offline in any
+browser), and the <b>recommended k</b> as a number a model can pass to K-means.</p>
+<h3>Parameters</h3>
+<ul>
+<li><b>Input rasters</b> (INPUT): as in K-means: every band of every layer is one feature, the
+layers aligned onto the first one's grid.</li>
+<li><b>Area of interest</b> (AOI, optional) and <b>Extent</b> (EXTENT, optional): the pixels
+scored, in any CRS (their intersection when both are given; the whole raster when neither).</li>
+<li><b>Smallest k</b> (K_MIN, default {DEFAULT_K_MIN}) and <b>largest k</b> (K_MAX, default
+{DEFAULT_K_MAX}): the range tried, both included, {MIN_CLUSTERS}–{MAX_CLUSTERS}.</li>
+<li><b>Sample size</b> (SAMPLE_SIZE, default {DEFAULT_SAMPLE_SIZE:,} pixels, at most
+{MAX_SAMPLE_SIZE:,}): the seeded random sample of valid pixels the silhouette (and
+Calinski–Harabasz score) is computed on. The silhouette costs SAMPLE_SIZE² distances per k.</li>
+<li><b>Standardize</b> (STANDARDIZE, advanced, default yes): with several features, scale each to
+unit variance before clustering and scoring, as K-means does.</li>
+<li><b>Random seed</b> (SEED): the same inputs and seed give the same scores.</li>
+<li><b>Calinski–Harabasz</b> (CALINSKI_HARABASZ, default no): also compute this score (third
+curve and column).</li>
+</ul>
+<h3>Method</h3>
+<p><b>Inertia</b> (within-cluster sum of squares) comes from K-means's own fit. One feature: the
+exact 1-D optimum over <i>all</i> valid pixels of the area, so the curve is the true minimum for
+each k. Several features: k-means++ (4 restarts) on a seeded sample of {FIT_SAMPLE_FACTOR} ×
+SAMPLE_SIZE pixels (100,000 by default), the inertia summed over that sample (in standardized
+units when standardizing). <b>Silhouette</b>: scikit-learn's mean silhouette coefficient on the
+SAMPLE_SIZE sample, each pixel labelled with its nearest centre (−1..1; higher is better; above
+0.5 a reasonable structure, above 0.7 a strong one).</p>
+<p><b>Recommended k</b>: the highest silhouette (the smallest k on a tie). <b>Elbow</b> (shown for
+judgement): with k and inertia each scaled to 0..1, the k whose point lies farthest below the
+chord from the first to the last point (the knee of the kneedle method).</p>
+<h3>Outputs</h3>
+<ul><li><b>Scores</b> (TABLE): one row per k: k, inertia, silhouette, [calinski_harabasz],
+is_elbow, is_recommended (1 or 0).</li>
+<li><b>Report</b> (REPORT): HTML with the inertia and silhouette curves, the recommended k and the
+elbow marked, the values and the method.</li>
+<li><b>Recommended number of clusters</b> (RECOMMENDED_K): a number; in a model, feed it to
+K-means's CLUSTERS.</li></ul>
+"""
+
+
+class ChooseKAlgorithm(RasterClusteringAlgorithm):
+    """Scores of k-means for a range of k."""
+
+    NAME = "choosek"
+    DISPLAY_NAME = "Choose the number of clusters"
+    HELP = HELP
+    ICON = "choosek.svg"
+
+    INPUT = "INPUT"
+    AOI = "AOI"
+    EXTENT = "EXTENT"
+    K_MIN = "K_MIN"
+    K_MAX = "K_MAX"
+    SAMPLE_SIZE = "SAMPLE_SIZE"
+    STANDARDIZE = "STANDARDIZE"
+    SEED = "SEED"
+    CALINSKI_HARABASZ = "CALINSKI_HARABASZ"
+    TABLE = "TABLE"
+    REPORT = "REPORT"
+    RECOMMENDED_K = "RECOMMENDED_K"
+
+    def initAlgorithm(self, config=None):
+        """Declare the parameters and outputs (their names are the public API of models)."""
+        self.add_with_help(QgsProcessingParameterMultipleLayers(
+            self.INPUT, "Input rasters", QgsProcessing.TypeRaster),
+            "Every band of every layer is a feature; layers are aligned to the first one's grid.")
+        self.add_with_help(QgsProcessingParameterFeatureSource(
+            self.AOI, "Area of interest", [QgsProcessing.TypeVectorPolygon], optional=True),
+            "Polygons (any CRS) whose pixels are clustered and scored.")
+        self.add_with_help(QgsProcessingParameterExtent(self.EXTENT, "Extent", optional=True),
+                  "Bounding box (any CRS) whose pixels are scored; intersected with the AOI.")
+        self.add_with_help(QgsProcessingParameterNumber(
+            self.K_MIN, "Smallest number of clusters", QgsProcessingParameterNumber.Integer,
+            defaultValue=DEFAULT_K_MIN, minValue=MIN_CLUSTERS, maxValue=MAX_CLUSTERS),
+            f"First k tried, {MIN_CLUSTERS}–{MAX_CLUSTERS}.")
+        self.add_with_help(QgsProcessingParameterNumber(
+            self.K_MAX, "Largest number of clusters", QgsProcessingParameterNumber.Integer,
+            defaultValue=DEFAULT_K_MAX, minValue=MIN_CLUSTERS, maxValue=MAX_CLUSTERS),
+            "Last k tried (included); at least K_MIN.")
+        self.add_with_help(QgsProcessingParameterNumber(
+            self.SAMPLE_SIZE, "Silhouette sample size (pixels)",
+            QgsProcessingParameterNumber.Integer, defaultValue=DEFAULT_SAMPLE_SIZE,
+            minValue=100, maxValue=MAX_SAMPLE_SIZE),
+            f"Seeded random pixels the silhouette is computed on (cost grows with its square); "
+            f"several features are fitted on {FIT_SAMPLE_FACTOR} times as many.")
+        self.add_with_help(QgsProcessingParameterBoolean(
+            self.STANDARDIZE, "Standardize features (several features)", defaultValue=True),
+            "Scale each feature to unit variance before clustering, as K-means does.",
+            advanced=True)
+        self.add_with_help(QgsProcessingParameterNumber(
+            self.SEED, "Random seed", QgsProcessingParameterNumber.Integer, defaultValue=0,
+            minValue=0), "Same inputs and seed give the same scores.")
+        self.add_with_help(QgsProcessingParameterBoolean(
+            self.CALINSKI_HARABASZ, "Also compute the Calinski–Harabasz score",
+            defaultValue=False), "Adds a third score (higher is better) to the table and report.")
+        self.add_with_help(QgsProcessingParameterFeatureSink(
+            self.TABLE, "Scores", QgsProcessing.TypeVector),
+            "One row per k: k, inertia, silhouette, [calinski_harabasz], is_elbow, "
+            "is_recommended.")
+        self.add_with_help(QgsProcessingParameterFileDestination(
+            self.REPORT, "Report", fileFilter="HTML files (*.html)"),
+            "HTML report with the inertia and silhouette curves and the recommended k.")
+        self.addOutput(QgsProcessingOutputNumber(self.RECOMMENDED_K,
+                                                 "Recommended number of clusters"))
+
+    def checkParameterValues(self, parameters, context):
+        """Refuse an empty input or a range that cannot be scored before any work starts."""
+        if not self.parameterAsLayerList(parameters, self.INPUT, context):
+            return False, "Select at least one raster layer as input."
+        k_min = self.parameterAsInt(parameters, self.K_MIN, context)
+        k_max = self.parameterAsInt(parameters, self.K_MAX, context)
+        if k_min > k_max:
+            return False, f"K_MIN ({k_min}) must not exceed K_MAX ({k_max})."
+        sample_size = self.parameterAsInt(parameters, self.SAMPLE_SIZE, context)
+        if sample_size <= k_max:
+            return False, (f"SAMPLE_SIZE ({sample_size}) must be larger than K_MAX ({k_max}); "
+                           f"the default is {DEFAULT_SAMPLE_SIZE:,}.")
+        return super().checkParameterValues(parameters, context)
+
+    def processAlgorithm(self, parameters, context, feedback):
+        """Fit and score every k, then write the table and the report."""
+        layers = self.parameterAsLayerList(parameters, self.INPUT, context)
+        inputs = [gdal_source(layer, self.INPUT) for layer in layers]
+        raster_crs = layers[0].crs()
+        report_path = self.parameterAsFileOutput(parameters, self.REPORT, context)
+        geometry_wkt = area_geometry_wkt(self.parameterAsSource(parameters, self.AOI, context),
+                                         raster_crs, context, feedback)
+        bbox = extent_in_crs(self, parameters, self.EXTENT, context, raster_crs)
+        settings = ChooseKSettings(
+            k_min=self.parameterAsInt(parameters, self.K_MIN, context),
+            k_max=self.parameterAsInt(parameters, self.K_MAX, context),
+            sample_size=self.parameterAsInt(parameters, self.SAMPLE_SIZE, context),
+            seed=self.parameterAsInt(parameters, self.SEED, context),
+            standardize=self.parameterAsBool(parameters, self.STANDARDIZE, context),
+            calinski_harabasz=self.parameterAsBool(parameters, self.CALINSKI_HARABASZ, context))
+        progress, is_cancelled = feedback_callables(feedback)
+        with core_errors_as_processing_exceptions():
+            result = choose_k(inputs, settings=settings, geometry_wkt=geometry_wkt, bbox=bbox,
+                              progress=progress, is_cancelled=is_cancelled)
+            write_report(result, report_path)
+        for message in result.messages:
+            feedback.pushWarning(message)
+        feedback.pushInfo(f"Inertia: {result.inertia_method}. Silhouette on "
+                          f"{result.silhouette_pixels:,} sampled pixels.")
+        for score in result.scores:
+            harabasz = ("" if score.calinski_harabasz is None
+                        else f", Calinski–Harabasz {score.calinski_harabasz:.6g}")
+            feedback.pushInfo(f"k = {score.k}: inertia {score.inertia:.6g}, silhouette "
+                              f"{score.silhouette:.4f}{harabasz}")
+        elbow = "none" if result.elbow_k is None else str(result.elbow_k)
+        feedback.pushInfo(f"Recommended k = {result.recommended_k} "
+                          f"({result.recommendation_reason}); elbow k = {elbow}.")
+        table_id = self._write_table(parameters, context, result)
+        return {self.TABLE: table_id, self.REPORT: report_path,
+                self.RECOMMENDED_K: result.recommended_k}
+
+    def _write_table(self, parameters, context, result):
+        columns = [("k", QVariant.LongLong), ("inertia", QVariant.Double),
+                   ("silhouette", QVariant.Double)]
+        if result.settings.calinski_harabasz:
+            columns.append(("calinski_harabasz", QVariant.Double))
+        columns += [("is_elbow", QVariant.Int), ("is_recommended", QVariant.Int)]
+        rows = []
+        for score in result.scores:
+            row = [score.k, score.inertia, score.silhouette]
+            if result.settings.calinski_harabasz:
+                row.append(score.calinski_harabasz)
+            row += [int(score.k == result.elbow_k), int(score.k == result.recommended_k)]
+            rows.append(row)
+        return write_table(self, parameters, self.TABLE, context, columns, rows)

@@ -1,0 +1,305 @@
+"""rasterclustering:zones: index zones in one run, as band math then k-means child algorithms."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+from qgis.core import (QgsApplication, QgsProcessing, QgsProcessingException,
+                       QgsProcessingMultiStepFeedback, QgsProcessingParameterBoolean,
+                       QgsProcessingParameterDefinition, QgsProcessingParameterEnum,
+                       QgsProcessingParameterExtent, QgsProcessingParameterFeatureSink,
+                       QgsProcessingParameterFeatureSource, QgsProcessingParameterFile,
+                       QgsProcessingParameterFileDestination,
+                       QgsProcessingParameterMultipleLayers, QgsProcessingParameterNumber,
+                       QgsProcessingParameterRasterDestination, QgsProcessingParameterString,
+                       QgsProcessingUtils)
+
+from ..core.kmeans import MAX_CLUSTERS, MIN_CLUSTERS
+from ..core.raster_io import remove_raster_files
+from .band_math import SENSOR_LABELS
+from .base import RasterClusteringAlgorithm, gdal_source, refuse_output_over_inputs
+from .styling import style_on_load, style_path
+
+BAND_MATH = "rasterclustering:bandmath"
+KMEANS = "rasterclustering:kmeans"
+
+HELP = """<p>Management zones from a <b>spectral index</b> in one run: the index (NDVI by default)
+is computed from the band layers by <i>Band math</i>, optionally after calibrating digital
+numbers, and its pixels are grouped into <b>k zones</b> by <i>K-means clustering</i>, fitted on
+an area of interest and sieved to a minimum zone area. The same as running the two algorithms one
+after the other with the same parameters, with byte-identical results.</p>
+<h3>Parameters</h3>
+<ul>
+<li><b>Band layers</b> (INPUT): the bands the index reads. One multiband layer (B1…Bn are its
+bands) or single-band files named with their band code (Landsat <code>…_B4.TIF</code>,
+Sentinel-2 <code>…_B04.jp2</code>); layers on other grids are aligned onto the finest one.</li>
+<li><b>Calibrate</b> (CALIBRATE, default off): convert Landsat / Sentinel-2 digital numbers to
+reflectance before computing the index (single-band files named with their band code).</li>
+<li><b>Metadata file</b> (METADATA, optional): the Landsat MTL or Sentinel-2 MTD file for
+calibration; found beside the bands when empty.</li>
+<li><b>Index or expression</b> (EXPRESSION, default NDVI): an index name (NDVI, NDWI, SAVI, …)
+or a band-math expression such as <code>(B4 - B3) / (B4 + B3)</code>. Its name keys the centroid
+JSON: <code>{"NDVI": [[1, [0.171]], …]}</code>.</li>
+<li><b>Sensor</b> (SENSOR): which bands an index name reads (auto-detected from Landsat and
+Sentinel-2 file names; <i>Generic</i> = blue, green, red, NIR, SWIR1, SWIR2 = B1…B6).</li>
+<li><b>Number of zones</b> (CLUSTERS): 2–255, default 5.</li>
+<li><b>Area of interest</b> (AOI, optional): polygons in any CRS (reprojected), e.g. a field;
+the zones are fitted on, and the output clipped to, the pixels inside.</li>
+<li><b>Extent</b> (EXTENT, optional): a bounding box in any CRS, intersected with the AOI.</li>
+<li><b>Minimum zone area</b> (MIN_AREA, m², default 0 = off): connected zones smaller than this
+are merged into their largest neighbour. The reference clustering API accepts 1000–999999 m².</li>
+<li><b>Connectivity</b> (CONNECTIVITY, 4 or 8, default 8): whether pixels touching by a corner
+belong to one zone.</li>
+<li><b>Random seed</b> (SEED): the same inputs and seed give identical outputs.</li>
+</ul>
+<h3>Outputs</h3>
+<ul>
+<li><b>Zones</b> (OUTPUT): UInt8 GeoTIFF, classes 1..k in ascending index value, nodata 0, styled
+with one colour per zone labelled with its centre.</li>
+<li><b>Centroids</b> (CENTROIDS): JSON keyed by the index name.</li>
+<li><b>Zone statistics</b> (STATISTICS): one row per zone: centre, pixel count, area in m², and
+mean/std/min/max of the index.</li>
+<li><b>Index raster</b> (INDEX, optional, off by default): the Float32 index the zones were made
+from; when not requested it is a temporary file, removed at the end.</li>
+</ul>
+<p>Index resolution and resampling are band math's defaults (finest input, nearest neighbour);
+the k-means output is clipped to the area. Run <i>Band math</i> and <i>K-means clustering</i>
+separately for the other options. On an error or cancellation no output of the run is left.</p>
+"""
+
+
+class ZonesAlgorithm(RasterClusteringAlgorithm):
+    """An index from band layers, then its k-means zones: two child algorithms in one run."""
+
+    NAME = "zones"
+    DISPLAY_NAME = "Cluster index zones"
+    HELP = HELP
+    ICON = "zones.svg"
+
+    INPUT = "INPUT"
+    CALIBRATE = "CALIBRATE"
+    METADATA = "METADATA"
+    EXPRESSION = "EXPRESSION"
+    SENSOR = "SENSOR"
+    CLUSTERS = "CLUSTERS"
+    AOI = "AOI"
+    EXTENT = "EXTENT"
+    MIN_AREA = "MIN_AREA"
+    CONNECTIVITY = "CONNECTIVITY"
+    SEED = "SEED"
+    OUTPUT = "OUTPUT"
+    CENTROIDS = "CENTROIDS"
+    STATISTICS = "STATISTICS"
+    INDEX = "INDEX"
+
+    def initAlgorithm(self, config=None):
+        """Declare the parameters (their names are the public API of models and qgis_process)."""
+        self._add(QgsProcessingParameterMultipleLayers(
+            self.INPUT, "Band layers", QgsProcessing.TypeRaster),
+            "The bands the index reads: one multiband layer, or single-band files named with "
+            "their band code (…_B4.TIF, …_B04.jp2).")
+        self._add(QgsProcessingParameterBoolean(
+            self.CALIBRATE, "Calibrate digital numbers to reflectance first", defaultValue=False),
+            "Landsat/Sentinel-2 single-band files: DN → reflectance from the scene metadata.")
+        self._add(QgsProcessingParameterFile(
+            self.METADATA, "Metadata file for calibration (MTL / MTD)",
+            behavior=QgsProcessingParameterFile.File, optional=True,
+            fileFilter="Scene metadata (*_MTL.txt *_MTL.json *_MTL.xml MTD_*.xml);;"
+                       "All files (*)"),
+            "Landsat _MTL.txt/.json/.xml or Sentinel-2 MTD_MSIL1C/2A.xml; found beside the "
+            "bands when empty.")
+        self._add(QgsProcessingParameterString(self.EXPRESSION, "Index or expression",
+                                               defaultValue="NDVI"),
+                  "An index name (NDVI, NDWI, …) or an expression, e.g. (B4 - B3) / (B4 + B3); "
+                  "it names the centroids.")
+        self._add(QgsProcessingParameterEnum(self.SENSOR, "Sensor (bands of index names)",
+                                             options=list(SENSOR_LABELS), defaultValue=0),
+                  "Which bands NDVI, NDWI, … read; auto-detect reads Landsat/Sentinel-2 file "
+                  "names.")
+        self._add(QgsProcessingParameterNumber(
+            self.CLUSTERS, "Number of zones", QgsProcessingParameterNumber.Integer,
+            defaultValue=5, minValue=MIN_CLUSTERS, maxValue=MAX_CLUSTERS),
+            "Number of zones k, 2–255.")
+        self._add(QgsProcessingParameterFeatureSource(
+            self.AOI, "Area of interest (field)", [QgsProcessing.TypeVectorPolygon],
+            optional=True),
+            "Polygons (any CRS) whose pixels fit the zones; the output is clipped to them.")
+        self._add(QgsProcessingParameterExtent(self.EXTENT, "Extent", optional=True),
+                  "Bounding box (any CRS) whose pixels fit the zones; intersected with the AOI.")
+        self._add(QgsProcessingParameterNumber(
+            self.MIN_AREA, "Minimum zone area (m²)", QgsProcessingParameterNumber.Double,
+            defaultValue=0, minValue=0, optional=True),
+            "Zones smaller than this are merged into their largest neighbour; 0 or empty = "
+            "no sieve. The reference clustering API accepts 1000–999999 m².")
+        self._add(QgsProcessingParameterNumber(
+            self.CONNECTIVITY, "Connectivity of zones (4 or 8)",
+            QgsProcessingParameterNumber.Integer, defaultValue=8, minValue=4, maxValue=8),
+            "4: pixels touch by their sides; 8: also by their corners (for MIN_AREA).")
+        self._add(QgsProcessingParameterNumber(
+            self.SEED, "Random seed", QgsProcessingParameterNumber.Integer, defaultValue=0,
+            minValue=0), "Same inputs and seed give identical outputs.")
+        self._add(QgsProcessingParameterRasterDestination(self.OUTPUT, "Zones"),
+                  "Classified GeoTIFF: UInt8, nodata 0, zones 1..k, styled.")
+        self._add(QgsProcessingParameterFileDestination(
+            self.CENTROIDS, "Centroids", fileFilter="JSON files (*.json)"),
+            "Zone centres as JSON keyed by the index, e.g. {\"NDVI\": [[1, [0.171]], …]}.")
+        self._add(QgsProcessingParameterFeatureSink(
+            self.STATISTICS, "Zone statistics", QgsProcessing.TypeVector),
+            "One row per zone: centre, pixel count, area (m²), index mean/std/min/max.")
+        self._add(QgsProcessingParameterRasterDestination(
+            self.INDEX, "Index raster", optional=True, createByDefault=False),
+            "The Float32 index the zones come from; a removed temporary file when not "
+            "requested.")
+
+    def _add(self, parameter, help_text: str, *, advanced: bool = False):
+        parameter.setHelp(help_text)
+        if advanced:
+            parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+        self.addParameter(parameter)
+
+    def checkParameterValues(self, parameters, context):
+        """Refuse what cannot work before any work starts, with the children's own checks.
+
+        The k-means parameters are checked with the band layers standing in for the index,
+        which does not exist yet (k-means checks only that its input is not empty).
+        """
+        valid, message = super().checkParameterValues(parameters, context)
+        if not valid:
+            return valid, message
+        for algorithm_id, child_parameters in (
+                (BAND_MATH, self._band_math_parameters(parameters, QgsProcessing.TEMPORARY_OUTPUT)),
+                (KMEANS, self._kmeans_parameters(parameters, parameters.get(self.INPUT),
+                                                 output=QgsProcessing.TEMPORARY_OUTPUT,
+                                                 centroids=QgsProcessing.TEMPORARY_OUTPUT))):
+            child = QgsApplication.processingRegistry().createAlgorithmById(algorithm_id)
+            if child is None:
+                return False, (f"The algorithm {algorithm_id} is not available: reinstall or "
+                               "re-enable the Raster Clustering plugin.")
+            valid, message = child.checkParameterValues(child_parameters, context)
+            if not valid:
+                return valid, message
+        return True, ""
+
+    def _band_math_parameters(self, parameters, index_output) -> dict:
+        return {"INPUT": parameters.get(self.INPUT),
+                "EXPRESSION": parameters.get(self.EXPRESSION, "NDVI"),
+                "SENSOR": parameters.get(self.SENSOR, 0),
+                "CALIBRATE": parameters.get(self.CALIBRATE, False),
+                "METADATA": parameters.get(self.METADATA),
+                "OUTPUT": index_output}
+
+    def _kmeans_parameters(self, parameters, index, *, output, centroids) -> dict:
+        return {"INPUT": index if isinstance(index, list) else [index],
+                "CLUSTERS": parameters.get(self.CLUSTERS, 5),
+                "AOI": parameters.get(self.AOI),
+                "EXTENT": parameters.get(self.EXTENT),
+                "MIN_AREA": parameters.get(self.MIN_AREA, 0),
+                "CONNECTIVITY": parameters.get(self.CONNECTIVITY, 8),
+                "SEED": parameters.get(self.SEED, 0),
+                "OUTPUT": output, "CENTROIDS": centroids,
+                "STATISTICS": parameters.get(self.STATISTICS, QgsProcessing.TEMPORARY_OUTPUT)}
+
+    def processAlgorithm(self, parameters, context, feedback):
+        """Band math into the index, then k-means on it; no file of the run is left on failure."""
+        import processing  # QGIS's Processing plugin: loaded by QGIS and qgis_process
+
+        layers = self.parameterAsLayerList(parameters, self.INPUT, context)
+        inputs = [gdal_source(layer, self.INPUT) for layer in layers]
+        output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
+        centroids = self.parameterAsFileOutput(parameters, self.CENTROIDS, context)
+        index_requested = parameters.get(self.INDEX) not in (None, "")
+        index = (self.parameterAsOutputLayer(parameters, self.INDEX, context) if index_requested
+                 else QgsProcessingUtils.generateTempFilename("index.tif"))
+        for path in (output, index):
+            refuse_output_over_inputs(path, inputs)
+        if os.path.abspath(output) == os.path.abspath(index):
+            raise QgsProcessingException("The zones (OUTPUT) and the index raster (INDEX) are "
+                                         "the same file; choose two file names.")
+        # The steps' feedback follows the user's cancel signal from now on, not one before.
+        _stop_if_cancelled(feedback)
+        run_files = _RunFiles()
+        steps = QgsProcessingMultiStepFeedback(2, feedback)
+        try:
+            run_files.expect_raster(index)
+            processing.run(BAND_MATH, self._band_math_parameters(parameters, index),
+                           context=context, feedback=steps, is_child_algorithm=True)
+            run_files.completed(index)
+            _stop_if_cancelled(feedback)
+            steps.setCurrentStep(1)
+            run_files.expect_raster(output)
+            run_files.expect_file(centroids)
+            results = processing.run(
+                KMEANS, self._kmeans_parameters(parameters, index, output=output,
+                                                centroids=centroids),
+                context=context, feedback=steps, is_child_algorithm=True)
+            run_files.completed(output, centroids)
+        except BaseException:
+            _release_layer(context, index)
+            run_files.remove()
+            raise
+        finally:
+            if not index_requested:
+                _release_layer(context, index)
+                _remove_raster_and_style(index)
+                shutil.rmtree(os.path.dirname(index), ignore_errors=True)
+        style_on_load(context, output, style_path(output))
+        return {self.OUTPUT: output, self.CENTROIDS: centroids,
+                self.STATISTICS: results.get("STATISTICS"),
+                self.INDEX: index if index_requested else None}
+
+
+def _stop_if_cancelled(feedback) -> None:
+    if feedback is not None and feedback.isCanceled():
+        raise QgsProcessingException("Cancelled: the zones were not computed and no file of the "
+                                     "run was kept.")
+
+
+class _RunFiles:
+    """The files a run may write, to remove them all when it fails or is cancelled.
+
+    A file is removed when its step completed (its content is this run's) or when it did not
+    exist before the run; a file there before whose step did not complete is the user's, left
+    untouched (the children's atomic writers never replace it on failure).
+    """
+
+    def __init__(self):
+        self._existed: dict[str, bool] = {}
+        self._rasters: set[str] = set()
+        self._completed: set[str] = set()
+
+    def expect_raster(self, path: str) -> None:
+        self.expect_file(path)
+        self._rasters.add(path)
+
+    def expect_file(self, path: str) -> None:
+        self._existed[path] = os.path.exists(path)
+
+    def completed(self, *paths: str) -> None:
+        self._completed.update(paths)
+
+    def remove(self) -> None:
+        for path, existed in self._existed.items():
+            if existed and path not in self._completed:
+                continue
+            if path in self._rasters:
+                _remove_raster_and_style(path)
+            elif os.path.exists(path):
+                os.remove(path)
+
+
+def _remove_raster_and_style(path: str) -> None:
+    remove_raster_files(path)
+    qml = style_path(path)
+    if os.path.exists(qml):
+        os.remove(qml)
+
+
+def _release_layer(context, path: str) -> None:
+    """Drop the layers the run opened on `path`, so the file can be deleted (Windows locks it)."""
+    store = context.temporaryLayerStore()
+    target = os.path.abspath(path)
+    layers = [layer for layer in store.mapLayers().values()
+              if os.path.abspath(layer.source().split("|")[0]) == target]
+    if layers:
+        store.removeMapLayers(layers)

@@ -1,0 +1,190 @@
+"""Build the bundled Processing models in models/ with QGIS's model API (run after editing them).
+
+Usage: .venv/bin/python scripts/make_models.py [output folder, default models/]
+The .model3 files are committed so that they open in the graphical modeler; the provider
+registers each one as rasterclustering:<model name>.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+from qgis.core import (QgsProcessing, QgsProcessingModelAlgorithm,  # noqa: E402
+                       QgsProcessingModelChildAlgorithm, QgsProcessingModelChildParameterSource,
+                       QgsProcessingModelOutput, QgsProcessingModelParameter,
+                       QgsProcessingParameterFeatureSource, QgsProcessingParameterFile,
+                       QgsProcessingParameterMultipleLayers, QgsProcessingParameterNumber)
+from qgis.PyQt.QtCore import QPointF  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+GROUP = "Workflows"
+GROUP_ID = "workflows"
+
+NDVI_ZONES_NAME = "ndvi_zones_in_a_field"
+NDVI_ZONES_HELP = {
+    "ALG_DESC": (
+        "NDVI management zones in a field from Landsat or Sentinel-2 band files: the red and "
+        "NIR digital numbers are calibrated to reflectance with the scene's metadata "
+        "(Radiometric calibration), their NDVI computed (Band math, sensor auto-detected from "
+        "the file names), and the NDVI pixels inside the field grouped into k zones by k-means "
+        "(K-means clustering, clipped to the field, seed 0), with zones smaller than a minimum "
+        "area merged into their largest neighbour (8-connected). Open it in the graphical "
+        "modeler to change a step."),
+    "ALG_CREATOR": "Raster Clustering",
+    "bands": ("The red and NIR band files of one scene, digital numbers, named with their band "
+              "code (LC08_…_B4.TIF and …_B5.TIF; Sentinel-2 …_B04.jp2 and …_B08.jp2)."),
+    "metadata": ("The scene's metadata (Landsat _MTL.txt/.json/.xml, Sentinel-2 "
+                 "MTD_MSIL1C/2A.xml); found beside the bands when empty."),
+    "field": "The field boundary: polygons in any CRS (reprojected to the bands' CRS).",
+    "clusters": "Number of zones k, 2–255 (default 5).",
+    "min_area": "Zones smaller than this area in m² are merged into their largest neighbour; "
+                "0 = off (default 1000).",
+    "kmeans:zones": "The zones: UInt8 GeoTIFF, classes 1..k in ascending NDVI, styled.",
+    "kmeans:centroids": "Zone centres as JSON: {\"NDVI\": [[1, [0.171]], …]}.",
+    "kmeans:statistics": "One row per zone: centre, pixel count, area (m²), NDVI statistics.",
+}
+
+
+def _model_input(model: QgsProcessingModelAlgorithm, parameter, position: tuple[float, float]):
+    parameter.setHelp(NDVI_ZONES_HELP.get(parameter.name(), ""))
+    component = QgsProcessingModelParameter(parameter.name())
+    component.setPosition(QPointF(*position))
+    model.addModelParameter(parameter, component)
+
+
+def _from_input(name: str) -> list[QgsProcessingModelChildParameterSource]:
+    return [QgsProcessingModelChildParameterSource.fromModelParameter(name)]
+
+
+def _from_child(child_id: str, output: str) -> list[QgsProcessingModelChildParameterSource]:
+    return [QgsProcessingModelChildParameterSource.fromChildOutput(child_id, output)]
+
+
+def _static(value) -> list[QgsProcessingModelChildParameterSource]:
+    return [QgsProcessingModelChildParameterSource.fromStaticValue(value)]
+
+
+def _child(algorithm_id: str, child_id: str, description: str, sources: dict,
+           position: tuple[float, float]) -> QgsProcessingModelChildAlgorithm:
+    child = QgsProcessingModelChildAlgorithm(algorithm_id)
+    child.setChildId(child_id)
+    child.setDescription(description)
+    child.setPosition(QPointF(*position))
+    for name, source in sources.items():
+        child.addParameterSources(name, source)
+    return child
+
+
+def _model_outputs(child: QgsProcessingModelChildAlgorithm, outputs: dict[str, tuple[str, str]],
+                   *, x: float, y: float) -> None:
+    """Expose child outputs: {child output name: (model output name, description)}."""
+    exposed = {}
+    for offset, (child_output, (name, description)) in enumerate(outputs.items()):
+        output = QgsProcessingModelOutput(name, description)
+        output.setChildId(child.childId())
+        output.setChildOutputName(child_output)
+        output.setMandatory(True)
+        output.setPosition(QPointF(x + 220 * offset, y))
+        exposed[name] = output
+    child.setModelOutputs(exposed)
+
+
+def ndvi_zones_in_a_field() -> QgsProcessingModelAlgorithm:
+    """Calibrate → band math (NDVI) → k-means with the field as AOI and a minimum zone area."""
+    model = QgsProcessingModelAlgorithm(NDVI_ZONES_NAME, GROUP, GROUP_ID)
+    _model_input(model, QgsProcessingParameterMultipleLayers(
+        "bands", "Red and NIR band files (digital numbers)", QgsProcessing.TypeRaster),
+        (120, 60))
+    _model_input(model, QgsProcessingParameterFile(
+        "metadata", "Scene metadata (MTL / MTD; found beside the bands when empty)",
+        QgsProcessingParameterFile.File, optional=True), (420, 60))
+    _model_input(model, QgsProcessingParameterFeatureSource(
+        "field", "Field boundary", [QgsProcessing.TypeVectorPolygon]), (720, 60))
+    _model_input(model, QgsProcessingParameterNumber(
+        "clusters", "Number of zones", QgsProcessingParameterNumber.Integer, defaultValue=5,
+        minValue=2, maxValue=255), (1020, 60))
+    _model_input(model, QgsProcessingParameterNumber(
+        "min_area", "Minimum zone area (m²)", QgsProcessingParameterNumber.Double,
+        defaultValue=1000, minValue=0), (1320, 60))
+
+    calibrate = _child("rasterclustering:calibrate", "calibrate",
+                       "Calibrate DN to TOA reflectance",
+                       {"INPUT": _from_input("bands"), "METADATA": _from_input("metadata"),
+                        "CELSIUS": _static(False), "CLIP": _static(False)}, (270, 200))
+    ndvi = _child("rasterclustering:bandmath", "ndvi", "NDVI",
+                  {"INPUT": _from_child("calibrate", "OUTPUT_LAYERS"),
+                   "EXPRESSION": _static("NDVI"), "SENSOR": _static(0),
+                   "CALIBRATE": _static(False), "RESOLUTION": _static(0),
+                   "RESAMPLING": _static(0)}, (270, 340))
+    kmeans = _child("rasterclustering:kmeans", "kmeans", "NDVI zones in the field",
+                    {"INPUT": _from_child("ndvi", "OUTPUT"), "CLUSTERS": _from_input("clusters"),
+                     "AOI": _from_input("field"), "CLIP": _static(True), "SEED": _static(0),
+                     "MIN_AREA": _from_input("min_area"), "CONNECTIVITY": _static(8)},
+                    (720, 480))
+    _model_outputs(kmeans, {"OUTPUT": ("zones", "NDVI zones"),
+                            "CENTROIDS": ("centroids", "Zone centroids (JSON)"),
+                            "STATISTICS": ("statistics", "Zone statistics")}, x=500, y=620)
+    for child in (calibrate, ndvi, kmeans):
+        model.addChildAlgorithm(child)
+    model.setParameterOrder(["bands", "metadata", "field", "clusters", "min_area"])
+    model.setHelpContent(NDVI_ZONES_HELP)
+    return model
+
+
+MODELS = (ndvi_zones_in_a_field,)
+_PROVIDERS: list = []
+
+
+def write_models(folder: Path) -> list[Path]:
+    """Write every bundled model as <folder>/<model name>.model3; return the paths."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for build in MODELS:
+        model = build()
+        path = folder / f"{model.name()}.model3"
+        if not model.toFile(str(path)):
+            raise OSError(f"cannot write {path}")
+        paths.append(path)
+    return paths
+
+
+def _register_provider() -> None:
+    """Register the plugin's provider, so each child algorithm resolves and the model records
+    its outputs as the modeler does. The checkout may have any folder name: a temporary link
+    named raster_clustering makes it importable under the plugin's package name."""
+    import tempfile
+
+    from qgis.core import QgsApplication
+
+    parent = Path(tempfile.mkdtemp(prefix="raster_clustering_models_"))
+    (parent / "raster_clustering").symlink_to(ROOT, target_is_directory=True)
+    sys.path.insert(0, str(parent))
+    from raster_clustering.provider import RasterClusteringProvider
+
+    registry = QgsApplication.processingRegistry()
+    if registry.providerById("rasterclustering") is None:
+        # A reference kept for the run: without it Python frees the provider's Python half.
+        _PROVIDERS.append(RasterClusteringProvider())
+        registry.addProvider(_PROVIDERS[-1])
+
+
+def main(arguments: list[str]) -> int:
+    from qgis.core import QgsApplication
+
+    application = QgsApplication([], False)
+    application.initQgis()
+    try:
+        _register_provider()
+        for path in write_models(Path(arguments[0]) if arguments else ROOT / "models"):
+            print(path)
+    finally:
+        application.exitQgis()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

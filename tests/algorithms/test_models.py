@@ -1,0 +1,221 @@
+"""The bundled models in models/: registered by the provider, in sync with scripts/make_models.py,
+and run on real Landsat 8 digital numbers with a field polygon."""
+
+import importlib.util
+import json
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from osgeo import gdal, ogr, osr
+
+from helpers import read_raster
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+MODEL_NAME = "ndvi_zones_in_a_field"
+MODEL_ID = f"rasterclustering:{MODEL_NAME}"
+MODEL_FILE = REPO_ROOT / "models" / f"{MODEL_NAME}.model3"
+MODEL_INPUTS = ["bands", "metadata", "field", "clusters", "min_area"]
+MODEL_OUTPUTS = ["kmeans:centroids", "kmeans:statistics", "kmeans:zones"]
+LANDSAT = "LC80200392015216LGN00"
+# A 3 km square in the middle of the Landsat crop (EPSG:32616), written to GeoJSON in EPSG:4326.
+FIELD_UTM = (459000.0, 3398000.0, 462000.0, 3401000.0)
+
+
+def make_models_script():
+    spec = importlib.util.spec_from_file_location("make_models",
+                                                  REPO_ROOT / "scripts" / "make_models.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def write_field_geojson(path):
+    """The FIELD_UTM square as a lon/lat GeoJSON polygon (its corners reprojected)."""
+    utm, wgs84 = osr.SpatialReference(), osr.SpatialReference()
+    utm.ImportFromEPSG(32616)
+    wgs84.ImportFromEPSG(4326)
+    wgs84.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    transform = osr.CoordinateTransformation(utm, wgs84)
+    x0, y0, x1, y1 = FIELD_UTM
+    ring = ogr.Geometry(ogr.wkbLinearRing)
+    for x, y in ((x0, y0), (x1, y0), (x1, y1), (x0, y1), (x0, y0)):
+        lon, lat, _ = transform.TransformPoint(x, y)
+        ring.AddPoint_2D(lon, lat)
+    polygon = ogr.Geometry(ogr.wkbPolygon)
+    polygon.AddGeometry(ring)
+    source = ogr.GetDriverByName("GeoJSON").CreateDataSource(str(path))
+    layer = source.CreateLayer("field", wgs84, ogr.wkbPolygon)
+    feature = ogr.Feature(layer.GetLayerDefn())
+    feature.SetGeometry(polygon)
+    layer.CreateFeature(feature)
+    source = None
+    return Path(path)
+
+
+def inside_field(field_path, like_raster):
+    """Pixels whose centre is inside the field, on the output's grid (GDAL reprojects)."""
+    like = gdal.Open(str(like_raster))
+    target = gdal.GetDriverByName("MEM").Create("", like.RasterXSize, like.RasterYSize, 1,
+                                                gdal.GDT_Byte)
+    target.SetGeoTransform(like.GetGeoTransform())
+    target.SetProjection(like.GetProjection())
+    gdal.Rasterize(target, str(field_path), burnValues=[1])
+    return target.GetRasterBand(1).ReadAsArray().astype(bool)
+
+
+def toa_ndvi_on(folder, like_raster):
+    """NDVI of TOA reflectance, ρ = (M·DN + A) / sin(sun elevation) from the MTL, on the output's
+    window of the band grid (the output is a crop of the same 30 m grid)."""
+    text = (folder / f"{LANDSAT}_MTL.txt").read_text()
+
+    def value(key):
+        return float(re.search(rf"^\s*{key}\s*=\s*(\S+)", text, re.MULTILINE).group(1))
+
+    band_file = gdal.Open(str(folder / f"{LANDSAT}_B4_crop.TIF"))
+    bx0, bdx, _, by0, _, bdy = band_file.GetGeoTransform()
+    ox0, odx, _, oy0, _, ody = gdal.Open(str(like_raster)).GetGeoTransform()
+    assert (odx, ody) == (bdx, bdy)
+    col, row = round((ox0 - bx0) / bdx), round((oy0 - by0) / bdy)
+    like = gdal.Open(str(like_raster))
+    reflectance = {}
+    for band in (4, 5):
+        dataset = gdal.Open(str(folder / f"{LANDSAT}_B{band}_crop.TIF"))
+        dn = dataset.ReadAsArray(col, row, like.RasterXSize, like.RasterYSize).astype(np.float64)
+        rho = (value(f"REFLECTANCE_MULT_BAND_{band}") * dn
+               + value(f"REFLECTANCE_ADD_BAND_{band}")) / math.sin(
+                   math.radians(value("SUN_ELEVATION")))
+        rho[dn == 0] = np.nan
+        reflectance[band] = rho
+    return (reflectance[5] - reflectance[4]) / (reflectance[5] + reflectance[4])
+
+
+def run_model(algorithm, shared_data, tmp_path, *, name="model", clusters=5, min_area=0):
+    import processing
+
+    folder = shared_data / "landsat8-thermal"
+    field = write_field_geojson(tmp_path / "field.geojson")
+    return processing.run(algorithm, {
+        "bands": [str(folder / f"{LANDSAT}_B4_crop.TIF"), str(folder / f"{LANDSAT}_B5_crop.TIF")],
+        "field": str(field), "clusters": clusters, "min_area": min_area,
+        "kmeans:zones": str(tmp_path / f"{name}.tif"),
+        "kmeans:centroids": str(tmp_path / f"{name}.json"),
+        "kmeans:statistics": str(tmp_path / f"{name}.csv")})
+
+
+def test_the_committed_model_is_what_the_script_builds(provider, tmp_path):
+    from qgis.core import QgsProcessingModelAlgorithm
+
+    (written,) = make_models_script().write_models(tmp_path)
+    assert written.name == MODEL_FILE.name
+    # Compared as models: Qt writes XML attributes in a per-process random order.
+    built, committed = QgsProcessingModelAlgorithm(), QgsProcessingModelAlgorithm()
+    assert built.fromFile(str(written)) and committed.fromFile(str(MODEL_FILE))
+    assert built.toVariant() == committed.toVariant(), (
+        "models/ is out of date: run .venv/bin/python scripts/make_models.py")
+    # Saved with the steps resolved, as the modeler saves: the outputs are in the file too.
+    assert all(f'name="{output}"' in MODEL_FILE.read_text() for output in MODEL_OUTPUTS)
+
+
+def test_the_provider_registers_the_model_with_its_steps_and_outputs(provider):
+    from qgis.core import QgsApplication, QgsProcessingModelAlgorithm
+
+    model = QgsApplication.processingRegistry().algorithmById(MODEL_ID)
+    assert isinstance(model, QgsProcessingModelAlgorithm)
+    assert model.provider().id() == "rasterclustering"
+    assert model.group() == "Workflows"
+    assert "NDVI management zones in a field" in model.shortHelpString()
+    names = [p.name() for p in model.parameterDefinitions()]
+    assert names[:len(MODEL_INPUTS)] == MODEL_INPUTS
+    assert sorted(names[len(MODEL_INPUTS):]) == MODEL_OUTPUTS
+    assert sorted(o.name() for o in model.outputDefinitions()) == MODEL_OUTPUTS
+    assert model.parameterDefinition("metadata").flags() & \
+        model.parameterDefinition("metadata").FlagOptional
+    steps = model.childAlgorithms()
+    assert {child_id: child.algorithmId() for child_id, child in steps.items()} == {
+        "calibrate": "rasterclustering:calibrate", "ndvi": "rasterclustering:bandmath",
+        "kmeans": "rasterclustering:kmeans"}
+    # calibrate → band math → k-means, each step fed by the previous one's output.
+    (ndvi_input,) = steps["ndvi"].parameterSources()["INPUT"]
+    assert (ndvi_input.outputChildId(), ndvi_input.outputName()) == ("calibrate",
+                                                                     "OUTPUT_LAYERS")
+    (kmeans_input,) = steps["kmeans"].parameterSources()["INPUT"]
+    assert (kmeans_input.outputChildId(), kmeans_input.outputName()) == ("ndvi", "OUTPUT")
+    assert steps["kmeans"].parameterSources()["AOI"][0].parameterName() == "field"
+    assert steps["kmeans"].parameterSources()["MIN_AREA"][0].parameterName() == "min_area"
+
+
+@pytest.mark.usefixtures("provider")
+class TestLandsatField:
+    def test_zones_are_the_nearest_centres_of_the_calibrated_ndvi_in_the_field(
+            self, shared_data, tmp_path):
+        result = run_model(MODEL_ID, shared_data, tmp_path)
+        labels = read_raster(result["kmeans:zones"])
+        inside = inside_field(tmp_path / "field.geojson", result["kmeans:zones"])
+        # The output is the field's bounding box on the 30 m grid: about 100 x 100 pixels.
+        assert 95 <= labels.shape[0] <= 110 and 95 <= labels.shape[1] <= 110
+        assert inside.mean() > 0.85
+        np.testing.assert_array_equal(labels[~inside], 0)
+        ndvi = toa_ndvi_on(shared_data / "landsat8-thermal", result["kmeans:zones"])
+        valid = inside & np.isfinite(ndvi)
+        np.testing.assert_array_equal(labels[inside & ~valid], 0)
+        document = json.loads(Path(result["kmeans:centroids"]).read_text())
+        assert list(document) == ["NDVI"] and len(document["NDVI"]) == 5
+        centres = np.array([entry[1][0] for entry in document["NDVI"]])
+        assert np.all(np.diff(centres) > 0)
+        nearest = np.argmin(np.abs(ndvi[valid][:, None] - centres[None, :]), axis=1) + 1
+        assert np.mean(labels[valid] == nearest) > 0.999
+        for number, centre in enumerate(centres, start=1):  # the k-means fixed point
+            assert ndvi[labels == number].mean() == pytest.approx(centre, abs=1e-5)
+        rows = Path(result["kmeans:statistics"]).read_text().splitlines()
+        assert rows[0].startswith("class,centre_NDVI,pixel_count,area_m2") and len(rows) == 6
+        assert (tmp_path / "model.qml").exists()
+
+    def test_the_minimum_area_merges_small_zones(self, shared_data, tmp_path):
+        from scipy import ndimage
+
+        plain = read_raster(run_model(MODEL_ID, shared_data, tmp_path, name="plain")[
+            "kmeans:zones"])
+        sieved = read_raster(run_model(MODEL_ID, shared_data, tmp_path, name="sieved",
+                                       min_area=4500)["kmeans:zones"])
+        np.testing.assert_array_equal(plain == 0, sieved == 0)
+
+        def small_regions(labels):  # 4500 m² = 5 pixels of 900 m²; 8-connected zones
+            count = 0
+            for number in range(1, 6):
+                regions, _ = ndimage.label(labels == number, structure=np.ones((3, 3)))
+                count += int((np.bincount(regions.ravel())[1:] < 5).sum())
+            return count
+
+        assert small_regions(plain) > 20 and small_regions(sieved) <= 2
+
+    def test_the_model_file_runs_as_the_registered_model(self, shared_data, tmp_path):
+        from qgis.core import QgsProcessingModelAlgorithm
+
+        model = QgsProcessingModelAlgorithm()
+        assert model.fromFile(str(MODEL_FILE))
+        run_model(model, shared_data, tmp_path, name="from_file", clusters=4)
+        run_model(MODEL_ID, shared_data, tmp_path, name="by_id", clusters=4)
+        assert (tmp_path / "from_file.tif").read_bytes() == (tmp_path / "by_id.tif").read_bytes()
+        assert (tmp_path / "from_file.json").read_text() == (tmp_path / "by_id.json").read_text()
+
+    def test_the_model_matches_zones_with_calibration(self, shared_data, tmp_path):
+        """Calibrating to files then band math (the model) = calibrating inside band math."""
+        import processing
+
+        folder = shared_data / "landsat8-thermal"
+        result = run_model(MODEL_ID, shared_data, tmp_path, min_area=2000)
+        zones = processing.run("rasterclustering:zones", {
+            "INPUT": [str(folder / f"{LANDSAT}_B4_crop.TIF"),
+                      str(folder / f"{LANDSAT}_B5_crop.TIF")],
+            "CALIBRATE": True, "CLUSTERS": 5, "AOI": str(tmp_path / "field.geojson"),
+            "MIN_AREA": 2000, "OUTPUT": str(tmp_path / "zones.tif"),
+            "CENTROIDS": str(tmp_path / "zones.json"), "STATISTICS": "TEMPORARY_OUTPUT"})
+        np.testing.assert_array_equal(read_raster(result["kmeans:zones"]),
+                                      read_raster(zones["OUTPUT"]))
+        model_centres = json.loads(Path(result["kmeans:centroids"]).read_text())["NDVI"]
+        zones_centres = json.loads(Path(zones["CENTROIDS"]).read_text())["NDVI"]
+        np.testing.assert_allclose([c[1][0] for c in model_centres],
+                                   [c[1][0] for c in zones_centres], rtol=1e-6)
