@@ -3,7 +3,7 @@ PYTHON := .venv/bin/python
 export QT_QPA_PLATFORM := offscreen
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: setup test demo bench package clean
+.PHONY: setup test demo bench package lint clean
 
 setup:
 	@scripts/setup.sh
@@ -22,3 +22,6 @@ package:
 
 clean:
 	rm -rf demo-output dist bench/work
+
+lint: setup
+	.venv/bin/ruff check .

@@ -4,8 +4,13 @@ import glob
 import os
 import traceback
 
-from qgis.core import (Qgis, QgsApplication, QgsMessageLog, QgsProcessingModelAlgorithm,
-                       QgsProcessingProvider)
+from qgis.core import (
+    Qgis,
+    QgsApplication,
+    QgsMessageLog,
+    QgsProcessingModelAlgorithm,
+    QgsProcessingProvider,
+)
 from qgis.PyQt.QtGui import QIcon
 
 from .algorithms import ALGORITHM_CLASSES

@@ -53,7 +53,8 @@ name difference is only a <i>warning</i> in the log, because the usual case is a
 file of the same quantity ("NDVI 2021-06-15" against centres of "NDVI 2021-05-01"). Turn it on to
 make any difference an error. A different band <i>count</i> is always an error.</li>
 <li><b>Area of interest</b> (AOI, optional) and <b>Extent</b> (EXTENT, optional): the area to
-classify, in any CRS (their intersection when both are given).</li>
+classify, in any CRS (their intersection when both are given). Invalid AOI geometries are
+repaired (makeValid, reported in the log).</li>
 <li><b>Clip the output to the area</b> (CLIP, default yes): output only the area's bounding box,
 nodata outside the area; when off, the whole raster is classified.</li>
 <li><b>Minimum zone area</b> (MIN_AREA, m², default 0 = off) and <b>Connectivity</b>

@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import os
+import re
 from contextlib import contextmanager
 
 from qgis.core import (
     QgsCoordinateReferenceSystem,
     QgsCoordinateTransform,
+    QgsFeatureRequest,
     QgsGeometry,
+    QgsMapLayer,
+    QgsProcessing,
     QgsProcessingAlgorithm,
     QgsProcessingException,
+    QgsProcessingFeatureSource,
+    QgsProcessingOutputLayerDefinition,
     QgsProcessingParameterDefinition,
+    QgsProcessingUtils,
+    QgsProperty,
     QgsRasterLayer,
     QgsRectangle,
 )
@@ -78,6 +86,15 @@ class RasterClusteringAlgorithm(QgsProcessingAlgorithm):
                            "package) and restart QGIS.")
         return True, ""
 
+    def checkParameterValues(self, parameters, context):
+        """QGIS's checks, then the output files: each in an existing folder, none over an input
+        or another output, so that no run fails after writing part of its outputs."""
+        valid, message = super().checkParameterValues(parameters, context)
+        if not valid:
+            return valid, message
+        problem = output_file_problem(self, parameters, context)
+        return (False, problem) if problem else (True, message)
+
 
 def gdal_source(layer, parameter_name: str) -> RasterInput:
     """The GDAL-readable source of a raster layer, with the name the user knows it by.
@@ -105,6 +122,71 @@ def refuse_output_over_inputs(output_path: str, inputs: list[RasterInput]) -> No
         if os.path.exists(raster.source) and os.path.realpath(raster.source) == target:
             raise QgsProcessingException(
                 f"The output '{output_path}' is one of the inputs; choose another file name.")
+
+
+_INPUT_TYPES = ("raster", "multilayer", "file", "source", "vector")
+_URI_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:")  # memory:, ogr:, postgres://, …
+
+
+def _output_file(value) -> str | None:
+    """The file a destination parameter's value names, None for temporary or non-file outputs."""
+    if isinstance(value, QgsProcessingOutputLayerDefinition):
+        sink = value.sink
+        value = sink.staticValue() if sink.propertyType() == QgsProperty.StaticProperty else None
+    if not isinstance(value, str) or not value or value == QgsProcessing.TEMPORARY_OUTPUT:
+        return None
+    return None if _URI_SCHEME.match(value) else value
+
+
+def _input_files(algorithm, parameters, context) -> set[str]:
+    """The real paths of the existing files the algorithm reads (layers, files), found without
+    loading any layer (loading one makes QGIS write statistics beside it)."""
+    values = []
+    for definition in algorithm.parameterDefinitions():
+        if definition.type() in _INPUT_TYPES:
+            value = parameters.get(definition.name())
+            values += value if isinstance(value, (list, tuple)) else [value]
+    paths = set()
+    for value in values:
+        if isinstance(value, QgsMapLayer):
+            source = value.source()
+        elif isinstance(value, str) and value:
+            layer = QgsProcessingUtils.mapLayerFromString(value, context, False)
+            source = layer.source() if layer is not None else value
+        else:
+            continue
+        path = source.split("|")[0]
+        if path and os.path.isfile(path):
+            paths.add(os.path.realpath(path))
+    return paths
+
+
+def output_file_problem(algorithm, parameters, context) -> str | None:
+    """What is wrong with the output files of a run, before any work, or None.
+
+    Refuses an output whose folder does not exist (the folder of an output folder parameter is
+    created, so it is not checked), an output that is one of the input files, and two outputs
+    that are one file.
+    """
+    inputs = _input_files(algorithm, parameters, context)
+    outputs: dict[str, str] = {}
+    for definition in algorithm.destinationParameterDefinitions():
+        name = definition.name()
+        path = _output_file(parameters.get(name))
+        if path is None or definition.type() == "folderDestination":
+            continue
+        folder = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(folder):
+            return (f"{name}: the output folder '{folder}' does not exist (or is a file); "
+                    "create it or choose another output file.")
+        target = os.path.realpath(path)
+        if target in inputs:
+            return f"The output '{path}' ({name}) is one of the inputs; choose another file name."
+        if target in outputs:
+            return (f"The outputs {outputs[target]} and {name} are the same file '{path}'; "
+                    "choose a file name for each.")
+        outputs[target] = name
+    return None
 
 
 def feedback_callables(feedback):
@@ -140,7 +222,9 @@ def area_geometry_wkt(source, target_crs: QgsCoordinateReferenceSystem, context,
     transform = QgsCoordinateTransform(source.sourceCrs(), target_crs, context.transformContext())
     parts = []
     repaired = 0
-    for feature in source.getFeatures():
+    # Processing's own invalid-geometry check would stop the run before makeValid can repair.
+    for feature in source.getFeatures(QgsFeatureRequest(),
+                                      QgsProcessingFeatureSource.FlagSkipGeometryValidityChecks):
         geometry = feature.geometry()
         if geometry is None or geometry.isNull() or geometry.isEmpty():
             continue

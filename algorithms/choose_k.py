@@ -33,6 +33,7 @@ from .base import (
     extent_in_crs,
     feedback_callables,
     gdal_source,
+    refuse_output_over_inputs,
 )
 from .common_outputs import write_table
 
@@ -46,7 +47,8 @@ browser), and the <b>recommended k</b> as a number a model can pass to K-means.<
 <li><b>Input rasters</b> (INPUT): as in K-means: every band of every layer is one feature, the
 layers aligned onto the first one's grid.</li>
 <li><b>Area of interest</b> (AOI, optional) and <b>Extent</b> (EXTENT, optional): the pixels
-scored, in any CRS (their intersection when both are given; the whole raster when neither).</li>
+scored, in any CRS (their intersection when both are given; the whole raster when neither).
+Invalid AOI geometries are repaired (makeValid, reported in the log).</li>
 <li><b>Smallest k</b> (K_MIN, default {DEFAULT_K_MIN}) and <b>largest k</b> (K_MAX, default
 {DEFAULT_K_MAX}): the range tried, both included, {MIN_CLUSTERS}–{MAX_CLUSTERS}.</li>
 <li><b>Sample size</b> (SAMPLE_SIZE, default {DEFAULT_SAMPLE_SIZE:,} pixels, at most
@@ -164,6 +166,7 @@ class ChooseKAlgorithm(RasterClusteringAlgorithm):
         inputs = [gdal_source(layer, self.INPUT) for layer in layers]
         raster_crs = layers[0].crs()
         report_path = self.parameterAsFileOutput(parameters, self.REPORT, context)
+        refuse_output_over_inputs(report_path, inputs)
         geometry_wkt = area_geometry_wkt(self.parameterAsSource(parameters, self.AOI, context),
                                          raster_crs, context, feedback)
         bbox = extent_in_crs(self, parameters, self.EXTENT, context, raster_crs)

@@ -193,7 +193,8 @@ class KMeansAlgorithm(RasterClusteringAlgorithm):
         raster_crs = layers[0].crs()
         output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
         centroids_path = self.parameterAsFileOutput(parameters, self.CENTROIDS, context)
-        refuse_output_over_inputs(output, inputs)
+        for path in (output, centroids_path):
+            refuse_output_over_inputs(path, inputs)
         geometry_wkt = area_geometry_wkt(self.parameterAsSource(parameters, self.AOI, context),
                                          raster_crs, context, feedback)
         bbox = extent_in_crs(self, parameters, self.EXTENT, context, raster_crs)

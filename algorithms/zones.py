@@ -5,15 +5,24 @@ from __future__ import annotations
 import os
 import shutil
 
-from qgis.core import (QgsApplication, QgsProcessing, QgsProcessingException,
-                       QgsProcessingMultiStepFeedback, QgsProcessingParameterBoolean,
-                       QgsProcessingParameterDefinition, QgsProcessingParameterEnum,
-                       QgsProcessingParameterExtent, QgsProcessingParameterFeatureSink,
-                       QgsProcessingParameterFeatureSource, QgsProcessingParameterFile,
-                       QgsProcessingParameterFileDestination,
-                       QgsProcessingParameterMultipleLayers, QgsProcessingParameterNumber,
-                       QgsProcessingParameterRasterDestination, QgsProcessingParameterString,
-                       QgsProcessingUtils)
+from qgis.core import (
+    QgsApplication,
+    QgsProcessing,
+    QgsProcessingException,
+    QgsProcessingMultiStepFeedback,
+    QgsProcessingParameterBoolean,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterExtent,
+    QgsProcessingParameterFeatureSink,
+    QgsProcessingParameterFeatureSource,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterFileDestination,
+    QgsProcessingParameterMultipleLayers,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterDestination,
+    QgsProcessingParameterString,
+    QgsProcessingUtils,
+)
 
 from ..core.kmeans import MAX_CLUSTERS, MIN_CLUSTERS
 from ..core.raster_io import remove_raster_files
@@ -48,7 +57,8 @@ Sentinel-2 file names; <i>Generic</i> = blue, green, red, NIR, SWIR1, SWIR2 = B1
 the zones are fitted on, and the output clipped to, the pixels inside.</li>
 <li><b>Extent</b> (EXTENT, optional): a bounding box in any CRS, intersected with the AOI.</li>
 <li><b>Minimum zone area</b> (MIN_AREA, m², default 0 = off): connected zones smaller than this
-are merged into their largest neighbour. The reference clustering API accepts 1000–999999 m².</li>
+are merged into their largest neighbour. The reference clustering API accepts
+1000–999999 m².</li>
 <li><b>Connectivity</b> (CONNECTIVITY, 4 or 8, default 8): whether pixels touching by a corner
 belong to one zone.</li>
 <li><b>Random seed</b> (SEED): the same inputs and seed give identical outputs.</li>
@@ -152,10 +162,8 @@ class ZonesAlgorithm(RasterClusteringAlgorithm):
             "The Float32 index the zones come from; a removed temporary file when not "
             "requested.")
 
-    def _add(self, parameter, help_text: str, *, advanced: bool = False):
+    def _add(self, parameter, help_text: str):
         parameter.setHelp(help_text)
-        if advanced:
-            parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
         self.addParameter(parameter)
 
     def checkParameterValues(self, parameters, context):
@@ -208,16 +216,18 @@ class ZonesAlgorithm(RasterClusteringAlgorithm):
         inputs = [gdal_source(layer, self.INPUT) for layer in layers]
         output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
         centroids = self.parameterAsFileOutput(parameters, self.CENTROIDS, context)
+        refuse_output_over_inputs(output, inputs)
         index_requested = parameters.get(self.INDEX) not in (None, "")
-        index = (self.parameterAsOutputLayer(parameters, self.INDEX, context) if index_requested
-                 else QgsProcessingUtils.generateTempFilename("index.tif"))
-        for path in (output, index):
-            refuse_output_over_inputs(path, inputs)
-        if os.path.abspath(output) == os.path.abspath(index):
-            raise QgsProcessingException("The zones (OUTPUT) and the index raster (INDEX) are "
-                                         "the same file; choose two file names.")
+        if index_requested:
+            index = self.parameterAsOutputLayer(parameters, self.INDEX, context)
+            refuse_output_over_inputs(index, inputs)
+            if os.path.abspath(output) == os.path.abspath(index):
+                raise QgsProcessingException("The zones (OUTPUT) and the index raster (INDEX) "
+                                             "are the same file; choose two file names.")
         # The steps' feedback follows the user's cancel signal from now on, not one before.
         _stop_if_cancelled(feedback)
+        if not index_requested:
+            index = QgsProcessingUtils.generateTempFilename("index.tif")
         run_files = _RunFiles()
         steps = QgsProcessingMultiStepFeedback(2, feedback)
         try:

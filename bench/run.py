@@ -2,7 +2,8 @@
 
 Each measured command runs in its own process so its peak memory (max RSS) is its own.
 Results are printed as a Markdown table; copy them into bench/README.md with the date.
-Run one case with `python bench/run.py kmeans` (names: kmeans, calibrate, band_math, sieve).
+Run one case with `python bench/run.py kmeans` (names: kmeans, calibrate, band_math, sieve,
+peers).
 """
 
 from __future__ import annotations
@@ -12,43 +13,15 @@ import os
 import platform
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
+
+from measure import measure, plugin_path
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "bench" / "work"
 TILE = 10980  # a Sentinel-2 tile at 10 m
 NAIVE_SIZES = (2000, 5000)  # the tutorials' approach needs minutes and GBs past these
-
-
-def plugin_path() -> str:
-    parent = Path(tempfile.mkdtemp(prefix="raster_clustering_path_"))
-    (parent / "raster_clustering").symlink_to(ROOT, target_is_directory=True)
-    return str(parent)
-
-
-def measure(label: str, code: str | list[str]) -> dict:
-    """Run Python code (str) or a command (list) in a child process; wall time and peak RSS."""
-    command = [sys.executable, "-c", code] if isinstance(code, str) else code
-    env = dict(os.environ, PYTHONPATH=plugin_path())
-    start = time.perf_counter()
-    with tempfile.TemporaryFile("w+") as stdout, tempfile.TemporaryFile("w+") as stderr:
-        child = subprocess.Popen(command, env=env, stdout=stdout, stderr=stderr, text=True)
-        # wait4 gives this child's own resource usage, peak memory included.
-        _, status, usage = os.wait4(child.pid, 0)
-        seconds = time.perf_counter() - start
-        child.returncode = os.waitstatus_to_exitcode(status)
-        stdout.seek(0)
-        stderr.seek(0)
-        completed = subprocess.CompletedProcess(command, child.returncode, stdout.read(),
-                                                stderr.read())
-    peak = usage.ru_maxrss / 1024
-    if completed.returncode != 0:
-        raise SystemExit(f"{label} failed (exit {completed.returncode}):\n{completed.stdout}\n"
-                         f"{completed.stderr}")
-    print(f"  {label}: {seconds:.1f} s, peak {peak:.0f} MiB", flush=True)
-    return {"case": label, "seconds": seconds, "peak_mib": peak, "stdout": completed.stdout}
 
 
 def make_inputs(size: int) -> tuple[Path, Path]:
@@ -276,8 +249,18 @@ def bench_sieve() -> list[dict]:
             {**reference, "size": TILE}]
 
 
+def bench_peers() -> list[dict]:
+    """k-means beside SAGA, GRASS and scikit-learn (bench/peers.py prints its own tables)."""
+    import peers
+
+    rows = peers.compare(list(peers.SIZES))
+    return [{"case": f"peers: {row['tool']}, {row['input']}, k={row['k']} ({row['status']})",
+             "size": row["size"], "seconds": row["seconds"], "peak_mib": row["peak_mib"]}
+            for row in rows if "seconds" in row]
+
+
 CASES = {"kmeans": bench_kmeans, "calibrate": bench_calibrate, "band_math": bench_band_math,
-         "sieve": bench_sieve}
+         "sieve": bench_sieve, "peers": bench_peers}
 
 
 def main(names: list[str]) -> int:

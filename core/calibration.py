@@ -510,6 +510,10 @@ def find_metadata(band_path: str | Path) -> Path:
     finders = [landsat_metadata.find_landsat_mtl, sentinel2_metadata.find_sentinel2_metadata]
     if sentinel2_metadata.looks_like_sentinel2(band_path):
         finders.reverse()
+    elif landsat_metadata.landsat_product_id_from_file_name(band_path.name):
+        # A Landsat band's metadata lies beside it: searching up the folders for Sentinel-2
+        # metadata would only find an unrelated product.
+        finders = finders[:1]
     failures = []
     for finder in finders:
         try:

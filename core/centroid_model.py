@@ -129,7 +129,8 @@ def load_centroid_model(path: str | os.PathLike) -> CentroidModel:
     try:
         with open(path, encoding="utf-8") as stream:
             document = json.load(stream)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as error:
+        # ValueError: not JSON, or an integer of thousands of digits; RecursionError: nesting.
         raise InvalidInputError(f"Cannot read the centroid JSON '{path}': {error}") from error
     return centroid_model_from_json(document, source=str(path))
 
@@ -166,9 +167,14 @@ def centroid_model_from_json(document, *, source: str = "centroid JSON") -> Cent
 
 
 def _finite(value, fail) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        fail(f"centre value {value!r} is not a finite number")
-    return float(value)
+    try:
+        number = (float(value) if isinstance(value, (int, float)) and not isinstance(value, bool)
+                  else math.nan)
+    except OverflowError:  # an integer beyond the float range
+        number = math.inf
+    if not math.isfinite(number):
+        fail(f"centre value {repr(value)[:40]} is not a finite number")
+    return number
 
 
 def _vector(section, name: str, length: int, fail, *, positive: bool = False):

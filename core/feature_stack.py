@@ -48,7 +48,7 @@ class FeatureStack:
             raise InvalidInputError("No input raster given: select at least one raster layer.")
         self._datasets: list[gdal.Dataset] = []
         self._bands: list[_Band] = []
-        self.names: list[str] = []
+        described: list[tuple[str, str]] = []  # (band description, layer-based name)
         first = open_raster(inputs[0].source, what="input raster")
         self.grid = RasterGrid.of(first)
         check_north_up(self.grid, inputs[0].source)
@@ -68,9 +68,10 @@ class FeatureStack:
                 self._bands.append(_Band(band, band.GetNoDataValue(),
                                          band.GetMaskFlags() not in (gdal.GMF_ALL_VALID,
                                                                      gdal.GMF_NODATA)))
-                self.names.append(_feature_name(band, layer_name, dataset.RasterCount,
-                                                band_number))
-        self.names = _unique(self.names)
+                layer_based = (layer_name if dataset.RasterCount == 1
+                               else f"{layer_name}@{band_number}")
+                described.append(((band.GetDescription() or "").strip(), layer_based))
+        self.names = feature_names(described)
 
     @property
     def n_features(self) -> int:
@@ -111,21 +112,24 @@ class FeatureStack:
         self._datasets.clear()
 
 
-def _feature_name(band: gdal.Band, layer_name: str, band_count: int, band_number: int) -> str:
-    description = (band.GetDescription() or "").strip()
-    if description:
-        return description
-    return layer_name if band_count == 1 else f"{layer_name}@{band_number}"
+def feature_names(described: list[tuple[str, str]]) -> list[str]:
+    """One distinct name per feature: its band description, else its layer name (@band).
 
-
-def _unique(names: list[str]) -> list[str]:
-    """Make repeated names distinct (two dates both described "NDVI" become "NDVI", "NDVI (2)")."""
+    A description shared by several features (five dates of an index all described "NDVI")
+    names none of them: those take their layer names, which tell the dates apart. Names still
+    equal get a suffix: "x", "x (2)".
+    """
+    counts: dict[str, int] = {}
+    for description, _ in described:
+        counts[description] = counts.get(description, 0) + 1
+    names = [description if description and counts[description] == 1 else layer_based
+             for description, layer_based in described]
     seen: dict[str, int] = {}
-    result = []
+    unique = []
     for name in names:
         seen[name] = seen.get(name, 0) + 1
-        result.append(name if seen[name] == 1 else f"{name} ({seen[name]})")
-    return result
+        unique.append(name if seen[name] == 1 else f"{name} ({seen[name]})")
+    return unique
 
 
 def _gdal_type(dtype) -> int:

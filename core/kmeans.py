@@ -312,15 +312,21 @@ def write_classes(stack: FeatureStack, model: CentroidModel, output_path, window
     with atomic_raster_output(output_path) as temporary:
         dataset = create_geotiff(temporary, grid, data_type=data_type, nodata=NODATA_CLASS)
         band = dataset.GetRasterBand(1)
-        for block, features, valid in iter_area_blocks(stack, area, window, steps):
-            labels = np.zeros(valid.shape, dtype=class_dtype(model.n_clusters))
-            labels[valid] = model.label(features[:, valid].T)
-            write_block(band, labels, block, window)
-            first_row = block.row_off - window.row_off
-            statistics.add(labels, features, row_areas[first_row:first_row + block.height])
+        # Before any tile reaches the file: GeoTIFF cannot change its photometric tag after
+        # that, which large outputs (more tiles than GDAL's cache holds) would hit.
         describe_classes(band, model.centres)
-        dataset.FlushCache()
-        dataset = band = None
+        try:
+            for block, features, valid in iter_area_blocks(stack, area, window, steps):
+                labels = np.zeros(valid.shape, dtype=class_dtype(model.n_clusters))
+                labels[valid] = model.label(features[:, valid].T)
+                write_block(band, labels, block, window)
+                first_row = block.row_off - window.row_off
+                statistics.add(labels, features, row_areas[first_row:first_row + block.height])
+            dataset.FlushCache()
+        finally:
+            # Close now, so the sidecar GDAL writes on closing exists before a failed run's
+            # temporary files are removed.
+            dataset = band = None
     return statistics.result()
 
 

@@ -154,7 +154,8 @@ def _offsets(root: ElementTree.Element, path: Path) -> dict[str, float]:
             continue
         band_id = element.get("band_id", element.get("bandId", ""))
         where = f"{_local_name(element.tag)} band_id={band_id!r} in {path}"
-        if not band_id.isdigit() or int(band_id) >= len(SENTINEL2_BANDS):
+        # ASCII digits only: str.isdigit() accepts '²', which int() refuses.
+        if not re.fullmatch(r"[0-9]{1,2}", band_id) or int(band_id) >= len(SENTINEL2_BANDS):
             raise MetadataError(
                 f"{where}: band_id must be 0–12. The metadata file is damaged: download it again."
             )
@@ -169,7 +170,7 @@ def _special_values(root: ElementTree.Element) -> dict[str, int]:
             continue
         text = _first_text(element, "SPECIAL_VALUE_TEXT")
         index = _first_text(element, "SPECIAL_VALUE_INDEX")
-        if text and index and index.lstrip("-").isdigit():
+        if text and index and re.fullmatch(r"-?[0-9]{1,9}", index):
             values[text.upper()] = int(index)
     return values
 
@@ -318,10 +319,14 @@ def find_sentinel2_metadata(band_path: str | Path) -> Path:
         The metadata file.
 
     Raises:
-        MetadataError: none found within five folders, or several; the message lists where.
+        MetadataError: none found beside the band or, inside a SAFE tree, within five folders
+            up; or several; the message lists where.
     """
     band_path = Path(band_path)
     folders = [band_path.parent, *band_path.parent.parents][:MAX_LEVELS_UP]
+    if not any(part in ("GRANULE", "IMG_DATA") or part.endswith(".SAFE")
+               for part in band_path.parent.parts):
+        folders = folders[:1]  # outside a SAFE tree, an unrelated product's file may lie above
     for folder in folders:
         found = _candidates(folder, band_path)
         if len(found) == 1:

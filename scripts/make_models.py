@@ -9,15 +9,25 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# A fixed hash seed makes Qt write XML attributes in one order: regenerated files diff cleanly.
+os.environ.setdefault("QT_HASH_SEED", "0")
 
-from qgis.core import (QgsProcessing, QgsProcessingModelAlgorithm,  # noqa: E402
-                       QgsProcessingModelChildAlgorithm, QgsProcessingModelChildParameterSource,
-                       QgsProcessingModelOutput, QgsProcessingModelParameter,
-                       QgsProcessingParameterFeatureSource, QgsProcessingParameterFile,
-                       QgsProcessingParameterMultipleLayers, QgsProcessingParameterNumber)
+from qgis.core import (  # noqa: E402
+    QgsProcessing,
+    QgsProcessingModelAlgorithm,
+    QgsProcessingModelChildAlgorithm,
+    QgsProcessingModelChildParameterSource,
+    QgsProcessingModelOutput,
+    QgsProcessingModelParameter,
+    QgsProcessingParameterFeatureSource,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterMultipleLayers,
+    QgsProcessingParameterNumber,
+)
 from qgis.PyQt.QtCore import QPointF  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -152,17 +162,14 @@ def write_models(folder: Path) -> list[Path]:
     return paths
 
 
-def _register_provider() -> None:
+def _register_provider(link_folder: Path) -> None:
     """Register the plugin's provider, so each child algorithm resolves and the model records
-    its outputs as the modeler does. The checkout may have any folder name: a temporary link
-    named raster_clustering makes it importable under the plugin's package name."""
-    import tempfile
-
+    its outputs as the modeler does. The checkout may have any folder name: a link named
+    raster_clustering in `link_folder` makes it importable under the plugin's package name."""
     from qgis.core import QgsApplication
 
-    parent = Path(tempfile.mkdtemp(prefix="raster_clustering_models_"))
-    (parent / "raster_clustering").symlink_to(ROOT, target_is_directory=True)
-    sys.path.insert(0, str(parent))
+    (link_folder / "raster_clustering").symlink_to(ROOT, target_is_directory=True)
+    sys.path.insert(0, str(link_folder))
     from raster_clustering.provider import RasterClusteringProvider
 
     registry = QgsApplication.processingRegistry()
@@ -178,9 +185,10 @@ def main(arguments: list[str]) -> int:
     application = QgsApplication([], False)
     application.initQgis()
     try:
-        _register_provider()
-        for path in write_models(Path(arguments[0]) if arguments else ROOT / "models"):
-            print(path)
+        with tempfile.TemporaryDirectory(prefix="raster_clustering_models_") as link_folder:
+            _register_provider(Path(link_folder))
+            for path in write_models(Path(arguments[0]) if arguments else ROOT / "models"):
+                print(path)
     finally:
         application.exitQgis()
     return 0

@@ -78,3 +78,24 @@ def scene(tmp_path_factory):
     from raster_clustering.core.synthetic_scene import make_scene
 
     return make_scene(tmp_path_factory.mktemp("scene"), size=300, seed=0)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Keep the run's exit status for `pytest_unconfigure` below."""
+    session.config._raster_clustering_exit_status = int(exitstatus)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_unconfigure(config):
+    """End the process once the results are reported, before QGIS is torn down.
+
+    Tearing QGIS down (exitQgis) with GDAL datasets and QGIS objects still referenced by test
+    tracebacks sometimes aborts the interpreter ("double free or corruption") after every test
+    has passed, which would turn a green run red. Everything worth keeping is written by now.
+    """
+    status = getattr(config, "_raster_clustering_exit_status", None)
+    if status is None:
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)

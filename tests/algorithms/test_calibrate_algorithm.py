@@ -381,9 +381,9 @@ def test_missing_metadata_says_what_was_looked_for(shared_data, tmp_path):
     out = tmp_path / "out"
     message = run_fails({"INPUT": [str(folder / f"{SCENE}_B4_crop.TIF")],
                          "OUTPUT_FOLDER": str(out)}, "No Landsat metadata found")
-    for looked_for in (f"{SCENE}_MTL.txt", f"{SCENE}_MTL.xml", f"{SCENE}_MTL.json",
-                       "MTD_MSIL1C.xml", "MTD_MSIL2A.xml"):
+    for looked_for in (f"{SCENE}_MTL.txt", f"{SCENE}_MTL.xml", f"{SCENE}_MTL.json"):
         assert looked_for in message
+    assert "MTD_MSIL" not in message, "a Landsat band's metadata is only looked for beside it"
     assert not out.exists()
 
 

@@ -9,9 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from osgeo import gdal, ogr, osr
-
 from helpers import read_raster
+from osgeo import gdal, ogr, osr
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MODEL_NAME = "ndvi_zones_in_a_field"

@@ -504,7 +504,21 @@ def test_no_metadata_anywhere(tmp_path):
     with pytest.raises(MetadataError) as raised:
         calibration.calibrator_for(tmp_path / "LC80200392015216LGN00_B4.TIF")
     assert "LC80200392015216LGN00_MTL.txt" in str(raised.value)
-    assert "MTD_MSIL2A.xml" in str(raised.value)
+    with pytest.raises(MetadataError) as raised:
+        calibration.calibrator_for(tmp_path / "red.tif", band="B4")
+    assert "MTL" in str(raised.value) and "MTD_MSIL2A.xml" in str(raised.value)
+    (tmp_path.parent / "MTD_MSIL2A.xml").write_text("<unrelated/>")
+    with pytest.raises(MetadataError, match="No Sentinel-2 metadata found"):
+        calibration.calibrator_for(tmp_path / "red.tif", band="B4")
+
+
+def test_a_landsat_band_ignores_sentinel2_metadata_up_the_tree(tmp_path):
+    (tmp_path / "MTD_MSIL2A.xml").write_text("<unrelated/>")
+    band = tmp_path / "scenes" / "LC80200392015216LGN00_B4.TIF"
+    band.parent.mkdir()
+    with pytest.raises(MetadataError, match="LC80200392015216LGN00_MTL") as raised:
+        calibration.calibrator_for(band)
+    assert "Sentinel-2" not in str(raised.value)
 
 
 @pytest.mark.shared_data

@@ -345,3 +345,11 @@ def test_bad_sieve_options_are_refused_before_any_work(make_raster, tmp_path, op
     path = make_raster("v.tif", three_level_field())
     with pytest.raises(InvalidInputError, match=message):
         run([path], tmp_path / "o.tif", n_clusters=3, **options)
+
+
+def test_feature_names_tell_repeated_descriptions_apart():
+    from raster_clustering.core.feature_stack import feature_names
+
+    assert feature_names([("NDVI", "ndvi_0501"), ("NDVI", "ndvi_0615"), ("nir", "scene@4")]) == [
+        "ndvi_0501", "ndvi_0615", "nir"]
+    assert feature_names([("", "x"), ("", "x"), ("red", "s@1")]) == ["x", "x (2)", "red"]
