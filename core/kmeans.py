@@ -185,16 +185,24 @@ def fit_model(stack: FeatureStack, area: AreaOfInterest, settings: KMeansSetting
 
 def _fit_one_feature(stack, area, settings, clip_lower, clip_upper,
                      steps) -> tuple[CentroidModel, int]:
+    value_range = None if clip_lower is None else (float(clip_lower[0]), float(clip_upper[0]))
+    # The fit reads the area up to 3 times (range, histogram, values near the optimal cuts):
+    # each pass reports the blocks it has read in its third of the fitting step.
+    expected_passes = 2 if value_range else 3
+    passes_started = []
+
     def read_values():
-        for _, features, valid in iter_area_blocks(stack, area, area.window, Progress()):
-            steps.check()
+        done = min(len(passes_started), expected_passes - 1)
+        passes_started.append(True)
+        pass_steps = steps.span(done / expected_passes, (done + 1) / expected_passes)
+        for _, features, valid in iter_area_blocks(stack, area, area.window, pass_steps):
             values = features[0][valid]
             if clip_lower is not None:
                 np.clip(values, clip_lower[0], clip_upper[0], out=values)
             yield values
 
-    value_range = None if clip_lower is None else (float(clip_lower[0]), float(clip_upper[0]))
-    fit = fit_kmeans_1d(read_values, settings.n_clusters, value_range=value_range, progress=steps)
+    fit = fit_kmeans_1d(read_values, settings.n_clusters, value_range=value_range,
+                        is_cancelled=steps.cancelled)
     centres = fit.centres.reshape(-1, 1)
     quantiles = settings.clip_quantiles
     return CentroidModel(tuple(stack.names), centres, clip_lower=clip_lower,

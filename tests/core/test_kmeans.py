@@ -353,3 +353,13 @@ def test_feature_names_tell_repeated_descriptions_apart():
     assert feature_names([("NDVI", "ndvi_0501"), ("NDVI", "ndvi_0615"), ("nir", "scene@4")]) == [
         "ndvi_0501", "ndvi_0615", "nir"]
     assert feature_names([("", "x"), ("", "x"), ("red", "s@1")]) == ["x", "x (2)", "red"]
+
+
+def test_progress_rises_through_the_one_band_fit(make_raster, tmp_path, monkeypatch):
+    monkeypatch.setattr(raster_io, "BLOCK_TARGET_PIXELS", 2000)
+    path = make_raster("v.tif", three_level_field())
+    reports = []
+    run([path], tmp_path / "o.tif", n_clusters=3, progress=reports.append)
+    fitting = [f for f in reports if f <= 0.5]
+    assert len(fitting) > 10 and fitting == sorted(fitting), "reported block by block, rising"
+    assert reports == sorted(reports) and reports[-1] == 1.0

@@ -1,0 +1,6 @@
+"""Makes tests/reliability/reliability_tools.py importable by the reliability tests."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
