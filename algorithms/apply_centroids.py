@@ -11,7 +11,6 @@ from qgis.core import (
     QgsProcessingParameterFeatureSource,
     QgsProcessingParameterFile,
     QgsProcessingParameterMultipleLayers,
-    QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
 )
 
@@ -27,7 +26,14 @@ from .base import (
     gdal_source,
     refuse_output_over_inputs,
 )
-from .common_outputs import optional_min_area, report_classes, report_sieve, write_class_statistics
+from .common_outputs import (
+    add_sieve_parameters,
+    connectivity_problem,
+    optional_min_area,
+    report_classes,
+    report_sieve,
+    write_class_statistics,
+)
 from .styling import style_on_load, write_class_style
 
 HELP = """<p>Classifies rasters with the <b>centres saved by K-means clustering</b> (its
@@ -105,21 +111,13 @@ class ApplyCentroidsAlgorithm(RasterClusteringAlgorithm):
             self.AOI, "Area of interest", [QgsProcessing.TypeVectorPolygon], optional=True),
             "Polygons (any CRS) to classify.")
         self.add_with_help(QgsProcessingParameterExtent(self.EXTENT, "Extent", optional=True),
-                  "Bounding box (any CRS) to classify; intersected with the AOI.")
+            "Bounding box (any CRS) to classify; intersected with the AOI.")
         self.add_with_help(QgsProcessingParameterBoolean(self.CLIP, "Clip the output to the area",
-                                                defaultValue=True),
-                  "Output only the area (nodata outside); otherwise classify the whole raster.")
-        self.add_with_help(QgsProcessingParameterNumber(
-            self.MIN_AREA, "Minimum zone area (m²)", QgsProcessingParameterNumber.Double,
-            defaultValue=0, minValue=0, optional=True),
-            "Zones smaller than this are merged into their largest neighbour after labelling; "
-            "0 or empty = no sieve.")
-        self.add_with_help(QgsProcessingParameterNumber(
-            self.CONNECTIVITY, "Connectivity of zones (4 or 8)",
-            QgsProcessingParameterNumber.Integer, defaultValue=8, minValue=4, maxValue=8),
-            "4: pixels touch by their sides; 8: also by their corners (for MIN_AREA).")
+                                                         defaultValue=True),
+            "Output only the area (nodata outside); otherwise classify the whole raster.")
+        add_sieve_parameters(self)
         self.add_with_help(QgsProcessingParameterRasterDestination(self.OUTPUT, "Classes"),
-                  "Classified GeoTIFF: UInt8, nodata 0, classes numbered as in the JSON, styled.")
+            "Classified GeoTIFF: UInt8, nodata 0, classes numbered as in the JSON, styled.")
         self.add_with_help(QgsProcessingParameterFeatureSink(
             self.STATISTICS, "Class statistics", QgsProcessing.TypeVector),
             "One row per class: centre, pixel count, area (m²), band mean/std/min/max.")
@@ -129,9 +127,9 @@ class ApplyCentroidsAlgorithm(RasterClusteringAlgorithm):
         layers = self.parameterAsLayerList(parameters, self.INPUT, context)
         if not layers:
             return False, "Select at least one raster layer as input."
-        connectivity = self.parameterAsInt(parameters, self.CONNECTIVITY, context)
-        if connectivity not in (4, 8):
-            return False, f"CONNECTIVITY must be 4 or 8, not {connectivity}."
+        problem = connectivity_problem(self, parameters, context)
+        if problem:
+            return False, problem
         ok, message = super().checkParameterValues(parameters, context)
         if not ok:
             return ok, message

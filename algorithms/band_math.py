@@ -124,12 +124,12 @@ class BandMathAlgorithm(RasterClusteringAlgorithm):
             "Bands are B1…Bn of one multiband layer, the band code in each single-band file "
             "name (…_B4.TIF, …_B04.jp2), or \"layer name@band\".")
         self.add_with_help(QgsProcessingParameterString(self.EXPRESSION, "Expression",
-                                               defaultValue="NDVI"),
-                  "E.g. (B5 - B4) / (B5 + B4), NDVI, where(NDVI > 0.3, NDVI, 0).")
+                                                        defaultValue="NDVI"),
+            "E.g. (B5 - B4) / (B5 + B4), NDVI, where(NDVI > 0.3, NDVI, 0).")
         self.add_with_help(QgsProcessingParameterEnum(self.SENSOR, "Sensor (bands of index names)",
-                                             options=list(SENSOR_LABELS), defaultValue=0),
-                  "Which bands NDVI, NDWI, … read; auto-detect reads Landsat/Sentinel-2 file "
-                  "names.")
+                                                      options=list(SENSOR_LABELS), defaultValue=0),
+            "Which bands NDVI, NDWI, … read; auto-detect reads Landsat/Sentinel-2 file "
+            "names.")
         self.add_with_help(QgsProcessingParameterBoolean(
             self.CALIBRATE, "Calibrate digital numbers to reflectance / temperature first",
             defaultValue=False),
@@ -153,8 +153,8 @@ class BandMathAlgorithm(RasterClusteringAlgorithm):
             "Nearest neighbour keeps values as measured; bilinear/cubic smooth; average for "
             "a coarser output.", advanced=True)
         self.add_with_help(QgsProcessingParameterRasterDestination(self.OUTPUT, "Band math result"),
-                  "Float32 GeoTIFF, nodata NaN, band description = index name or expression, "
-                  "styled with a colour ramp.")
+            "Float32 GeoTIFF, nodata NaN, band description = index name or expression, "
+            "styled with a colour ramp.")
 
     def checkParameterValues(self, parameters, context):
         """Refuse an empty input list or an expression that does not fit the layers."""

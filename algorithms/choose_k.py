@@ -111,7 +111,7 @@ class ChooseKAlgorithm(RasterClusteringAlgorithm):
             self.AOI, "Area of interest", [QgsProcessing.TypeVectorPolygon], optional=True),
             "Polygons (any CRS) whose pixels are clustered and scored.")
         self.add_with_help(QgsProcessingParameterExtent(self.EXTENT, "Extent", optional=True),
-                  "Bounding box (any CRS) whose pixels are scored; intersected with the AOI.")
+            "Bounding box (any CRS) whose pixels are scored; intersected with the AOI.")
         self.add_with_help(QgsProcessingParameterNumber(
             self.K_MIN, "Smallest number of clusters", QgsProcessingParameterNumber.Integer,
             defaultValue=DEFAULT_K_MIN, minValue=MIN_CLUSTERS, maxValue=MAX_CLUSTERS),

@@ -1,4 +1,5 @@
-"""Output glue shared by the algorithms: tables without geometry, class statistics, sieve logs."""
+"""Glue shared by the algorithms: the sieve parameters, tables without geometry, class
+statistics and the log lines about them."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from qgis.core import (
     QgsField,
     QgsFields,
     QgsProcessingException,
+    QgsProcessingParameterNumber,
     QgsWkbTypes,
 )
 from qgis.PyQt.QtCore import QVariant
@@ -18,6 +20,25 @@ from qgis.PyQt.QtCore import QVariant
 from ..core.class_statistics import ClassStatistics, statistics_table
 
 _INTEGER_STATISTICS_COLUMNS = {"class", "pixel_count"}
+
+
+def add_sieve_parameters(algorithm) -> None:
+    """Declare the algorithm's MIN_AREA (m², 0 = no sieve) and CONNECTIVITY (4 or 8)."""
+    algorithm.add_with_help(QgsProcessingParameterNumber(
+        algorithm.MIN_AREA, "Minimum zone area (m²)", QgsProcessingParameterNumber.Double,
+        defaultValue=0, minValue=0, optional=True),
+        "Zones smaller than this are merged into their largest neighbour after labelling; "
+        "0 or empty = no sieve. The reference clustering API accepts 1000–999999 m².")
+    algorithm.add_with_help(QgsProcessingParameterNumber(
+        algorithm.CONNECTIVITY, "Connectivity of zones (4 or 8)",
+        QgsProcessingParameterNumber.Integer, defaultValue=8, minValue=4, maxValue=8),
+        "4: pixels touch by their sides; 8: also by their corners (for MIN_AREA).")
+
+
+def connectivity_problem(algorithm, parameters, context) -> str | None:
+    """The message refusing a CONNECTIVITY other than 4 or 8, or None when it is fine."""
+    connectivity = algorithm.parameterAsInt(parameters, algorithm.CONNECTIVITY, context)
+    return None if connectivity in (4, 8) else f"CONNECTIVITY must be 4 or 8, not {connectivity}."
 
 
 def write_table(algorithm, parameters, name: str, context,

@@ -31,7 +31,14 @@ from .base import (
     gdal_source,
     refuse_output_over_inputs,
 )
-from .common_outputs import optional_min_area, report_classes, report_sieve, write_class_statistics
+from .common_outputs import (
+    add_sieve_parameters,
+    connectivity_problem,
+    optional_min_area,
+    report_classes,
+    report_sieve,
+    write_class_statistics,
+)
 from .styling import style_on_load, write_class_style
 
 HELP = """<p>Groups the pixels of one or more rasters into <b>k classes</b> by k-means, without
@@ -125,10 +132,10 @@ class KMeansAlgorithm(RasterClusteringAlgorithm):
             self.AOI, "Area of interest", [QgsProcessing.TypeVectorPolygon], optional=True),
             "Polygons (any CRS) whose pixels fit the centres.")
         self.add_with_help(QgsProcessingParameterExtent(self.EXTENT, "Extent", optional=True),
-                  "Bounding box (any CRS) whose pixels fit the centres; intersected with the AOI.")
+            "Bounding box (any CRS) whose pixels fit the centres; intersected with the AOI.")
         self.add_with_help(QgsProcessingParameterBoolean(self.CLIP, "Clip the output to the area",
-                                                defaultValue=True),
-                  "Output only the area (nodata outside); otherwise classify the whole raster.")
+                                                         defaultValue=True),
+            "Output only the area (nodata outside); otherwise classify the whole raster.")
         self.add_with_help(QgsProcessingParameterNumber(
             self.SEED, "Random seed", QgsProcessingParameterNumber.Integer, defaultValue=0,
             minValue=0), "Same inputs and seed give identical outputs.")
@@ -144,18 +151,9 @@ class KMeansAlgorithm(RasterClusteringAlgorithm):
             self.CLIP_QUANTILES, "Clip features to these percentiles (e.g. 0.5, 99.5)",
             QgsProcessingParameterNumber.Double, optional=True),
             "Clip outliers (clouds) before fitting; empty = no clipping.", advanced=True)
-        self.add_with_help(QgsProcessingParameterNumber(
-            self.MIN_AREA, "Minimum zone area (m²)", QgsProcessingParameterNumber.Double,
-            defaultValue=0, minValue=0, optional=True),
-            "Zones smaller than this are merged into their largest neighbour after labelling; "
-            "0 or empty = no sieve. The reference clustering API accepts 1000–999999 m².")
-        self.add_with_help(QgsProcessingParameterNumber(
-            self.CONNECTIVITY, "Connectivity of zones (4 or 8)",
-            QgsProcessingParameterNumber.Integer,
-            defaultValue=8, minValue=4, maxValue=8),
-            "4: pixels touch by their sides; 8: also by their corners (for MIN_AREA).")
+        add_sieve_parameters(self)
         self.add_with_help(QgsProcessingParameterRasterDestination(self.OUTPUT, "Classes"),
-                  "Classified GeoTIFF: UInt8, nodata 0, classes 1..k, styled.")
+            "Classified GeoTIFF: UInt8, nodata 0, classes 1..k, styled.")
         self.add_with_help(QgsProcessingParameterFileDestination(
             self.CENTROIDS, "Centroids", fileFilter="JSON files (*.json)"),
             "Cluster centres as JSON, e.g. {\"NDVI\": [[1, [0.171]], [2, [0.404]]]}.")
@@ -168,9 +166,9 @@ class KMeansAlgorithm(RasterClusteringAlgorithm):
         layers = self.parameterAsLayerList(parameters, self.INPUT, context)
         if not layers:
             return False, "Select at least one raster layer as input."
-        connectivity = self.parameterAsInt(parameters, self.CONNECTIVITY, context)
-        if connectivity not in (4, 8):
-            return False, f"CONNECTIVITY must be 4 or 8, not {connectivity}."
+        problem = connectivity_problem(self, parameters, context)
+        if problem:
+            return False, problem
         quantiles = self._clip_quantiles(parameters, context)
         if quantiles is not None and not 0 <= quantiles[0] < quantiles[1] <= 100:
             return False, ("Clip quantiles must be two percentiles 0 ≤ low < high ≤ 100, "

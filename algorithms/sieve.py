@@ -114,12 +114,13 @@ class SieveAlgorithm(RasterClusteringAlgorithm):
     def initAlgorithm(self, config=None):
         """Declare the parameters (their names are the public API of models and qgis_process)."""
         self.add_with_help(QgsProcessingParameterRasterLayer(self.INPUT, "Classified raster"),
-                  "Integer classes (Byte … Int32), e.g. a K-means output; a file GDAL reads.")
+            "Integer classes (Byte … Int32), e.g. a K-means output; a file GDAL reads.")
         # Optional only because QGIS 3.22 does not fall back to the default of a missing band:
         # qgis_process would demand BAND (QGIS issue 54370, fixed later by PR 54414).
-        self.add_with_help(QgsProcessingParameterBand(self.BAND, "Band", defaultValue=1,
-                                             parentLayerParameterName=self.INPUT, optional=True),
-                  "The band holding the classes (default, or empty: 1).")
+        self.add_with_help(QgsProcessingParameterBand(
+            self.BAND, "Band", defaultValue=1, parentLayerParameterName=self.INPUT,
+            optional=True),
+            "The band holding the classes (default, or empty: 1).")
         # minValue is inclusive in QGIS: 0 passes it, and checkParameterValues refuses it.
         self.add_with_help(QgsProcessingParameterNumber(
             self.MIN_AREA, "Minimum region area (m²)", QgsProcessingParameterNumber.Double,
@@ -131,7 +132,7 @@ class SieveAlgorithm(RasterClusteringAlgorithm):
             defaultValue=8, minValue=min(CONNECTIVITIES), maxValue=max(CONNECTIVITIES)),
             "4: pixels of a region share a side; 8: they may also touch by a corner.")
         self.add_with_help(QgsProcessingParameterRasterDestination(self.OUTPUT, "Sieved classes"),
-                  "GeoTIFF with the input's type, grid, nodata, colour table and style.")
+            "GeoTIFF with the input's type, grid, nodata, colour table and style.")
         for name, description in (
                 (self.PIXEL_THRESHOLD_MIN, "Fewest pixels a region needs (largest pixels)"),
                 (self.PIXEL_THRESHOLD_MAX, "Most pixels a region needs (smallest pixels)"),

@@ -28,6 +28,7 @@ from ..core.kmeans import MAX_CLUSTERS, MIN_CLUSTERS
 from ..core.raster_io import remove_raster_files
 from .band_math import SENSOR_LABELS
 from .base import RasterClusteringAlgorithm, gdal_source, refuse_output_over_inputs
+from .common_outputs import add_sieve_parameters
 from .styling import style_on_load, style_path
 
 BAND_MATH = "rasterclustering:bandmath"
@@ -105,66 +106,54 @@ class ZonesAlgorithm(RasterClusteringAlgorithm):
 
     def initAlgorithm(self, config=None):
         """Declare the parameters (their names are the public API of models and qgis_process)."""
-        self._add(QgsProcessingParameterMultipleLayers(
+        self.add_with_help(QgsProcessingParameterMultipleLayers(
             self.INPUT, "Band layers", QgsProcessing.TypeRaster),
             "The bands the index reads: one multiband layer, or single-band files named with "
             "their band code (…_B4.TIF, …_B04.jp2).")
-        self._add(QgsProcessingParameterBoolean(
+        self.add_with_help(QgsProcessingParameterBoolean(
             self.CALIBRATE, "Calibrate digital numbers to reflectance first", defaultValue=False),
             "Landsat/Sentinel-2 single-band files: DN → reflectance from the scene metadata.")
-        self._add(QgsProcessingParameterFile(
+        self.add_with_help(QgsProcessingParameterFile(
             self.METADATA, "Metadata file for calibration (MTL / MTD)",
             behavior=QgsProcessingParameterFile.File, optional=True,
             fileFilter="Scene metadata (*_MTL.txt *_MTL.json *_MTL.xml MTD_*.xml);;"
                        "All files (*)"),
             "Landsat _MTL.txt/.json/.xml or Sentinel-2 MTD_MSIL1C/2A.xml; found beside the "
             "bands when empty.")
-        self._add(QgsProcessingParameterString(self.EXPRESSION, "Index or expression",
-                                               defaultValue="NDVI"),
-                  "An index name (NDVI, NDWI, …) or an expression, e.g. (B4 - B3) / (B4 + B3); "
-                  "it names the centroids.")
-        self._add(QgsProcessingParameterEnum(self.SENSOR, "Sensor (bands of index names)",
-                                             options=list(SENSOR_LABELS), defaultValue=0),
-                  "Which bands NDVI, NDWI, … read; auto-detect reads Landsat/Sentinel-2 file "
-                  "names.")
-        self._add(QgsProcessingParameterNumber(
+        self.add_with_help(QgsProcessingParameterString(self.EXPRESSION, "Index or expression",
+                                                        defaultValue="NDVI"),
+            "An index name (NDVI, NDWI, …) or an expression, e.g. (B4 - B3) / (B4 + B3); "
+            "it names the centroids.")
+        self.add_with_help(QgsProcessingParameterEnum(self.SENSOR, "Sensor (bands of index names)",
+                                                      options=list(SENSOR_LABELS), defaultValue=0),
+            "Which bands NDVI, NDWI, … read; auto-detect reads Landsat/Sentinel-2 file "
+            "names.")
+        self.add_with_help(QgsProcessingParameterNumber(
             self.CLUSTERS, "Number of zones", QgsProcessingParameterNumber.Integer,
             defaultValue=5, minValue=MIN_CLUSTERS, maxValue=MAX_CLUSTERS),
             "Number of zones k, 2–255.")
-        self._add(QgsProcessingParameterFeatureSource(
+        self.add_with_help(QgsProcessingParameterFeatureSource(
             self.AOI, "Area of interest (field)", [QgsProcessing.TypeVectorPolygon],
             optional=True),
             "Polygons (any CRS) whose pixels fit the zones; the output is clipped to them.")
-        self._add(QgsProcessingParameterExtent(self.EXTENT, "Extent", optional=True),
-                  "Bounding box (any CRS) whose pixels fit the zones; intersected with the AOI.")
-        self._add(QgsProcessingParameterNumber(
-            self.MIN_AREA, "Minimum zone area (m²)", QgsProcessingParameterNumber.Double,
-            defaultValue=0, minValue=0, optional=True),
-            "Zones smaller than this are merged into their largest neighbour; 0 or empty = "
-            "no sieve. The reference clustering API accepts 1000–999999 m².")
-        self._add(QgsProcessingParameterNumber(
-            self.CONNECTIVITY, "Connectivity of zones (4 or 8)",
-            QgsProcessingParameterNumber.Integer, defaultValue=8, minValue=4, maxValue=8),
-            "4: pixels touch by their sides; 8: also by their corners (for MIN_AREA).")
-        self._add(QgsProcessingParameterNumber(
+        self.add_with_help(QgsProcessingParameterExtent(self.EXTENT, "Extent", optional=True),
+            "Bounding box (any CRS) whose pixels fit the zones; intersected with the AOI.")
+        add_sieve_parameters(self)
+        self.add_with_help(QgsProcessingParameterNumber(
             self.SEED, "Random seed", QgsProcessingParameterNumber.Integer, defaultValue=0,
             minValue=0), "Same inputs and seed give identical outputs.")
-        self._add(QgsProcessingParameterRasterDestination(self.OUTPUT, "Zones"),
-                  "Classified GeoTIFF: UInt8, nodata 0, zones 1..k, styled.")
-        self._add(QgsProcessingParameterFileDestination(
+        self.add_with_help(QgsProcessingParameterRasterDestination(self.OUTPUT, "Zones"),
+            "Classified GeoTIFF: UInt8, nodata 0, zones 1..k, styled.")
+        self.add_with_help(QgsProcessingParameterFileDestination(
             self.CENTROIDS, "Centroids", fileFilter="JSON files (*.json)"),
             "Zone centres as JSON keyed by the index, e.g. {\"NDVI\": [[1, [0.171]], …]}.")
-        self._add(QgsProcessingParameterFeatureSink(
+        self.add_with_help(QgsProcessingParameterFeatureSink(
             self.STATISTICS, "Zone statistics", QgsProcessing.TypeVector),
             "One row per zone: centre, pixel count, area (m²), index mean/std/min/max.")
-        self._add(QgsProcessingParameterRasterDestination(
+        self.add_with_help(QgsProcessingParameterRasterDestination(
             self.INDEX, "Index raster", optional=True, createByDefault=False),
             "The Float32 index the zones come from; a removed temporary file when not "
             "requested.")
-
-    def _add(self, parameter, help_text: str):
-        parameter.setHelp(help_text)
-        self.addParameter(parameter)
 
     def checkParameterValues(self, parameters, context):
         """Refuse what cannot work before any work starts, with the children's own checks.
