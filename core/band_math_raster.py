@@ -21,6 +21,7 @@ from .feature_stack import RasterInput
 from .progress import Progress
 from .raster_io import (
     WARP_RESAMPLINGS,
+    BandValidity,
     RasterGrid,
     Window,
     atomic_raster_output,
@@ -343,8 +344,7 @@ class _BandReader:
         self._offset = offset or (0, 0)
         self._dtype = dtype
         self._calibrator = calibrator
-        self._nodata = self._band.GetNoDataValue()
-        self._uses_mask = self._band.GetMaskFlags() not in (gdal.GMF_ALL_VALID, gdal.GMF_NODATA)
+        self._validity = BandValidity(self._band)
 
     def read(self, window: Window) -> np.ndarray:
         """The band over `window` (output pixel space) as a float array of self._dtype."""
@@ -353,13 +353,7 @@ class _BandReader:
         if values is None:
             raise InvalidInputError(f"Reading '{self._dataset.GetDescription()}' failed: "
                                     f"{gdal.GetLastErrorMsg()}. Check that the file is intact.")
-        invalid = None
-        if self._nodata is not None and not math.isnan(self._nodata):
-            invalid = values == self._nodata
-        if self._uses_mask:
-            masked = self._band.GetMaskBand().ReadAsArray(col, row, window.width,
-                                                          window.height) == 0
-            invalid = masked if invalid is None else invalid | masked
+        invalid = self._validity.invalid(values, col, row)
         if self._calibrator is not None:
             result = self._calibrator.apply(values).astype(self._dtype, copy=False)
         else:

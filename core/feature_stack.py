@@ -11,6 +11,7 @@ from osgeo import gdal
 
 from .errors import InvalidInputError
 from .raster_io import (
+    BandValidity,
     RasterGrid,
     Window,
     check_north_up,
@@ -28,13 +29,6 @@ class RasterInput:
     name: str = ""
 
 
-@dataclass
-class _Band:
-    band: gdal.Band
-    nodata: float | None
-    uses_mask_band: bool
-
-
 class FeatureStack:
     """All bands of all inputs as features of each pixel, aligned on the first input's grid.
 
@@ -47,7 +41,7 @@ class FeatureStack:
         if not inputs:
             raise InvalidInputError("No input raster given: select at least one raster layer.")
         self._datasets: list[gdal.Dataset] = []
-        self._bands: list[_Band] = []
+        self._bands: list[BandValidity] = []
         described: list[tuple[str, str]] = []  # (band description, layer-based name)
         first = open_raster(inputs[0].source, what="input raster")
         self.grid = RasterGrid.of(first)
@@ -65,9 +59,7 @@ class FeatureStack:
             layer_name = raster.name or os.path.splitext(os.path.basename(raster.source))[0]
             for band_number in range(1, dataset.RasterCount + 1):
                 band = dataset.GetRasterBand(band_number)
-                self._bands.append(_Band(band, band.GetNoDataValue(),
-                                         band.GetMaskFlags() not in (gdal.GMF_ALL_VALID,
-                                                                     gdal.GMF_NODATA)))
+                self._bands.append(BandValidity(band))
                 layer_based = (layer_name if dataset.RasterCount == 1
                                else f"{layer_name}@{band_number}")
                 described.append(((band.GetDescription() or "").strip(), layer_based))
@@ -99,12 +91,9 @@ class FeatureStack:
                     f"Reading band {index + 1} failed: {gdal.GetLastErrorMsg()}")
             features[index] = values
             valid &= np.isfinite(values)
-            if item.nodata is not None:
-                valid &= values != self.dtype(item.nodata)
-            if item.uses_mask_band:
-                mask = item.band.GetMaskBand().ReadAsArray(
-                    window.col_off, window.row_off, window.width, window.height)
-                valid &= mask > 0
+            invalid = item.invalid(values, window.col_off, window.row_off)
+            if invalid is not None:
+                valid &= ~invalid
         return features, valid
 
     def close(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import uuid
 from collections.abc import Iterator
@@ -150,6 +151,31 @@ def warp_onto_grid(dataset: gdal.Dataset, grid: RasterGrid, *, float64: bool,
             f"Cannot align '{dataset.GetDescription()}' onto the first layer's grid: "
             f"{gdal.GetLastErrorMsg()}")
     return warped
+
+
+class BandValidity:
+    """Which pixels of a band hold data: not its nodata value, not masked by an alpha band or a
+    per-dataset mask. (Non-finite values are for the reader to judge.)"""
+
+    def __init__(self, band: gdal.Band):
+        self.band = band
+        nodata = band.GetNoDataValue()
+        self.nodata = None if nodata is None or math.isnan(nodata) else nodata
+        # A nodata-only mask is the value test above; any other mask has to be read.
+        self.reads_mask = band.GetMaskFlags() not in (gdal.GMF_ALL_VALID, gdal.GMF_NODATA)
+
+    def invalid(self, values: np.ndarray, col_off: int, row_off: int) -> np.ndarray | None:
+        """Bool array, True where `values` (read at col_off, row_off) hold no data; None when
+        every pixel holds data."""
+        invalid = None
+        if self.nodata is not None:
+            # A Python float compares in the array's own precision (float32 stays float32).
+            invalid = values == self.nodata
+        if self.reads_mask:
+            height, width = values.shape
+            masked = self.band.GetMaskBand().ReadAsArray(col_off, row_off, width, height) == 0
+            invalid = masked if invalid is None else invalid | masked
+        return invalid
 
 
 def needs_float64(band: gdal.Band) -> bool:
