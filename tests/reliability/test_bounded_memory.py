@@ -257,7 +257,8 @@ result = {"centres": run.model.centres[:, 0].tolist(), "fitted": run.fitted_pixe
     assert result["fitted"] == big_rasters.counts.sum()
     assert result["counts"] == big_rasters.counts.tolist()
     np.testing.assert_allclose(result["means"], big_rasters.means, rtol=0, atol=1e-9)
-    colours = gdal.Open(str(output)).GetRasterBand(1).GetColorTable()  # the legend made it too
+    dataset = gdal.Open(str(output))  # kept: the colour table dies with its dataset
+    colours = dataset.GetRasterBand(1).GetColorTable()  # the legend made it too
     assert colours is not None and colours.GetCount() > len(LEVELS)
     for window in WINDOWS:
         expected = window_truth(window)
