@@ -15,7 +15,8 @@ demo: setup
 	$(PYTHON) scripts/demo.py demo-output
 
 bench: setup
-	$(PYTHON) bench/run.py
+	bench/setup_peers.sh
+	$(PYTHON) bench/run.py $(BENCH_CASES)
 
 package:
 	@scripts/package.sh

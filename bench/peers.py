@@ -361,7 +361,8 @@ def machine() -> str:
                 f"numpy {np.__version__}"]
     for command in (["saga_cmd", "--version"], ["grass", "--version"]):
         if shutil.which(command[0]):
-            text = subprocess.run(command, capture_output=True, text=True).stdout
+            completed = subprocess.run(command, capture_output=True, text=True)
+            text = completed.stdout + completed.stderr
             versions += [line.strip() for line in text.splitlines()
                          if "Version" in line or line.startswith("GRASS GIS")][:1]
     return (f"{cpu}, {os.cpu_count()} cores, {physical_memory_mib() / 1024:.0f} GiB RAM, "
