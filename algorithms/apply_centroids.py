@@ -6,9 +6,7 @@ from qgis.core import (
     QgsProcessing,
     QgsProcessingException,
     QgsProcessingParameterBoolean,
-    QgsProcessingParameterExtent,
     QgsProcessingParameterFeatureSink,
-    QgsProcessingParameterFeatureSource,
     QgsProcessingParameterFile,
     QgsProcessingParameterMultipleLayers,
     QgsProcessingParameterRasterDestination,
@@ -27,6 +25,7 @@ from .base import (
     refuse_output_over_inputs,
 )
 from .common_outputs import (
+    add_area_parameters,
     add_sieve_parameters,
     connectivity_problem,
     optional_min_area,
@@ -107,11 +106,7 @@ class ApplyCentroidsAlgorithm(RasterClusteringAlgorithm):
             self.STRICT_NAMES, "Require identical feature names", defaultValue=False),
             "Refuse bands whose names differ from the centres' (default: apply by position and "
             "warn).", advanced=True)
-        self.add_with_help(QgsProcessingParameterFeatureSource(
-            self.AOI, "Area of interest", [QgsProcessing.TypeVectorPolygon], optional=True),
-            "Polygons (any CRS) to classify.")
-        self.add_with_help(QgsProcessingParameterExtent(self.EXTENT, "Extent", optional=True),
-            "Bounding box (any CRS) to classify; intersected with the AOI.")
+        add_area_parameters(self, pixels_role="to classify")
         self.add_with_help(QgsProcessingParameterBoolean(self.CLIP, "Clip the output to the area",
                                                          defaultValue=True),
             "Output only the area (nodata outside); otherwise classify the whole raster.")

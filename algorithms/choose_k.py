@@ -6,9 +6,7 @@ from qgis.core import (
     QgsProcessing,
     QgsProcessingOutputNumber,
     QgsProcessingParameterBoolean,
-    QgsProcessingParameterExtent,
     QgsProcessingParameterFeatureSink,
-    QgsProcessingParameterFeatureSource,
     QgsProcessingParameterFileDestination,
     QgsProcessingParameterMultipleLayers,
     QgsProcessingParameterNumber,
@@ -35,7 +33,7 @@ from .base import (
     gdal_source,
     refuse_output_over_inputs,
 )
-from .common_outputs import write_table
+from .common_outputs import add_area_parameters, write_table
 
 HELP = f"""<p>Helps choose the <b>number of clusters k</b> for K-means clustering: fits k-means
 for every k of a range on the pixels of the area and scores each fit with the <b>inertia</b>
@@ -107,11 +105,7 @@ class ChooseKAlgorithm(RasterClusteringAlgorithm):
         self.add_with_help(QgsProcessingParameterMultipleLayers(
             self.INPUT, "Input rasters", QgsProcessing.TypeRaster),
             "Every band of every layer is a feature; layers are aligned to the first one's grid.")
-        self.add_with_help(QgsProcessingParameterFeatureSource(
-            self.AOI, "Area of interest", [QgsProcessing.TypeVectorPolygon], optional=True),
-            "Polygons (any CRS) whose pixels are clustered and scored.")
-        self.add_with_help(QgsProcessingParameterExtent(self.EXTENT, "Extent", optional=True),
-            "Bounding box (any CRS) whose pixels are scored; intersected with the AOI.")
+        add_area_parameters(self, pixels_role="whose pixels are clustered and scored")
         self.add_with_help(QgsProcessingParameterNumber(
             self.K_MIN, "Smallest number of clusters", QgsProcessingParameterNumber.Integer,
             defaultValue=DEFAULT_K_MIN, minValue=MIN_CLUSTERS, maxValue=MAX_CLUSTERS),

@@ -11,7 +11,10 @@ from qgis.core import (
     QgsFeatureSink,
     QgsField,
     QgsFields,
+    QgsProcessing,
     QgsProcessingException,
+    QgsProcessingParameterExtent,
+    QgsProcessingParameterFeatureSource,
     QgsProcessingParameterNumber,
     QgsWkbTypes,
 )
@@ -20,6 +23,20 @@ from qgis.PyQt.QtCore import QVariant
 from ..core.class_statistics import ClassStatistics, statistics_table
 
 _INTEGER_STATISTICS_COLUMNS = {"class", "pixel_count"}
+
+
+def add_area_parameters(algorithm, *, pixels_role: str) -> None:
+    """Declare the algorithm's AOI (polygons) and EXTENT (bounding box), both in any CRS.
+
+    Args:
+        pixels_role: what the area's pixels are for, e.g. "whose pixels fit the centres".
+    """
+    algorithm.add_with_help(QgsProcessingParameterFeatureSource(
+        algorithm.AOI, "Area of interest", [QgsProcessing.TypeVectorPolygon], optional=True),
+        f"Polygons (any CRS) {pixels_role}; \"selected features only\" works.")
+    algorithm.add_with_help(QgsProcessingParameterExtent(
+        algorithm.EXTENT, "Extent", optional=True),
+        f"Bounding box (any CRS) {pixels_role}; intersected with the AOI.")
 
 
 def add_sieve_parameters(algorithm) -> None:

@@ -5,9 +5,7 @@ from __future__ import annotations
 from qgis.core import (
     QgsProcessing,
     QgsProcessingParameterBoolean,
-    QgsProcessingParameterExtent,
     QgsProcessingParameterFeatureSink,
-    QgsProcessingParameterFeatureSource,
     QgsProcessingParameterFileDestination,
     QgsProcessingParameterMultipleLayers,
     QgsProcessingParameterNumber,
@@ -32,6 +30,7 @@ from .base import (
     refuse_output_over_inputs,
 )
 from .common_outputs import (
+    add_area_parameters,
     add_sieve_parameters,
     connectivity_problem,
     optional_min_area,
@@ -128,11 +127,7 @@ class KMeansAlgorithm(RasterClusteringAlgorithm):
             self.CLUSTERS, "Number of clusters", QgsProcessingParameterNumber.Integer,
             defaultValue=5, minValue=MIN_CLUSTERS, maxValue=MAX_CLUSTERS),
             "Number of classes k, 2–255.")
-        self.add_with_help(QgsProcessingParameterFeatureSource(
-            self.AOI, "Area of interest", [QgsProcessing.TypeVectorPolygon], optional=True),
-            "Polygons (any CRS) whose pixels fit the centres.")
-        self.add_with_help(QgsProcessingParameterExtent(self.EXTENT, "Extent", optional=True),
-            "Bounding box (any CRS) whose pixels fit the centres; intersected with the AOI.")
+        add_area_parameters(self, pixels_role="whose pixels fit the centres")
         self.add_with_help(QgsProcessingParameterBoolean(self.CLIP, "Clip the output to the area",
                                                          defaultValue=True),
             "Output only the area (nodata outside); otherwise classify the whole raster.")
