@@ -72,6 +72,28 @@ def provider(qgis_app, qgis_processing):
     return registry.providerById("rasterclustering")
 
 
+@pytest.fixture
+def recorder():
+    """A QgsProcessingFeedback that keeps the infos, warnings and errors an algorithm reports."""
+    from qgis.core import QgsProcessingFeedback
+
+    class Recorder(QgsProcessingFeedback):
+        def __init__(self):
+            super().__init__()
+            self.infos, self.warnings, self.errors = [], [], []
+
+        def pushInfo(self, info):  # noqa: N802 - QGIS's name
+            self.infos.append(info)
+
+        def pushWarning(self, warning):  # noqa: N802 - QGIS's name
+            self.warnings.append(warning)
+
+        def reportError(self, error, fatalError=False):  # noqa: N802, N803 - QGIS's names
+            self.errors.append(error)
+
+    return Recorder()
+
+
 @pytest.fixture(scope="session")
 def scene(tmp_path_factory):
     """The project's synthetic scene (bands, truth, AOI in EPSG:4326), made once per session."""

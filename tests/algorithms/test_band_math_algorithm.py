@@ -47,23 +47,6 @@ def band_description(path):
     return dataset.GetRasterBand(1).GetDescription()
 
 
-@pytest.fixture
-def recorder():
-    from qgis.core import QgsProcessingFeedback
-
-    class Recorder(QgsProcessingFeedback):
-        def __init__(self):
-            super().__init__()
-            self.infos, self.warnings = [], []
-
-        def pushInfo(self, info):  # noqa: N802 - QGIS's name
-            self.infos.append(info)
-
-        def pushWarning(self, warning):  # noqa: N802 - QGIS's name
-            self.warnings.append(warning)
-
-    return Recorder()
-
 
 def test_metadata_is_complete(provider):
     algorithm = provider.algorithm("bandmath")

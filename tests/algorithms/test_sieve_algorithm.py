@@ -22,23 +22,6 @@ def run(parameters, output, feedback=None):
     return processing.run(ALGORITHM, {"OUTPUT": str(output), **parameters}, feedback=feedback)
 
 
-@pytest.fixture
-def recorder():
-    from qgis.core import QgsProcessingFeedback
-
-    class Recorder(QgsProcessingFeedback):
-        def __init__(self):
-            super().__init__()
-            self.infos, self.warnings = [], []
-
-        def pushInfo(self, info):  # noqa: N802 - QGIS's name
-            self.infos.append(info)
-
-        def pushWarning(self, warning):  # noqa: N802 - QGIS's name
-            self.warnings.append(warning)
-
-    return Recorder()
-
 
 @pytest.fixture(scope="module")
 def ndvi_classes(provider, scene, tmp_path_factory):

@@ -124,23 +124,6 @@ def landsat_toa_ndvi(folder):
     return ndvi
 
 
-@pytest.fixture
-def recorder():
-    from qgis.core import QgsProcessingFeedback
-
-    class Recorder(QgsProcessingFeedback):
-        def __init__(self):
-            super().__init__()
-            self.infos, self.errors = [], []
-
-        def pushInfo(self, info):  # noqa: N802 - QGIS's name
-            self.infos.append(info)
-
-        def reportError(self, error, fatalError=False):  # noqa: N802, N803 - QGIS's names
-            self.errors.append(error)
-
-    return Recorder()
-
 
 def test_metadata_is_complete(provider):
     algorithm = provider.algorithm("zones")
