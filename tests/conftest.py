@@ -4,6 +4,7 @@ The checkout may have any folder name, but the plugin's package is `raster_clust
 a temporary folder holds a link with that name, so `import raster_clustering` works.
 """
 
+import gc
 import os
 import sys
 import tempfile
@@ -100,6 +101,18 @@ def scene(tmp_path_factory):
     from raster_clustering.core.synthetic_scene import make_scene
 
     return make_scene(tmp_path_factory.mktemp("scene"), size=300, seed=0)
+
+
+@pytest.fixture(autouse=True)
+def collect_garbage_after_each_test():
+    """Free each test's garbage while the QGIS objects it refers to still exist.
+
+    Python subclasses of QGIS classes (feedbacks, post-processors) and GDAL objects left in
+    reference cycles otherwise wait for a later collection, which may run after QGIS freed
+    what they point to and crash the interpreter (seen in pytest's terminal summary).
+    """
+    yield
+    gc.collect()
 
 
 def pytest_sessionfinish(session, exitstatus):
