@@ -60,7 +60,8 @@ so the area of each row's pixels is computed exactly on the CRS's ellipsoid, and
 compared by their <i>true</i> area, the sum of their pixels' areas (a 0.0001° pixel is about
 123 m² at the equator and 62 m² at 60° latitude). When every row needs the same pixel count,
 GDAL's sieve does it all; otherwise GDAL removes first the regions too small at any latitude,
-and the rest is resolved in memory (about 13 bytes per pixel for Byte classes).</li>
+and an exact step compares the true areas of the rest. It streams, like GDAL's sieve, reading
+the raster in strips of rows.</li>
 <li>A CRS that is neither geographic nor in a linear unit, or no CRS, is refused: assign or
 reproject the raster first.</li>
 </ul>
@@ -70,13 +71,14 @@ reproject the raster first.</li>
 <ul>
 <li>Nodata pixels (nodata value, mask) keep their value and valid pixels stay valid.</li>
 <li>A region of at least MIN_AREA keeps all its pixels (it may grow).</li>
-<li>No region smaller than MIN_AREA touches one of at least MIN_AREA: a small region merges, as
-in GDAL's sieve, into its largest neighbour, and a chain of small regions continues until it
-reaches a large one. What can stay small is a patch of small regions that no large region
-touches (e.g. an island enclosed by nodata): there is nothing to merge it into.</li>
+<li>Every region smaller than MIN_AREA is left only where it touches no other valid region
+(e.g. an island enclosed by nodata or the raster edge). A small region merges, as in GDAL's
+sieve, into its largest neighbour, and a chain of small regions continues until it reaches a
+large one. A patch in which every region is small (which GDAL's sieve leaves as it is) merges
+into its largest regions until they reach MIN_AREA or the patch is one region.</li>
 <li>MIN_AREA smaller than one pixel: nothing to do, the classes are copied (with a warning).
-MIN_AREA larger than the whole raster: no region can absorb the others, the classes are left
-unchanged (with a warning).</li>
+MIN_AREA larger than the whole raster: every region is small, so each patch of touching valid
+pixels becomes a single class (with a warning).</li>
 </ul>
 <h3>Output</h3>
 <p>The input's data type, grid, CRS, nodata, colour table, category names and band description.

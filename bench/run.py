@@ -245,8 +245,20 @@ def bench_sieve() -> list[dict]:
             f"status = main(['gdal_sieve.py', '-q', '-st', '20', '-8', '-of', 'GTiff', "
             f"{str(classes)!r}, {str(output / 'gdal_sieve.tif')!r}])\n"
             "assert status == 0, status\n")])
+    # The same classes in degrees (0.0001° pixels from 60.5°N, so a pixel's area changes by 4 %
+    # from top to bottom): GDAL's one pass, then the exact step over the whole raster.
+    geographic = WORK / "sieve" / "classes_degrees.vrt"
+    gdal_translate = ["gdal_translate", "-q", "-of", "VRT", "-a_srs", "EPSG:4326", "-a_ullr",
+                      "10", "60.5", str(10 + TILE * 1e-4), str(60.5 - TILE * 1e-4)]
+    subprocess.run([*gdal_translate, str(classes), str(geographic)], check=True)
+    exact = measure("rasterclustering sieve in degrees (GDAL pass + exact step)", (
+        "from raster_clustering.core.sieve import sieve_raster\n"
+        f"report = sieve_raster({str(geographic)!r}, {str(output / 'degrees.tif')!r}, "
+        "min_area_m2=2000, connectivity=8)\n"
+        "print('changed pixels:', report.changed_pixels, 'threshold:', report.pixel_threshold)\n"))
     return [{**ours, "size": TILE},
-            {**reference, "size": TILE}]
+            {**reference, "size": TILE},
+            {**exact, "size": TILE}]
 
 
 def bench_peers() -> list[dict]:

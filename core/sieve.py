@@ -8,30 +8,24 @@ What is guaranteed (a "region" is a connected set of valid pixels of one value, 
    never a neighbour to merge into. (The mask is passed to GDAL's sieve, unlike QGIS's
    gdal:sieve, GDAL issue 4519; the output is then checked against the input pixel by pixel.)
 2. A region whose area is at least MIN_AREA keeps all its pixels (it may grow, never shrink).
-3. No region smaller than MIN_AREA touches a region of at least MIN_AREA. A small region merges,
-   as in GDAL's sieve, into its largest neighbour; if that neighbour is small too, into the
-   neighbour's largest neighbour, and so on until a region of at least MIN_AREA is reached.
-   What may remain small is a group of touching small regions that no large region touches: a
-   patch of valid pixels, enclosed by nodata or the raster edge, with no region of MIN_AREA in
-   it. There is nothing large to merge into, so it is left as it is (a lone region with no
-   valid neighbour at all is the simplest case).
+3. Every region smaller than MIN_AREA has no valid neighbour: it is alone in a patch of valid
+   pixels enclosed by nodata or the raster edge. A small region merges, as in GDAL's sieve, into
+   its largest neighbour; if that neighbour is small too, into the neighbour's largest
+   neighbour, and so on until a region of at least MIN_AREA is reached. Where no chain reaches
+   one (a patch whose regions are all small), the larger of the two small regions at the end
+   of a chain absorbs it, until the patch holds regions of MIN_AREA or is one region.
 4. A region of exactly MIN_AREA is kept (areas are compared with a relative tolerance of 1e-9).
 
-How, with a constant pixel area (projected CRS): MIN_AREA becomes a pixel count,
-`min_area_pixels`, and GDAL's `SieveFilter` runs from file to file, pass after pass. GDAL gives up
-on a chain of small regions that leads back to itself; the next pass merges it once its
-neighbours have grown. Passes stop when GDAL reports that no small region with a neighbour was
-left unmerged (its debug statistics) or, where it does not report, when a pass changes no pixel:
-usually after one or two passes. This streams: memory grows with the number of regions, not with
-the raster's size (10980 x 10980 Byte: about 0.5 GB, 12 s per pass).
-
-How, in a geographic CRS, where the pixel area shrinks with the latitude: if every row needs the
-same pixel count, the method above is exact and used. Otherwise GDAL first removes, in one pass,
-the regions with too few pixels to reach MIN_AREA even at the largest pixel area; then the
-remaining regions are labelled in memory (scipy), their true areas summed row by row, and the
-small ones merged by the rule of point 3, comparing areas instead of pixel counts, round after
-round on the graph of touching regions. This step holds the whole raster in memory: about 13
-bytes per pixel for Byte classes, 16 for 32-bit ones (10980 x 10980 Byte: 1.6 GB).
+How: GDAL's `SieveFilter` does most of the work, from file to file, streaming (memory grows with
+the number of regions, not with the raster's size). With a constant pixel area (projected CRS),
+MIN_AREA becomes a pixel count, `min_area_pixels`, and passes repeat until GDAL reports that no
+small region with a neighbour was left unmerged (usually one or two passes; 10980 x 10980 Byte:
+about 0.5 GB, 12 s per pass). In a geographic CRS, where the pixel area shrinks with the
+latitude, one GDAL pass first removes the regions with too few pixels to reach MIN_AREA even at
+the largest pixel area. The exact step, `region_merge`, then finishes what GDAL cannot: it
+compares true areas (each row's pixel area, summed over the region) and merges the all-small
+patches of point 3. It is skipped when GDAL reports nothing left to do; it also streams, reading
+the raster twice in strips of rows.
 
 The output is a tiled, DEFLATE-compressed GeoTIFF with the input's type, grid, CRS, nodata,
 colour table, category names and band description, written under a temporary name beside the
@@ -52,16 +46,11 @@ from dataclasses import dataclass
 
 import numpy as np
 from osgeo import gdal
-from scipy import ndimage
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 
 from .errors import CancelledError, InvalidInputError, RasterClusteringError
 from .pixel_area import pixel_areas_m2
+from .region_merge import AREA_RTOL, merge_small_regions
 
-# Relative tolerance of area comparisons, so that a region of exactly MIN_AREA is kept despite
-# rounding (0.3 m pixels: 2.7 / 0.09 = 30.000000000000004).
-_AREA_RTOL = 1e-9
 _INTEGER_TYPES = {
     gdal.GDT_Byte: "Byte",
     gdal.GDT_UInt16: "UInt16",
@@ -70,9 +59,11 @@ _INTEGER_TYPES = {
     gdal.GDT_Int32: "Int32",
 }
 _NATIVE_PALETTE_TYPES = (gdal.GDT_Byte, gdal.GDT_UInt16)  # GeoTIFF stores no other palette
-_CREATION_OPTIONS = ["TILED=YES", "COMPRESS=DEFLATE", "BIGTIFF=IF_SAFER"]
+_CREATION_OPTIONS = ["TILED=YES", "COMPRESS=DEFLATE", "ZLEVEL=1", "BIGTIFF=IF_SAFER"]
 _SIDECAR_SUFFIXES = (".aux.xml", ".msk", ".ovr")
 _STRIP_ROWS = 256
+# The exact step's strips: about 60 bytes of working memory per pixel, so ~120 MB at most.
+_EXACT_STRIP_PIXELS = 2**21
 _MAX_GDAL_PASSES = 50
 _GDAL_MAX_THRESHOLD = 2**31 - 1
 # GDALSieveFilter's debug line (GDAL 1.x to 3.x): counts of small, isolated, unmergeable polygons.
@@ -119,7 +110,7 @@ def min_area_pixels(min_area_m2: float, pixel_area_m2: float) -> int:
     """
     _check_positive_area(min_area_m2, "MIN_AREA")
     _check_positive_area(pixel_area_m2, "the pixel area")
-    pixels = min_area_m2 * (1.0 - _AREA_RTOL) / pixel_area_m2
+    pixels = min_area_m2 * (1.0 - AREA_RTOL) / pixel_area_m2
     return max(1, math.ceil(min(pixels, 2.0**62)))
 
 
@@ -204,20 +195,11 @@ def _sieve_file(
             if most <= 1:
                 result_path = files.create()
                 _copy_band(src_band, files.band(result_path), run, 0.0, 0.9)
-            elif fewest == most:
-                result_path, converged = _sieve_with_gdal(
-                    src_band, files, threshold=most, connectivity=connectivity,
-                    until_stable=True, run=run, start=0.0, end=0.9, messages=messages,
-                )
-                if not converged:
-                    warnings.append(
-                        f"GDAL's sieve still changed pixels after {_MAX_GDAL_PASSES} passes; "
-                        "some regions smaller than MIN_AREA may remain next to larger ones"
-                    )
             else:
-                result_path = _sieve_by_true_area(
+                result_path = _sieve_stages(
                     src_band, files, row_areas_m2, min_area_m2=min_area_m2,
-                    fewest_pixels=fewest, connectivity=connectivity, run=run, messages=messages,
+                    pixel_threshold=(fewest, most), connectivity=connectivity, run=run,
+                    messages=messages,
                 )
             changed_pixels = _finish_output(src_band, files, result_path, run, 0.9, 1.0)
             files.publish(result_path)
@@ -235,6 +217,37 @@ def _sieve_file(
         changed_pixels=changed_pixels,
         warnings=tuple(warnings),
     )
+
+
+def _sieve_stages(
+    src_band, files: _StagedFiles, row_areas_m2, *, min_area_m2, pixel_threshold, connectivity,
+    run: _Run, messages: _GdalMessages,
+) -> str:
+    """GDAL's sieve, then the exact step where GDAL cannot finish; returns the result's path.
+
+    Constant pixel area: GDAL passes until stable; the exact step runs only if GDAL left small
+    regions it could not merge (or did not say). Varying pixel area: one GDAL pass removes the
+    regions too small at any latitude, then the exact step compares true areas.
+    """
+    fewest, most = pixel_threshold
+    stage_path, stage_band, finished = None, src_band, False
+    if fewest > 1:
+        stage_path, finished = _sieve_with_gdal(
+            src_band, files, threshold=fewest, connectivity=connectivity,
+            until_stable=fewest == most, run=run, start=0.0, end=0.5, messages=messages,
+        )
+        stage_band = files.band(stage_path)
+        finished = finished and fewest == most
+    if finished:
+        return stage_path
+    result_path = _merge_by_region_graph(
+        stage_band, src_band, files, row_areas_m2, min_area_m2=min_area_m2,
+        connectivity=connectivity, run=run, start=0.5, end=0.9,
+    )
+    stage_band = None
+    if stage_path is not None:
+        files.discard(stage_path)
+    return result_path
 
 
 def _check_positive_area(value: float, name: str) -> None:
@@ -281,11 +294,12 @@ def _threshold_warnings(
             f"({smallest_pixel_m2:.6g} m²): nothing to sieve, the input is passed through "
             "unchanged"
         ]
-    if min_area_m2 > raster_area_m2 * (1.0 + _AREA_RTOL):
+    if min_area_m2 > raster_area_m2 * (1.0 + AREA_RTOL):
         return [
             f"MIN_AREA ({min_area_m2:g} m²) exceeds the whole raster's area "
-            f"({raster_area_m2:.6g} m²): every region is smaller than it, so none is large "
-            "enough to absorb the others and the classes are left unchanged"
+            f"({raster_area_m2:.6g} m²): every region is smaller than it, so each patch of "
+            "touching valid pixels becomes a single class (that of the region that absorbs the "
+            "others); choose a smaller MIN_AREA to keep several zones"
         ]
     return []
 
@@ -555,19 +569,21 @@ def _sieve_with_gdal(
     src_band, files: _StagedFiles, *, threshold, connectivity, until_stable, run, start, end,
     messages,
 ) -> tuple[str, bool]:
-    """GDAL sieve passes, each into a new file, until stable (or one pass only).
+    """GDAL sieve passes, each into a new file: one, or (`until_stable`) until GDAL is done.
 
-    A pass's result is stable when no small region that has a neighbour was left unmerged
-    (GDAL's debug statistics say so) or, when GDAL does not report them, when the next pass
-    changes no pixel.
+    GDAL gives up on a chain of small regions that leads back to itself; the next pass may merge
+    it, once its neighbours have grown. Passes stop when GDAL's debug statistics say that every
+    small region with a neighbour was merged (finished), or that none was (stuck), or when GDAL
+    does not report them (then the exact step must finish the work).
 
     Returns:
-        The path of the last pass's file, and whether a further pass would change nothing.
+        The path of the last pass's file, and whether every small region that has a neighbour
+        was merged.
     """
     mask_band = _validity_mask(src_band)
     previous_path, previous_band = None, src_band
     max_passes = _MAX_GDAL_PASSES if until_stable else 1
-    stable = False
+    finished = False
     for pass_number in range(1, max_passes + 1):
         # Each pass gets half of the progress still left: the number of passes is not known.
         pass_start = start + (end - start) * (1.0 - 0.5 ** (pass_number - 1))
@@ -576,32 +592,20 @@ def _sieve_with_gdal(
         band = files.band(path)
         statistics = _run_gdal_sieve(
             previous_band, mask_band, band, threshold=threshold, connectivity=connectivity,
-            run=run, start=pass_start, end=pass_start + 0.8 * (pass_end - pass_start),
-            messages=messages,
+            run=run, start=pass_start, end=pass_end, messages=messages,
         )
-        if statistics is not None:
-            small, isolated, unmergeable = statistics
-            stable = unmergeable == 0 or small - isolated - unmergeable == 0
-        elif until_stable:
-            stable = _count_changed_pixels(previous_band, band, run) == 0
         previous_band = band
         if previous_path is not None:
             files.discard(previous_path)
         previous_path = path
         run.report(pass_end)
-        if stable:
+        if statistics is None:
             break
-    return previous_path, stable
-
-
-def _count_changed_pixels(band_a: gdal.Band, band_b: gdal.Band, run: _Run) -> int:
-    """Number of pixels whose values differ between two bands of the same size."""
-    changed = 0
-    for first, n_rows in _row_strips(band_a.YSize):
-        run.raise_if_cancelled()
-        differs = _read_strip(band_a, first, n_rows) != _read_strip(band_b, first, n_rows)
-        changed += int(np.count_nonzero(differs))
-    return changed
+        small, isolated, unmergeable = statistics
+        finished = unmergeable == 0
+        if finished or small - isolated - unmergeable == 0:
+            break
+    return previous_path, finished
 
 
 def _copy_band(src_band: gdal.Band, dst_band: gdal.Band, run: _Run, start, end) -> None:
@@ -659,199 +663,26 @@ def _create_internal_mask(dataset: gdal.Dataset) -> gdal.Band:
     return dataset.GetRasterBand(1).GetMaskBand()
 
 
-def _sieve_by_true_area(
-    src_band, files: _StagedFiles, row_areas_m2: np.ndarray, *, min_area_m2, fewest_pixels,
-    connectivity, run, messages,
+def _merge_by_region_graph(
+    stage_band, src_band, files: _StagedFiles, row_areas_m2: np.ndarray, *, min_area_m2,
+    connectivity, run: _Run, start, end,
 ) -> str:
-    """Geographic CRS: GDAL removes the surely small regions, then numpy merges by true area.
-
-    Returns:
-        The path of the file holding the result.
-    """
-    stage_path, stage_band = None, src_band
-    if fewest_pixels > 1:
-        stage_path, _ = _sieve_with_gdal(
-            src_band, files, threshold=fewest_pixels, connectivity=connectivity,
-            until_stable=False, run=run, start=0.0, end=0.4, messages=messages,
-        )
-        stage_band = files.band(stage_path)
-    run.raise_if_cancelled()
-    values = _read_strip(stage_band, 0, stage_band.YSize)
-    stage_band = None
-    if stage_path is not None:
-        files.discard(stage_path)
+    """The exact step (`region_merge`) from `stage_band` into a new file; returns its path."""
     mask_band = _validity_mask(src_band)
-    valid = np.ones(values.shape, dtype=bool)
-    if mask_band is not None:
-        valid = _read_strip(mask_band, 0, mask_band.YSize) != 0
-    run.report(0.5)
-    labels, region_class = _label_regions(values, valid, connectivity, run)
-    del valid  # every valid pixel now has a label > 0
-    region_area = _region_areas_m2(labels, row_areas_m2, len(region_class))
-    edges = _region_adjacency(labels, connectivity, len(region_class))
-    run.raise_if_cancelled()
-    final_class = _resolve_merges(region_class, region_area, edges, min_area_m2)
-    final_class = final_class.astype(values.dtype)
-    run.report(0.8)
     result_path = files.create()
     result_band = files.band(result_path)
-    for first, n_rows in _row_strips(values.shape[0]):
-        run.raise_if_cancelled()
-        strip_labels = labels[first : first + n_rows]
-        strip = values[first : first + n_rows].copy()
-        in_region = strip_labels > 0
-        strip[in_region] = final_class[strip_labels[in_region]]
-        _write_strip(result_band, strip, first)
-    return result_path
 
+    def read(first: int, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
+        classes = _read_strip(stage_band, first, n_rows)
+        if mask_band is None:
+            return classes, np.ones(classes.shape, dtype=bool)
+        return classes, _read_strip(mask_band, first, n_rows) != 0
 
-def _label_regions(
-    values: np.ndarray, valid: np.ndarray, connectivity: int, run: _Run
-) -> tuple[np.ndarray, np.ndarray]:
-    """Region label of every pixel (0 = nodata, regions from 1) and the class of each label.
-
-    Args:
-        values: integer array of shape (rows, cols), the classes.
-        valid: bool array of the same shape, False for nodata.
-        connectivity: 4 or 8.
-        run: progress and cancellation.
-
-    Returns:
-        labels: int32 array of the shape of `values` (int64 beyond 2**31 pixels).
-        region_class: int64 array of shape (n_regions + 1,); entry 0 (nodata) is unused.
-    """
-    structure = ndimage.generate_binary_structure(2, 1 if connectivity == 4 else 2)
-    label_type = np.int32 if values.size < np.iinfo(np.int32).max else np.int64
-    labels = np.zeros(values.shape, dtype=label_type)
-    class_labels = np.empty(values.shape, dtype=label_type)  # buffers reused for every class
-    in_class = np.empty(values.shape, dtype=bool)
-    region_class = [np.zeros(1, dtype=np.int64)]
-    next_label = 1
-    classes = set()
-    for first, n_rows in _row_strips(values.shape[0]):
-        rows = slice(first, first + n_rows)
-        classes.update(np.unique(values[rows][valid[rows]]).tolist())
-    for value in sorted(classes):
-        run.raise_if_cancelled()
-        np.equal(values, value, out=in_class)
-        in_class &= valid
-        n_class_regions = ndimage.label(in_class, structure, output=class_labels)
-        labels[in_class] = class_labels[in_class] + (next_label - 1)
-        region_class.append(np.full(n_class_regions, value, dtype=np.int64))
-        next_label += n_class_regions
-    return labels, np.concatenate(region_class)
-
-
-def _region_areas_m2(labels: np.ndarray, row_areas_m2: np.ndarray, n_regions: int) -> np.ndarray:
-    """Area of each region: float64 array of shape (n_regions,), summed row by row."""
-    areas = np.zeros(n_regions, dtype=np.float64)
-    for first, n_rows in _row_strips(labels.shape[0]):
-        strip = labels[first : first + n_rows]
-        weights = np.broadcast_to(row_areas_m2[first : first + n_rows, None], strip.shape)
-        areas += np.bincount(strip.ravel(), weights=weights.ravel(), minlength=n_regions)
-    return areas
-
-
-def _region_adjacency(labels: np.ndarray, connectivity: int, n_regions: int) -> np.ndarray:
-    """Pairs of touching regions as an int64 array of shape (n_pairs, 2), each pair once, a < b."""
-    keys = [np.zeros(0, dtype=np.int64)]
-    for first, n_rows in _row_strips(labels.shape[0]):
-        block = labels[first : first + n_rows + 1]  # with the next strip's first row
-        shifted_pairs = [(block[:, :-1], block[:, 1:]), (block[:-1, :], block[1:, :])]
-        if connectivity == 8:
-            shifted_pairs += [(block[:-1, :-1], block[1:, 1:]), (block[:-1, 1:], block[1:, :-1])]
-        for one, other in shifted_pairs:
-            touching = (one != other) & (one > 0) & (other > 0)
-            low = np.minimum(one[touching], other[touching]).astype(np.int64)
-            high = np.maximum(one[touching], other[touching]).astype(np.int64)
-            keys.append(np.unique(low * n_regions + high))
-    unique_keys = np.unique(np.concatenate(keys))
-    return np.stack([unique_keys // n_regions, unique_keys % n_regions], axis=1)
-
-
-def _resolve_merges(
-    region_class: np.ndarray, region_area: np.ndarray, edges: np.ndarray, min_area_m2: float
-) -> np.ndarray:
-    """Final class of each region after GDAL's merge rule on the region graph, by true area.
-
-    Each round every small region (area < MIN_AREA) points at its largest neighbour (ties: the
-    lower id) and takes the class at the end of that chain if the chain reaches a large region;
-    a chain that cycles through small regions only is left for now, as in GDAL. Touching regions
-    of one class then fuse, areas add up, and rounds repeat until a round merges nothing.
-
-    Args:
-        region_class: int64 (n,) class of each region; entry 0 is nodata.
-        region_area: float64 (n,) area of each region in m².
-        edges: int64 (m, 2) pairs of touching regions, never 0.
-        min_area_m2: smallest area to keep.
-
-    Returns:
-        int64 (n,) class of each region after the merges.
-    """
-    keep_area_m2 = min_area_m2 * (1.0 - _AREA_RTOL)
-    node_of_region = np.arange(len(region_class))
-    node_class, node_area = region_class.copy(), region_area.copy()
-    while len(edges):
-        large = node_area >= keep_area_m2
-        large[0] = False
-        pointer = np.arange(len(node_class))
-        nodes, neighbours = _largest_neighbours(edges, node_area)
-        small = ~large[nodes]
-        pointer[nodes[small]] = neighbours[small]
-        root = _chain_ends(pointer)
-        merging = (root != np.arange(len(node_class))) & large[root]
-        if not merging.any():
-            break
-        node_class[merging] = node_class[root[merging]]
-        component, edges = _fuse_same_class(edges, node_class)
-        node_area = np.bincount(component, weights=node_area)
-        fused_class = np.zeros(len(node_area), dtype=np.int64)
-        fused_class[component] = node_class
-        node_class = fused_class
-        node_of_region = component[node_of_region]
-    return node_class[node_of_region]
-
-
-def _largest_neighbours(edges: np.ndarray, area: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Each node that has a neighbour, and its neighbour of largest area (ties: the lower id)."""
-    source = np.concatenate([edges[:, 0], edges[:, 1]])
-    target = np.concatenate([edges[:, 1], edges[:, 0]])
-    order = np.lexsort((target, -area[target], source))  # by node, then area desc, then id
-    source, target = source[order], target[order]
-    first_of_node = np.ones(len(source), dtype=bool)
-    first_of_node[1:] = source[1:] != source[:-1]
-    return source[first_of_node], target[first_of_node]
-
-
-def _chain_ends(pointer: np.ndarray) -> np.ndarray:
-    """Where following `pointer` from each node ends up after n steps (pointer doubling).
-
-    Nodes pointing at themselves are chain ends; a node on (or leading into) a cycle ends on it.
-    """
-    end = pointer
-    for _ in range(max(1, math.ceil(math.log2(len(pointer)))) + 1):
-        end = end[end]
-    return end
-
-
-def _fuse_same_class(edges: np.ndarray, node_class: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Fuse touching nodes of one class.
-
-    Returns:
-        component: int64 (n,) new node of each node; node 0 (nodata, in no edge) stays 0.
-        edges: int64 (m', 2) pairs of touching new nodes, each once, a < b.
-    """
-    n_nodes = len(node_class)
-    fused = edges[node_class[edges[:, 0]] == node_class[edges[:, 1]]]
-    graph = coo_matrix(
-        (np.ones(len(fused), dtype=np.int8), (fused[:, 0], fused[:, 1])), shape=(n_nodes, n_nodes)
+    merge_small_regions(
+        read, lambda strip, first: _write_strip(result_band, strip, first),
+        row_areas_m2=row_areas_m2, min_area_m2=min_area_m2, connectivity=connectivity,
+        strip_rows=max(1, min(_STRIP_ROWS, _EXACT_STRIP_PIXELS // stage_band.XSize)),
+        raise_if_cancelled=run.raise_if_cancelled,
+        report=lambda fraction: run.report(start + (end - start) * fraction),
     )
-    n_components, component = connected_components(graph, directed=False)
-    component = component.astype(np.int64)  # int32 from scipy: the keys below would overflow
-    nodata = component[0]
-    component = np.where(component == nodata, 0, component + (component < nodata))
-    low = np.minimum(component[edges[:, 0]], component[edges[:, 1]])
-    high = np.maximum(component[edges[:, 0]], component[edges[:, 1]])
-    apart = low != high
-    keys = np.unique(low[apart] * n_components + high[apart])
-    return component, np.stack([keys // n_components, keys % n_components], axis=1)
+    return result_path

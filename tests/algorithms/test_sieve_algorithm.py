@@ -5,9 +5,8 @@ import re
 
 import numpy as np
 import pytest
-from helpers import read_raster
+from helpers import label_regions, read_raster, small_regions_with_neighbours
 from osgeo import gdal, osr
-from scipy import ndimage
 
 ALGORITHM = "rasterclustering:sieve"
 PARAMETERS = ["INPUT", "BAND", "MIN_AREA", "CONNECTIVITY", "OUTPUT"]
@@ -38,54 +37,17 @@ def ndvi_classes(provider, scene, tmp_path_factory):
 
 # --- independent oracle: scipy's connected components -------------------------------------------
 
-def label_regions(classes, valid, connectivity):
-    """Region id of every valid pixel (0 = nodata), regions of one class at a time."""
-    structure = ndimage.generate_binary_structure(2, 1 if connectivity == 4 else 2)
-    labels = np.zeros(classes.shape, dtype=np.int64)
-    next_id = 0
-    for value in np.unique(classes[valid]):
-        class_labels, count = ndimage.label(valid & (classes == value), structure)
-        inside = class_labels > 0
-        labels[inside] = class_labels[inside] + next_id
-        next_id += count
-    return labels
-
-
-def touching_pairs(labels, connectivity):
-    """(a, b) region ids of every two touching pixels of different regions."""
-    pairs = [(labels[:, :-1], labels[:, 1:]), (labels[:-1, :], labels[1:, :])]
-    if connectivity == 8:
-        pairs += [(labels[:-1, :-1], labels[1:, 1:]), (labels[:-1, 1:], labels[1:, :-1])]
-    a = np.concatenate([one.ravel() for one, _ in pairs])
-    b = np.concatenate([other.ravel() for _, other in pairs])
-    keep = (a != b) & (a > 0) & (b > 0)
-    return a[keep], b[keep]
-
-
-def large_region_mask(classes, valid, connectivity, pixel_area_m2, min_area_m2):
-    """Per region id: is its area (sum of its pixels' m²) at least MIN_AREA?"""
-    labels = label_regions(classes, valid, connectivity)
-    weights = np.broadcast_to(pixel_area_m2, classes.shape)
-    areas = np.bincount(labels.ravel(), weights=weights.ravel())
-    return labels, areas >= min_area_m2 * (1 - 1e-9)
-
-
-def small_large_contacts(classes, valid, connectivity, pixel_area_m2, min_area_m2):
-    """How many touching pixel pairs join a region under MIN_AREA to one of at least MIN_AREA."""
-    labels, large = large_region_mask(classes, valid, connectivity, pixel_area_m2, min_area_m2)
-    a, b = touching_pairs(labels, connectivity)
-    return int(np.count_nonzero(large[a] != large[b]))
-
-
 def assert_sieved(before, after, valid, *, connectivity, pixel_area_m2, min_area_m2):
     """The core's documented guarantees, checked from scratch; returns the changed pixel count."""
-    assert small_large_contacts(before, valid, connectivity, pixel_area_m2, min_area_m2) > 0, \
-        "the input must have small regions next to large ones, or the test proves nothing"
+    sizes = dict(connectivity=connectivity, min_size=min_area_m2 / pixel_area_m2)
+    assert len(small_regions_with_neighbours(before, valid, **sizes)) > 0, \
+        "the input must have small regions next to others, or the test proves nothing"
     np.testing.assert_array_equal(after[~valid], before[~valid])
-    labels, large = large_region_mask(before, valid, connectivity, pixel_area_m2, min_area_m2)
+    labels = label_regions(before, valid, connectivity)
+    large = np.bincount(labels.ravel()) * pixel_area_m2 >= min_area_m2 * (1 - 1e-9)
     kept = large[labels] & valid
     np.testing.assert_array_equal(after[kept], before[kept])
-    assert small_large_contacts(after, valid, connectivity, pixel_area_m2, min_area_m2) == 0
+    assert len(small_regions_with_neighbours(after, valid, **sizes)) == 0
     return int(np.count_nonzero(after[valid] != before[valid]))
 
 
@@ -370,14 +332,17 @@ def test_min_area_under_one_pixel_passes_the_classes_through(provider, tmp_path,
     assert any("not larger than one pixel" in warning for warning in recorder.warnings)
 
 
-def test_min_area_over_the_whole_raster_changes_nothing(provider, tmp_path, make_raster,
-                                                        recorder):
+def test_min_area_over_the_whole_raster_leaves_one_class(provider, tmp_path, make_raster,
+                                                         recorder):
     classes = np.random.default_rng(1).integers(1, 4, (25, 25)).astype(np.uint8)
     raster = make_raster("speckle.tif", classes)
     result = run({"INPUT": str(raster), "MIN_AREA": 25 * 25 * 100 + 1}, tmp_path / "all.tif",
                  recorder)
-    np.testing.assert_array_equal(read_raster(result["OUTPUT"]), classes)
-    assert any("exceeds the whole raster" in warning for warning in recorder.warnings)
+    after = read_raster(result["OUTPUT"])
+    assert len(np.unique(after)) == 1 and after[0, 0] in (1, 2, 3)
+    assert result["CHANGED_PIXELS"] == int(np.count_nonzero(after != classes))
+    assert any("exceeds the whole raster" in warning and "single class" in warning
+               for warning in recorder.warnings)
 
 
 # --- errors leave nothing behind ----------------------------------------------------------------

@@ -5,7 +5,7 @@ import os
 
 import numpy as np
 import pytest
-from helpers import read_raster
+from helpers import read_raster, small_regions_with_neighbours
 from osgeo import gdal
 from raster_clustering.core import raster_io
 from raster_clustering.core.centroid_model import load_centroid_model
@@ -296,27 +296,6 @@ def test_core_never_imports_qgis():
             assert "import qgis" not in text and "from qgis" not in text, name
 
 
-def small_regions_touching_large_ones(labels, min_pixels, connectivity):
-    """Regions under `min_pixels` that touch a region of at least `min_pixels` (scipy oracle)."""
-    from scipy import ndimage
-
-    structure = ndimage.generate_binary_structure(2, 1 if connectivity == 4 else 2)
-    regions = np.zeros(labels.shape, dtype=np.int64)
-    offset = 0
-    for value in np.unique(labels[labels > 0]):
-        found, count = ndimage.label(labels == value, structure=structure)
-        regions[found > 0] = found[found > 0] + offset
-        offset += count
-    sizes = np.bincount(regions.ravel())
-    offending = []
-    for region in np.nonzero((sizes < min_pixels) & (np.arange(len(sizes)) > 0))[0]:
-        grown = ndimage.binary_dilation(regions == region, structure=structure)
-        neighbours = np.unique(regions[grown & (regions != region) & (regions > 0)])
-        if np.any(sizes[neighbours] >= min_pixels):
-            offending.append(region)
-    return offending
-
-
 @pytest.mark.parametrize("connectivity", [4, 8])
 def test_min_area_sieves_zones_and_statistics_describe_them(make_raster, tmp_path, connectivity):
     rng = np.random.default_rng(15)
@@ -331,7 +310,8 @@ def test_min_area_sieves_zones_and_statistics_describe_them(make_raster, tmp_pat
     labels = read_raster(tmp_path / "sieved.tif")
     assert np.array_equal(labels == 0, values == -9999), "nodata neither grows nor shrinks"
     assert (read_raster(tmp_path / "plain.tif") == 4).sum() > (labels == 4).sum()
-    assert small_regions_touching_large_ones(labels, 20, connectivity) == []
+    assert len(small_regions_with_neighbours(labels, labels != 0, connectivity=connectivity,
+                                             min_size=20)) == 0
     for row in sieved.statistics:
         assert row.pixel_count == (labels == row.class_number).sum()
     assert sieved.sieve.pixel_threshold == (20, 20)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import small_regions_with_neighbours
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from osgeo import gdal, ogr, osr
@@ -106,13 +107,9 @@ def assert_sieve_guarantees(before, after, valid, *, min_area_m2, connectivity, 
     assert (after[valid] != 0).all()  # no valid pixel takes the nodata value 0
     big_before = valid & (region_area_map(before, valid, connectivity, row_areas_m2) >= keep)
     np.testing.assert_array_equal(after[big_before], before[big_before])  # large regions kept
-    big_after = valid & (region_area_map(after, valid, connectivity, row_areas_m2) >= keep)
-    small_after = valid & ~big_after
-    touching = ndimage.binary_dilation(big_after, structure(connectivity)) & small_after
-    assert not touching.any(), "a region smaller than MIN_AREA still touches a large region"
-    if valid.all() and big_before.any():
-        # The valid pixels are one connected area holding a large region: nothing small is left.
-        assert not small_after.any()
+    offending = small_regions_with_neighbours(after, valid, connectivity=connectivity,
+                                              min_size=min_area_m2, row_sizes=row_areas_m2)
+    assert len(offending) == 0, "a region smaller than MIN_AREA still has a valid neighbour"
     assert set(np.unique(after[valid])) <= set(np.unique(before[valid]))
 
 
@@ -385,16 +382,36 @@ def test_nodata_is_never_merged_into_nor_filled(tmp_path):
     assert report.changed_pixels == 1
 
 
-def test_island_of_small_regions_is_left_as_is(tmp_path):
-    # Documented: a patch of valid pixels enclosed by nodata, with no region of MIN_AREA in it,
-    # has nothing large to merge into.
+def test_island_of_small_regions_becomes_its_larger_region(tmp_path):
+    # A patch of valid pixels enclosed by nodata, with no region of MIN_AREA in it: GDAL's sieve
+    # gives up (each region's largest neighbour is the other), the exact step merges them.
     values = np.zeros((10, 10), np.uint8)
-    values[2:4, 2:5] = 1
-    values[4:6, 2:5] = 2
+    values[2:4, 2:5] = 1  # 6 pixels
+    values[4:5, 2:6] = 2  # 4 pixels
     values[8:10, 0:10] = 3  # a large region elsewhere, not touching the island
     after, report = sieve_arrays(tmp_path, values, min_area_m2=1000, nodata=0)
-    np.testing.assert_array_equal(after, values)
-    assert report.changed_pixels == 0
+    expected = values.copy()
+    expected[values == 2] = 1
+    np.testing.assert_array_equal(after, expected)
+    assert report.changed_pixels == 4
+
+
+@pytest.mark.parametrize("geographic", [False, True])
+def test_all_small_island_ends_as_regions_of_min_area(tmp_path, geographic):
+    # One valid row between nodata: A 4 px, B 3, C 1, D 3, E 4 (classes 1-5), 5 px needed.
+    # A and B are each other's largest neighbour, so are D and E; C follows B (a tie: B starts
+    # first). A absorbs B and C (8 px), E absorbs D (7 px): two zones, both large enough.
+    row = np.array([1] * 4 + [2] * 3 + [3] + [4] * 3 + [5] * 4, np.uint8)
+    values = np.zeros((3, len(row)), np.uint8)
+    values[1] = row
+    kwargs = dict(epsg=4326, geotransform=(0.0, 0.001, 0.0, 0.0015, 0.0, -0.001)) if geographic \
+        else {}
+    # In degrees, the rows' pixel areas differ slightly: 5 px of the middle row are enough.
+    pixel_m2 = ogr_row_areas_m2(kwargs["geotransform"], 3)[1] if geographic else 100.0
+    after, _ = sieve_arrays(tmp_path, values, min_area_m2=4.999 * pixel_m2, connectivity=4,
+                            nodata=0, **kwargs)
+    np.testing.assert_array_equal(after[1], [1] * 8 + [5] * 7)
+    np.testing.assert_array_equal(after[[0, 2]], 0)
 
 
 @st.composite
@@ -577,11 +594,13 @@ def test_min_area_below_one_pixel_passes_input_through(tmp_path):
     assert "unchanged" in report.warnings[0]
 
 
-def test_min_area_above_raster_area_warns_and_changes_nothing(tmp_path):
+def test_min_area_above_raster_area_warns_and_leaves_one_class(tmp_path):
     values = np.random.default_rng(4).integers(1, 4, (15, 15)).astype(np.uint8)
     after, report = sieve_arrays(tmp_path, values, min_area_m2=15 * 15 * 100 + 1)
     assert len(report.warnings) == 1 and "exceeds the whole raster's area" in report.warnings[0]
-    np.testing.assert_array_equal(after, values)
+    assert "single class" in report.warnings[0]
+    assert len(np.unique(after)) == 1
+    assert report.changed_pixels == int(np.count_nonzero(after != values))
 
 
 def test_stale_sidecar_of_a_previous_output_is_removed(tmp_path):

@@ -4,9 +4,8 @@ import json
 
 import numpy as np
 import pytest
-from helpers import read_raster
+from helpers import read_raster, small_regions_with_neighbours
 from osgeo import gdal
-from scipy import ndimage
 
 ALGORITHM = "rasterclustering:sieve"
 
@@ -21,25 +20,6 @@ def zones(qgis_process, scene, tmp_path_factory):
                       f"STATISTICS={folder / 'zones.csv'}"], check=True)
     assert (folder / "zones.qml").exists()
     return folder / "zones.tif"
-
-
-def small_regions_beside_large(classes, connectivity, min_pixels):
-    """Touching pixel pairs joining a region under `min_pixels` to a larger one (scipy)."""
-    structure = ndimage.generate_binary_structure(2, 1 if connectivity == 4 else 2)
-    labels = np.zeros(classes.shape, dtype=np.int64)
-    for value in np.unique(classes[classes != 0]):
-        class_labels, _ = ndimage.label(classes == value, structure)
-        inside = class_labels > 0
-        labels[inside] = class_labels[inside] + labels.max()
-    large = np.bincount(labels.ravel()) >= min_pixels
-    pairs = [(labels[:, :-1], labels[:, 1:]), (labels[:-1, :], labels[1:, :])]
-    if connectivity == 8:
-        pairs += [(labels[:-1, :-1], labels[1:, 1:]), (labels[:-1, 1:], labels[1:, :-1])]
-    contacts = 0
-    for one, other in pairs:
-        touching = (one != other) & (one > 0) & (other > 0)
-        contacts += int(np.count_nonzero(large[one[touching]] != large[other[touching]]))
-    return contacts
 
 
 def test_help_describes_every_parameter_and_output(qgis_process):
@@ -58,8 +38,9 @@ def test_plain_run_sieves_the_zones_and_copies_their_style(qgis_process, zones, 
     assert "OUTPUT:" in completed.stdout or "OUTPUT\t" in completed.stdout
     assert "20 pixels, 4-connected" in completed.stdout + completed.stderr
     before, after = read_raster(zones), read_raster(output)
-    assert small_regions_beside_large(before, 4, 20) > 0
-    assert small_regions_beside_large(after, 4, 20) == 0
+    valid = before != 0
+    assert len(small_regions_with_neighbours(before, valid, connectivity=4, min_size=20)) > 0
+    assert len(small_regions_with_neighbours(after, valid, connectivity=4, min_size=20)) == 0
     np.testing.assert_array_equal(after == 0, before == 0)
     source, result = gdal.Open(str(zones)), gdal.Open(str(output))
     assert result.GetGeoTransform() == source.GetGeoTransform()
@@ -77,7 +58,7 @@ def test_json_run_reports_the_thresholds(qgis_process, zones, tmp_path):
     assert results["PIXEL_AREA_MIN_M2"] == pytest.approx(100.0)
     before, after = read_raster(zones), read_raster(tmp_path / "s8.tif")
     assert results["CHANGED_PIXELS"] == int(np.count_nonzero(before != after)) > 0
-    assert small_regions_beside_large(after, 8, 20) == 0
+    assert len(small_regions_with_neighbours(after, after != 0, connectivity=8, min_size=20)) == 0
     assert json.dumps(document["inputs"]["CONNECTIVITY"]) in ("8", '"8"')
 
 

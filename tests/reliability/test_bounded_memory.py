@@ -267,18 +267,38 @@ result = {"centres": run.model.centres[:, 0].tolist(), "fitted": run.fitted_pixe
                                                        expected["speckled"] + 1, 0))
 
 
-def test_sieve_of_a_raster_three_times_the_memory_limit(big_rasters, plugin_parent, tmp_path):
+def in_degrees(classes: Path, folder: Path) -> Path:
+    """The classes on 0.001° pixels from 60°N to 36.96°N (a pixel covers 6,200 m² at the top,
+    9,900 m² at the bottom): a VRT, so that nothing is copied."""
+    path = folder / "classes_degrees.vrt"
+    assert gdal.Translate(str(path), str(classes), format="VRT", outputSRS="EPSG:4326",
+                          outputBounds=[10.0, 60.0, 10.0 + SIZE * 1e-3, 60.0 - SIZE * 1e-3])
+    return path
+
+
+@pytest.mark.parametrize("crs", ["metres", "degrees"])
+def test_sieve_of_a_raster_three_times_the_memory_limit(big_rasters, plugin_parent, tmp_path,
+                                                        crs):
+    """In metres GDAL's sieve does it all; in degrees its one pass is followed by the exact
+    step over the whole raster (true areas)."""
     output = tmp_path / "sieved.tif"
+    source = big_rasters.classes if crs == "metres" else in_degrees(big_rasters.classes, tmp_path)
+    # Degrees: 50,000 m² needs 6 pixels at the bottom, 9 at the top; a speck (4) never has it.
+    min_area_m2 = MIN_AREA_M2 if crs == "metres" else 50_000.0
     result = run_limited("""
 from raster_clustering.core.sieve import sieve_raster
 report = sieve_raster(arguments["input"], arguments["output"],
                       min_area_m2=arguments["min_area_m2"], connectivity=8)
 result = {"changed": report.changed_pixels, "threshold": list(report.pixel_threshold)}
-""", limit_mib=LIMIT_MIB["sieve"], raster=big_rasters.classes, plugin_parent=plugin_parent,
-        input=str(big_rasters.classes), output=str(output), min_area_m2=MIN_AREA_M2)
+""", limit_mib=LIMIT_MIB["sieve"], raster=source, plugin_parent=plugin_parent,
+        input=str(source), output=str(output), min_area_m2=min_area_m2)
 
-    threshold = round(MIN_AREA_M2 / PIXEL_M**2)
-    assert result["threshold"] == [threshold, threshold]
+    if crs == "metres":
+        threshold = round(MIN_AREA_M2 / PIXEL_M**2)
+        assert result["threshold"] == [threshold, threshold]
+    else:
+        assert result["threshold"] == [6, 9]
+        threshold = 6
     assert result["changed"] == big_rasters.speck_pixels  # every speck, nothing else
     structure = ndimage.generate_binary_structure(2, 2)
     for window in WINDOWS:
