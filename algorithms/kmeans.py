@@ -71,7 +71,8 @@ outliers such as clouds do not claim a class of their own.</li>
 <li><b>Minimum zone area</b> (MIN_AREA, m², default 0 = off): after labelling, connected zones of
 one class smaller than this are merged into their largest neighbouring zone (GDAL's sieve, in
 square metres on the ground in any CRS, nodata never changed nor merged into), so the result is
-zones you can manage. The reference clustering API accepts 1000–999999 m²; other values are
+zones you can manage: a zone under MIN_AREA remains only where it touches no other zone (see the
+Minimum-area sieve's help). The reference clustering API accepts 1000–999999 m²; other values are
 allowed. The statistics describe the sieved zones; the centres stay those of the fit.</li>
 <li><b>Connectivity</b> (CONNECTIVITY, 4 or 8, default 8): whether pixels touching only by a
 corner belong to the same zone.</li>
