@@ -18,6 +18,7 @@ from qgis.core import (
     QgsProcessingFeatureSource,
     QgsProcessingOutputLayerDefinition,
     QgsProcessingParameterDefinition,
+    QgsProcessingParameterNumber,
     QgsProcessingUtils,
     QgsProperty,
     QgsRasterLayer,
@@ -89,11 +90,39 @@ class RasterClusteringAlgorithm(QgsProcessingAlgorithm):
     def checkParameterValues(self, parameters, context):
         """QGIS's checks, then the output files: each in an existing folder, none over an input
         or another output, so that no run fails after writing part of its outputs."""
+        problem = number_range_problem(self, parameters)
+        if problem:
+            return False, problem
         valid, message = super().checkParameterValues(parameters, context)
         if not valid:
             return valid, message
         problem = output_file_problem(self, parameters, context)
         return (False, problem) if problem else (True, message)
+
+
+def number_range_problem(algorithm: QgsProcessingAlgorithm, parameters: dict) -> str:
+    """A message naming the allowed range when a number parameter is given a value outside it
+    (QGIS itself only says "Incorrect parameter value"), or "" when none is."""
+    for definition in algorithm.parameterDefinitions():
+        if not isinstance(definition, QgsProcessingParameterNumber):
+            continue
+        try:
+            value = float(parameters.get(definition.name()))
+        except (TypeError, ValueError):  # absent, empty, data-defined: QGIS's checks decide
+            continue
+        low, high = definition.minimum(), definition.maximum()
+        if low <= value <= high:
+            continue
+        kind = ("a whole number" if definition.dataType() == QgsProcessingParameterNumber.Integer
+                else "a number")
+        allowed = (f"{kind} from {low:.16g} to {high:.16g}" if high < _UNBOUNDED
+                   else f"{kind} of at least {low:.16g}")
+        return (f"{definition.name()} ({definition.description()}) must be {allowed}, "
+                f"not {value:g}.")
+    return ""
+
+
+_UNBOUNDED = 1e300  # QGIS's default maximum of a number parameter is the largest double
 
 
 def gdal_source(layer, parameter_name: str) -> RasterInput:

@@ -61,6 +61,17 @@ def test_bad_input_fails_with_a_clear_message(qgis_process, tmp_path):
     assert not (tmp_path / "o.tif").exists()
 
 
+def test_out_of_range_number_names_the_allowed_range(qgis_process, scene, tmp_path):
+    completed = qgis_process.run([
+        "run", "rasterclustering:kmeans", "--", f"INPUT={scene.ndvi}", "CLUSTERS=300",
+        f"OUTPUT={tmp_path / 'o.tif'}", f"CENTROIDS={tmp_path / 'o.json'}",
+        f"STATISTICS={tmp_path / 'o.csv'}"])
+    assert completed.returncode != 0
+    assert "CLUSTERS (Number of clusters) must be a whole number from 2 to 255, not 300." in (
+        completed.stdout + completed.stderr)
+    assert not (tmp_path / "o.tif").exists()
+
+
 def test_kmeans_with_min_area_headless(qgis_process, scene, tmp_path):
     document = qgis_process.run_algorithm("rasterclustering:kmeans", {
         "INPUT": scene.ndvi, "CLUSTERS": 5, "MIN_AREA": 5000, "CONNECTIVITY": 8,
