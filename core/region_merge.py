@@ -15,8 +15,8 @@ of rows twice, and memory grows with the number of regions, not with the raster'
    - When no chain reaches a large node, what is left small with neighbours lies in patches
      (bounded by nodata or the raster edge) without any large node. Every chain there ends in
      two small nodes that are each other's largest neighbour; the larger of the two absorbs its
-     chains, as if it were large. The merged nodes may now be large
-     and absorb the rest in the next round.
+     chains, as if it were large. The merged nodes may now be large and absorb the rest in the
+     next round.
    Rounds end when no small node has a neighbour, so every region left smaller than MIN_AREA
    is alone in its patch of valid pixels. Large regions never lose a pixel. Of two regions of
    equal area, the one whose first pixel (top row first, then left) comes first counts as the
