@@ -103,6 +103,17 @@ def scene(tmp_path_factory):
     return make_scene(tmp_path_factory.mktemp("scene"), size=300, seed=0)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def freeze_objects_made_before_the_tests():
+    """Move what exists before the first test (modules, QGIS, collected tests) out of the
+    garbage collector's view, so that the collection after each test only scans what tests
+    made: 0.1 s less per test."""
+    gc.collect()
+    gc.freeze()
+    yield
+    gc.unfreeze()
+
+
 @pytest.fixture(autouse=True)
 def collect_garbage_after_each_test():
     """Free each test's garbage while the QGIS objects it refers to still exist.
