@@ -42,6 +42,8 @@ from .errors import RasterClusteringError
 AREA_RTOL = 1e-9
 _MAX_LABELS = 2**31  # pairs of labels are packed into one int64 key
 _KEY_SHIFT = np.int64(32)
+# Above this many classes in a strip, labelling them all at once is faster than one by one.
+_MAX_CLASSES_LABELLED_ONE_BY_ONE = 24
 
 StripReader = Callable[[int, int], "tuple[np.ndarray, np.ndarray]"]
 
@@ -274,17 +276,24 @@ def _label_strip(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Labels from `first_label` of the connected pixels of each class (0 on nodata).
 
+    A few classes are labelled one at a time with scipy.ndimage; many (e.g. segment ids) at
+    once as the connected components of the graph of touching pixels of one class, whose cost
+    does not grow with the number of classes.
+
     Returns:
         labels: int64 array of the shape of `classes`.
         new_classes: int64 (n_labels,) class of each new label, in label order.
         starts: int64 (n_labels,) flat index in the strip of each new label's first pixel
-            (empty unless `first_pixels`).
+            (may be empty when not `first_pixels`).
     """
+    present = _classes_present(classes[valid])
+    if len(present) > _MAX_CLASSES_LABELLED_ONE_BY_ONE:
+        return _label_all_classes_at_once(classes, valid, structure, first_label)
     labels = np.zeros(classes.shape, dtype=np.int64)
     class_labels = np.empty(classes.shape, dtype=np.int32)
     new_classes, starts = [np.zeros(0, dtype=np.int64)], [np.zeros(0, dtype=np.int64)]
     next_label = first_label
-    for value in _classes_present(classes[valid]):
+    for value in present:
         in_class = (classes == value) & valid
         count = ndimage.label(in_class, structure, output=class_labels)
         labels[in_class] = class_labels[in_class].astype(np.int64) + (next_label - 1)
@@ -293,6 +302,36 @@ def _label_strip(
             starts.append(_first_pixels(class_labels, in_class, count))
         next_label += count
     return labels, np.concatenate(new_classes), np.concatenate(starts)
+
+
+def _label_all_classes_at_once(
+    classes: np.ndarray, valid: np.ndarray, structure: np.ndarray, first_label: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`_label_strip` for many classes: connected components of touching same-class pixels."""
+    n_pixels = classes.size
+    index = np.arange(n_pixels, dtype=np.int64).reshape(classes.shape)
+    heads, tails = [], []
+    for here, there in _neighbour_slices(classes.shape, structure):
+        joined = (classes[here] == classes[there]) & valid[here] & valid[there]
+        heads.append(index[here][joined])
+        tails.append(index[there][joined])
+    del index
+    heads, tails = np.concatenate(heads), np.concatenate(tails)
+    graph = coo_matrix(
+        (np.ones(len(heads), dtype=np.int8), (heads, tails)), shape=(n_pixels, n_pixels)
+    )
+    del heads, tails
+    _, component = connected_components(graph, directed=False)
+    # Number the components of valid pixels from 1, in the order of their component ids.
+    flat_valid = valid.ravel()
+    used = np.zeros(int(component.max()) + 1, dtype=bool)
+    used[component[flat_valid]] = True
+    number = np.cumsum(used)
+    strip_labels = np.where(flat_valid, number[component], 0).reshape(classes.shape)
+    count = int(number[-1])
+    starts = _first_pixels(strip_labels, valid, count)
+    labels = np.where(valid, strip_labels + (first_label - 1), 0).astype(np.int64)
+    return labels, classes.ravel()[starts].astype(np.int64), starts
 
 
 def _classes_present(values: np.ndarray) -> list[int]:
@@ -329,16 +368,25 @@ def _touching_pairs(
     Within a strip, touching valid pixels have different labels exactly when their classes
     differ: compared on the classes, which are smaller than the labels.
     """
-    offsets = [(0, 1), (1, 0)] + ([(1, 1), (1, -1)] if structure.all() else [])
-    rows, cols = classes.shape
     low, high = [], []
-    for d_row, d_col in offsets:
-        here = (slice(0, rows - d_row), slice(max(0, -d_col), cols - max(0, d_col)))
-        there = (slice(d_row, rows), slice(max(0, d_col), cols - max(0, -d_col)))
+    for here, there in _neighbour_slices(classes.shape, structure):
         touching = (classes[here] != classes[there]) & valid[here] & valid[there]
         low.append(labels[here][touching])
         high.append(labels[there][touching])
     return _unique_pairs(np.concatenate(low), np.concatenate(high))
+
+
+def _neighbour_slices(
+    shape: tuple[int, int], structure: np.ndarray
+) -> Iterator[tuple[tuple[slice, slice], tuple[slice, slice]]]:
+    """(here, there) slices pairing each pixel with its right, lower (and, with 8-connectivity,
+    lower-right and lower-left) neighbour: every touching pair once."""
+    rows, cols = shape
+    offsets = [(0, 1), (1, 0)] + ([(1, 1), (1, -1)] if structure.all() else [])
+    for d_row, d_col in offsets:
+        here = (slice(0, rows - d_row), slice(max(0, -d_col), cols - max(0, d_col)))
+        there = (slice(d_row, rows), slice(max(0, d_col), cols - max(0, -d_col)))
+        yield here, there
 
 
 def _touching_pairs_across(

@@ -9,6 +9,7 @@ import pytest
 from helpers import label_regions, small_regions_with_neighbours
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from raster_clustering.core import region_merge
 from raster_clustering.core.region_merge import (
     _first_pixels,
     merge_small_regions,
@@ -180,3 +181,40 @@ def test_property_every_small_region_is_alone_and_strips_do_not_matter(
     np.testing.assert_array_equal(after[kept], classes[kept])
     assert len(small_regions_with_neighbours(after, valid, connectivity=connectivity,
                                              min_size=min_pixels)) == 0
+
+
+@settings(max_examples=60, deadline=None)
+@given(classes=small_rasters(), min_pixels=st.integers(1, 40),
+       connectivity=st.sampled_from([4, 8]), strip_rows=st.integers(1, 6))
+def test_labelling_all_classes_at_once_gives_the_same_result(
+        classes, min_pixels, connectivity, strip_rows):
+    one_by_one = merged(classes, min_pixels=min_pixels, connectivity=connectivity,
+                        strip_rows=strip_rows)
+    limit = region_merge._MAX_CLASSES_LABELLED_ONE_BY_ONE
+    region_merge._MAX_CLASSES_LABELLED_ONE_BY_ONE = 0  # every strip through the graph
+    try:
+        at_once = merged(classes, min_pixels=min_pixels, connectivity=connectivity,
+                         strip_rows=strip_rows)
+    finally:
+        region_merge._MAX_CLASSES_LABELLED_ONE_BY_ONE = limit
+    np.testing.assert_array_equal(at_once, one_by_one)
+
+
+@pytest.mark.parametrize("connectivity", [4, 8])
+def test_segment_ids_by_the_thousand(connectivity):
+    # 2,500 segments of 4 x 4 pixels, each with its own id, some split into specks.
+    rng = np.random.default_rng(7)
+    classes = np.kron(np.arange(1, 2501, dtype=np.int32).reshape(50, 50),
+                      np.ones((4, 4), np.int32))
+    specks = rng.random(classes.shape) < 0.05
+    classes[specks] = rng.integers(1, 2501, int(specks.sum()))
+    valid = rng.random(classes.shape) > 0.02
+    after = merged(classes, valid, min_pixels=10, connectivity=connectivity, strip_rows=64)
+    assert len(np.unique(classes[valid])) > region_merge._MAX_CLASSES_LABELLED_ONE_BY_ONE
+    np.testing.assert_array_equal(after[~valid], classes[~valid])
+    labels = label_regions(classes, valid, connectivity)
+    large = np.bincount(labels.ravel()) >= 10
+    kept = valid & large[labels]
+    np.testing.assert_array_equal(after[kept], classes[kept])
+    assert len(small_regions_with_neighbours(after, valid, connectivity=connectivity,
+                                             min_size=10)) == 0
