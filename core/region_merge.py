@@ -74,7 +74,7 @@ def merge_small_regions(
         report: called with the fraction done, 0..1.
     """
     structure = ndimage.generate_binary_structure(2, 1 if connectivity == 4 else 2)
-    strips = list(_strips(len(row_areas_m2), strip_rows))
+    strips = list(row_strips(len(row_areas_m2), strip_rows))
     graph = _region_graph(
         read_strip, strips, row_areas_m2, structure, raise_if_cancelled,
         lambda fraction: report(0.45 * fraction),
@@ -415,6 +415,7 @@ def _unique_pairs(one: np.ndarray, other: np.ndarray) -> np.ndarray:
     return np.stack([keys >> _KEY_SHIFT, keys & np.int64(2**32 - 1)], axis=1)
 
 
-def _strips(n_rows: int, strip_rows: int) -> Iterator[tuple[int, int]]:
+def row_strips(n_rows: int, strip_rows: int) -> Iterator[tuple[int, int]]:
+    """(first row, row count) of full-width strips of `strip_rows` that cover `n_rows` rows."""
     for first in range(0, n_rows, strip_rows):
         yield first, min(strip_rows, n_rows - first)

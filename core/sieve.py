@@ -41,7 +41,7 @@ import os
 import re
 import traceback
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -49,7 +49,7 @@ from osgeo import gdal
 
 from .errors import CancelledError, InvalidInputError, RasterClusteringError
 from .pixel_area import pixel_areas_m2
-from .region_merge import AREA_RTOL, merge_small_regions
+from .region_merge import AREA_RTOL, merge_small_regions, row_strips
 
 _INTEGER_TYPES = {
     gdal.GDT_Byte: "Byte",
@@ -230,16 +230,16 @@ def _sieve_stages(
     regions too small at any latitude, then the exact step compares true areas.
     """
     fewest, most = pixel_threshold
-    stage_path, stage_band, finished = None, src_band, False
+    stage_path, stage_band = None, src_band
     if fewest > 1:
+        constant_area = fewest == most
         stage_path, finished = _sieve_with_gdal(
             src_band, files, threshold=fewest, connectivity=connectivity,
-            until_stable=fewest == most, run=run, start=0.0, end=0.5, messages=messages,
+            until_stable=constant_area, run=run, start=0.0, end=0.5, messages=messages,
         )
+        if finished and constant_area:
+            return stage_path
         stage_band = files.band(stage_path)
-        finished = finished and fewest == most
-    if finished:
-        return stage_path
     result_path = _merge_by_region_graph(
         stage_band, src_band, files, row_areas_m2, min_area_m2=min_area_m2,
         connectivity=connectivity, run=run, start=0.5, end=0.9,
@@ -408,12 +408,6 @@ def _check_classes_fit_old_gdal(band: gdal.Band, path: str) -> None:
 def _validity_mask(band: gdal.Band) -> gdal.Band | None:
     """The band's validity mask, or None when every pixel is valid (GDAL then skips reading it)."""
     return None if band.GetMaskFlags() & gdal.GMF_ALL_VALID else band.GetMaskBand()
-
-
-def _row_strips(n_rows: int) -> Iterator[tuple[int, int]]:
-    """(first row, row count) of full-width strips that together cover the raster."""
-    for first in range(0, n_rows, _STRIP_ROWS):
-        yield first, min(_STRIP_ROWS, n_rows - first)
 
 
 def _read_strip(band: gdal.Band, first_row: int, n_rows: int) -> np.ndarray:
@@ -609,7 +603,7 @@ def _sieve_with_gdal(
 
 
 def _copy_band(src_band: gdal.Band, dst_band: gdal.Band, run: _Run, start, end) -> None:
-    for first, n_rows in _row_strips(src_band.YSize):
+    for first, n_rows in row_strips(src_band.YSize, _STRIP_ROWS):
         run.raise_if_cancelled()
         _write_strip(dst_band, _read_strip(src_band, first, n_rows), first)
         run.report(start + (end - start) * (first + n_rows) / src_band.YSize)
@@ -629,7 +623,7 @@ def _finish_output(
     if mask_band is not None and not src_band.GetMaskFlags() & gdal.GMF_NODATA:
         result_mask = _create_internal_mask(files.dataset(result_path))
     changed = 0
-    for first, n_rows in _row_strips(src_band.YSize):
+    for first, n_rows in row_strips(src_band.YSize, _STRIP_ROWS):
         run.raise_if_cancelled()
         original = _read_strip(src_band, first, n_rows)
         result = _read_strip(result_band, first, n_rows)

@@ -11,13 +11,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import small_regions_with_neighbours
+from helpers import label_regions, small_regions_with_neighbours
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from osgeo import gdal, ogr, osr
 from raster_clustering.core import sieve
 from raster_clustering.core.errors import CancelledError, InvalidInputError
-from scipy import ndimage
 
 UTM_GT = (500000.0, 10.0, 0.0, 5_000_000.0, 0.0, -10.0)  # 10 m pixels: 100 m²
 US_SURVEY_FOOT_M = 1200 / 3937
@@ -85,19 +84,12 @@ def read_values(path):
     return dataset.GetRasterBand(1).ReadAsArray()
 
 
-def structure(connectivity):
-    return ndimage.generate_binary_structure(2, 1 if connectivity == 4 else 2)
-
-
 def region_area_map(values, valid, connectivity, row_areas_m2):
     """Area in m² of the region each valid pixel belongs to (0 on nodata)."""
+    labels = label_regions(values, valid, connectivity)
     weights = np.broadcast_to(np.asarray(row_areas_m2, float)[:, None], values.shape)
-    area_map = np.zeros(values.shape)
-    for value in np.unique(values[valid]):
-        labels, count = ndimage.label((values == value) & valid, structure(connectivity))
-        areas = ndimage.sum_labels(weights, labels, index=np.arange(1, count + 1))
-        area_map[labels > 0] = areas[labels[labels > 0] - 1]
-    return area_map
+    areas = np.bincount(labels.ravel(), weights=weights.ravel())
+    return np.where(labels > 0, areas[labels], 0.0)
 
 
 def assert_sieve_guarantees(before, after, valid, *, min_area_m2, connectivity, row_areas_m2):
