@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEBIAN_PACKAGES=(qgis python3-qgis qgis-providers python3-gdal gdal-bin python3-sklearn
+DEBIAN_PACKAGES=(qgis python3-qgis qgis-providers python3-gdal gdal-bin python3-sklearn xvfb
                  python3-scipy python3-venv python3-pip)
 missing=()
 for package in "${DEBIAN_PACKAGES[@]}" "$@"; do
