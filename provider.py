@@ -14,6 +14,7 @@ from qgis.core import (
 from qgis.PyQt.QtGui import QIcon
 
 from .algorithms import ALGORITHM_CLASSES
+from .algorithms.base import RASTER_OUTPUT_EXTENSIONS
 
 PLUGIN_DIR = os.path.dirname(__file__)
 VERSION = "0.1.0"
@@ -41,6 +42,10 @@ class RasterClusteringProvider(QgsProcessingProvider):
 
     def svgIconPath(self):
         return os.path.join(PLUGIN_DIR, "icons", "provider.svg")
+
+    def supportedOutputRasterLayerExtensions(self):
+        """Only GeoTIFF: the file dialogs offer it, and other extensions are refused."""
+        return list(RASTER_OUTPUT_EXTENSIONS)
 
     def loadAlgorithms(self):
         """Register each algorithm; one that fails to load is logged, not fatal to the others."""

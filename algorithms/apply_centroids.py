@@ -168,7 +168,7 @@ class ApplyCentroidsAlgorithm(RasterClusteringAlgorithm):
                           f"{', '.join(model.feature_names)} from {centroids_path}.")
         report_classes(feedback, model, result.statistics)
         try:
-            qml = write_class_style(output, model.centres)
+            qml = write_class_style(output, model)
         except OSError as error:
             raise QgsProcessingException(f"Styling the output failed: {error}") from None
         style_on_load(context, output, qml)

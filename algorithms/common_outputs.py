@@ -46,10 +46,20 @@ def add_sieve_parameters(algorithm) -> None:
         defaultValue=0, minValue=0, optional=True),
         "Zones smaller than this are merged into their largest neighbour after labelling; "
         "0 or empty = no sieve. The reference clustering API accepts 1000–999999 m².")
-    algorithm.add_with_help(QgsProcessingParameterNumber(
-        algorithm.CONNECTIVITY, "Connectivity of zones (4 or 8)",
-        QgsProcessingParameterNumber.Integer, defaultValue=8, minValue=4, maxValue=8),
+    add_connectivity_parameter(
+        algorithm, "Connectivity of zones",
         "4: pixels touch by their sides; 8: also by their corners (for MIN_AREA).")
+
+
+def add_connectivity_parameter(algorithm, description: str, help_text: str) -> None:
+    """Declare CONNECTIVITY: the number 4 or 8 (default 8), chosen from a list in the dialogs."""
+    parameter = QgsProcessingParameterNumber(
+        algorithm.CONNECTIVITY, algorithm.tr(description), QgsProcessingParameterNumber.Integer,
+        defaultValue=8, minValue=4, maxValue=8)
+    # A dotted path: the Processing GUI imports the widget only when a dialog shows it.
+    parameter.setMetadata({"widget_wrapper": {
+        "class": f"{__package__}.widgets.ConnectivityWidgetWrapper"}})
+    algorithm.add_with_help(parameter, algorithm.tr(help_text))
 
 
 def connectivity_problem(algorithm, parameters, context) -> str | None:

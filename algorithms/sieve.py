@@ -26,6 +26,7 @@ from .base import (
     gdal_source,
     refuse_output_over_inputs,
 )
+from .common_outputs import add_connectivity_parameter
 from .styling import copy_paletted_style, style_on_load
 
 CONNECTIVITIES = (4, 8)
@@ -129,10 +130,9 @@ class SieveAlgorithm(RasterClusteringAlgorithm):
             defaultValue=1000, minValue=0),
             "Regions smaller than this many square metres on the ground (> 0) are merged into "
             "their largest neighbour. The reference clustering API accepts 1000–999999 m².")
-        self.add_with_help(QgsProcessingParameterNumber(
-            self.CONNECTIVITY, "Connectivity (4 or 8)", QgsProcessingParameterNumber.Integer,
-            defaultValue=8, minValue=min(CONNECTIVITIES), maxValue=max(CONNECTIVITIES)),
-            "4: pixels of a region share a side; 8: they may also touch by a corner.")
+        add_connectivity_parameter(
+            self, "Connectivity", "4: pixels of a region share a side; 8: they may also touch by "
+            "a corner.")
         self.add_with_help(QgsProcessingParameterRasterDestination(self.OUTPUT, "Sieved classes"),
             "GeoTIFF with the input's type, grid, nodata, colour table and style.")
         for name, description in (

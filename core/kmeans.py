@@ -322,7 +322,7 @@ def write_classes(stack: FeatureStack, model: CentroidModel, output_path, window
         band = dataset.GetRasterBand(1)
         # Before any tile reaches the file: GeoTIFF cannot change its photometric tag after
         # that, which large outputs (more tiles than GDAL's cache holds) would hit.
-        describe_classes(band, model.centres)
+        describe_classes(band, model)
         try:
             for block, features, valid in iter_area_blocks(stack, area, window, steps):
                 labels = np.zeros(valid.shape, dtype=class_dtype(model.n_clusters))
@@ -354,12 +354,12 @@ def class_statistics_of(stack: FeatureStack, model: CentroidModel, labels_path, 
     return statistics.result()
 
 
-def describe_classes(band: gdal.Band, centres: np.ndarray) -> None:
+def describe_classes(band: gdal.Band, model: CentroidModel) -> None:
     """Embed the legend in the file: a colour table and category names, so any GIS shows it."""
     colours = gdal.ColorTable()
     colours.SetColorEntry(NODATA_CLASS, (0, 0, 0, 0))
     names = [""]
-    for number, rgb, label in legend(centres):
+    for number, rgb, label in legend(model.centres, model.feature_names):
         colours.SetColorEntry(number, (*rgb, 255))
         names.append(label)
     band.SetRasterColorTable(colours)
