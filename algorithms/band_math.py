@@ -62,25 +62,28 @@ when the names tell nothing, an index is an error asking for the sensor. For a s
 layer, Bk is its k-th band: an index is right only when the bands follow the preset's numbering.
 <i>Generic</i> is blue, green, red, NIR, SWIR1, SWIR2 = B1…B6; NAIP (red, green, blue, NIR)
 does not follow it: write <code>(B4 - B1) / (B4 + B1)</code> for its NDVI.</li>
-<li><b>Calibrate</b> (CALIBRATE, default off): convert digital numbers to top-of-atmosphere (or,
+<li><b>Calibrate digital numbers to reflectance / temperature first</b> (CALIBRATE, default off):
+convert digital numbers to top-of-atmosphere (or,
 for Level-2 products, surface) reflectance, or to brightness temperature for thermal bands,
 block by block before the expression (no intermediate file). Landsat: ρ = (M·DN + A) /
 sin(sun elevation) from the MTL; Sentinel-2: (DN + offset) / quantification. Each layer read must
 be a single-band file whose name gives the band; fill DN become nodata. The formula of each band
 is written to the log.</li>
-<li><b>Metadata file</b> (METADATA, optional): the Landsat <code>_MTL.txt/.json/.xml</code> or
+<li><b>Metadata file for calibration</b> (METADATA, optional): the Landsat
+<code>_MTL.txt/.json/.xml</code> or
 Sentinel-2 <code>MTD_MSIL1C/2A.xml</code> for calibration; when empty it is found beside each
 band (or up the SAFE folder).</li>
 <li><b>Output resolution</b> (RESOLUTION, advanced): the layers the expression reads are aligned
 onto one grid, in the CRS of the <i>first</i> input (others are reprojected): the pixel size and
 pixel edges of the input with the finest (default), coarsest, or first pixels, over the
 <i>intersection</i> of their extents (shrunk to whole pixels).</li>
-<li><b>Resampling</b> (RESAMPLING, advanced): how layers not on that grid are resampled. Nearest
+<li><b>Resampling of layers not on the output grid</b> (RESAMPLING, advanced): how layers not on
+that grid are resampled. Nearest
 neighbour (default): values stay measurements and nodata does not spread; a 20 m Sentinel-2
 band becomes 2 × 2 identical 10 m pixels. Bilinear/cubic: smoother, but a pixel beside nodata
 takes its valid neighbours' values. Average: the mean of the finer pixels in each output pixel
 (use it with the coarsest resolution).</li>
-<li><b>Output</b> (OUTPUT): Float32 GeoTIFF (tiled, DEFLATE), nodata NaN.</li>
+<li><b>Band math result</b> (OUTPUT): Float32 GeoTIFF (tiled, DEFLATE), nodata NaN.</li>
 </ul>
 <h3>Nodata</h3>
 <p>An output pixel is nodata (NaN) when any band the expression reads is nodata there (its

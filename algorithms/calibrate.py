@@ -72,7 +72,8 @@ MTD_MSIL2A.xml up the .SAFE folder tree. When given it applies to every input, a
 another scene is refused.</li>
 <li><b>Band</b> (BAND, optional): the band when the file name does not tell it (B4, 10, B6_VCID_1,
 SR_B4, B8A). Only with a single input.</li>
-<li><b>Temperatures in °C</b> (CELSIUS, default no): thermal bands in degrees Celsius instead of
+<li><b>Temperatures in °C instead of kelvin</b> (CELSIUS, default no): thermal bands in degrees
+Celsius instead of
 kelvin.</li>
 <li><b>Clip reflectance to [0, 1]</b> (CLIP, default no): by default values stay as the handbooks
 define them (slightly negative or above 1 over dark water or bright clouds, which shows
@@ -82,7 +83,7 @@ calibration or atmospheric effects); temperatures are never clipped.</li>
 (surface reflectance), <code>_bt</code> (brightness temperature), <code>_st</code> (surface
 temperature), followed by <code>_celsius</code> for °C. The band code stays in the name
 (LC80200392015216LGN00_B4_crop.TIF → LC80200392015216LGN00_B4_crop_toa.tif), so band math still
-knows the band as B4; a name without the band code gets it inserted (red.tif with BAND B4 →
+knows the band as B4; a name without the band code gets it inserted (red.tif with band B4 →
 red_B4_toa.tif). The folder is created when missing.</li>
 <li><b>Calibrated band</b> (OUTPUT, optional, off by default): for a <i>single</i> input, write the
 result to this file instead of the output folder (and load it styled in QGIS).</li>
@@ -96,9 +97,10 @@ band and quantity (<code>B4 TOA reflectance</code>, <code>B10 brightness tempera
 the unit type is K or °C for temperatures, and min/max/mean/std are stored as GDAL statistics. A
 .qml beside each file shows reflectance in grey and temperature on a colour ramp, stretched to the
 data's min/max.</li>
-<li><b>Calibrated layers</b> (OUTPUT_LAYERS): the list of files written, in the order of INPUT;
-connect it in a model to the INPUT of band math or k-means.</li>
-<li>OUTPUT_FOLDER: the folder the files were written to (OUTPUT's folder when OUTPUT is used).</li>
+<li><b>Calibrated layers</b> (OUTPUT_LAYERS): the list of files written, in the order of the band
+files; connect it in a model to the input rasters of band math or k-means.</li>
+<li><b>Output folder</b> (OUTPUT_FOLDER): the folder the files were written to (the calibrated
+band's folder when that is used).</li>
 </ul>
 <p>Each band's formula, coefficients and metadata keys are written to the log. All files are
 written in blocks, so any scene size works in bounded memory; on an error or cancellation no file

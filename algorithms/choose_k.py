@@ -30,10 +30,12 @@ from .base import (
     core_errors_as_processing_exceptions,
     extent_in_crs,
     feedback_callables,
-    gdal_source,
+        gdal_source,
+    layers_title,
     refuse_output_over_inputs,
 )
 from .common_outputs import add_area_parameters, write_table
+from .styling import name_on_load
 
 HELP = f"""<p>Helps choose the <b>number of clusters k</b> for K-means clustering: fits k-means
 for every k of a range on the pixels of the area and scores each fit with the <b>inertia</b>
@@ -46,25 +48,30 @@ browser), and the <b>recommended k</b> as a number a model can pass to K-means.<
 layers aligned onto the first one's grid.</li>
 <li><b>Area of interest</b> (AOI, optional) and <b>Extent</b> (EXTENT, optional): the pixels
 scored, in any CRS (their intersection when both are given; the whole raster when neither).
-Invalid AOI geometries are repaired (makeValid, reported in the log).</li>
-<li><b>Smallest k</b> (K_MIN, default {DEFAULT_K_MIN}) and <b>largest k</b> (K_MAX, default
-{DEFAULT_K_MAX}): the range tried, both included, {MIN_CLUSTERS}–{MAX_CLUSTERS}.</li>
-<li><b>Sample size</b> (SAMPLE_SIZE, default {DEFAULT_SAMPLE_SIZE:,} pixels, at most
+Invalid area-of-interest geometries are repaired (makeValid, reported in the log).</li>
+<li><b>Smallest number of clusters</b> (K_MIN, default {DEFAULT_K_MIN}) and <b>Largest number of
+clusters</b> (K_MAX, default {DEFAULT_K_MAX}): the range tried, both included,
+{MIN_CLUSTERS}–{MAX_CLUSTERS}.</li>
+<li><b>Silhouette sample size</b> (SAMPLE_SIZE, default {DEFAULT_SAMPLE_SIZE:,} pixels, at most
 {MAX_SAMPLE_SIZE:,}): the seeded random sample of valid pixels the silhouette (and
-Calinski–Harabasz score) is computed on. The silhouette costs SAMPLE_SIZE² distances per k.</li>
-<li><b>Standardize</b> (STANDARDIZE, advanced, default yes): with several features, scale each to
+Calinski–Harabasz score) is computed on. The silhouette costs the square of this size in distances
+per k.</li>
+<li><b>Standardize features</b> (STANDARDIZE, advanced, default yes): with several features, scale
+each to
 unit variance before clustering and scoring, as K-means does.</li>
 <li><b>Random seed</b> (SEED): the same inputs and seed give the same scores.</li>
-<li><b>Calinski–Harabasz</b> (CALINSKI_HARABASZ, default no): also compute this score (third
+<li><b>Also compute the Calinski–Harabasz score</b> (CALINSKI_HARABASZ, default no): also compute
+this score (third
 curve and column).</li>
 </ul>
 <h3>Method</h3>
 <p><b>Inertia</b> (within-cluster sum of squares) comes from K-means's own fit. One feature: the
 exact 1-D optimum over <i>all</i> valid pixels of the area, so the curve is the true minimum for
-each k. Several features: k-means++ (4 restarts) on a seeded sample of {FIT_SAMPLE_FACTOR} ×
-SAMPLE_SIZE pixels (100,000 by default), the inertia summed over that sample (in standardized
+each k. Several features: k-means++ (4 restarts) on a seeded sample of {FIT_SAMPLE_FACTOR} × the
+silhouette sample size (100,000 pixels by default), the inertia summed over that sample (in
+standardized
 units when standardizing). <b>Silhouette</b>: scikit-learn's mean silhouette coefficient on the
-SAMPLE_SIZE sample, each pixel labelled with its nearest centre (−1..1; higher is better; above
+silhouette sample, each pixel labelled with its nearest centre (−1..1; higher is better; above
 0.5 a reasonable structure, above 0.7 a strong one).</p>
 <p><b>Recommended k</b>: the highest silhouette (the smallest k on a tie). <b>Elbow</b> (shown for
 judgement): with k and inertia each scaled to 0..1, the k whose point lies farthest below the
@@ -113,7 +120,7 @@ class ChooseKAlgorithm(RasterClusteringAlgorithm):
         self.add_with_help(QgsProcessingParameterNumber(
             self.K_MAX, "Largest number of clusters", QgsProcessingParameterNumber.Integer,
             defaultValue=DEFAULT_K_MAX, minValue=MIN_CLUSTERS, maxValue=MAX_CLUSTERS),
-            "Last k tried (included); at least K_MIN.")
+            "Last k tried (included); at least the smallest number of clusters.")
         self.add_with_help(QgsProcessingParameterNumber(
             self.SAMPLE_SIZE, "Silhouette sample size (pixels)",
             QgsProcessingParameterNumber.Integer, defaultValue=DEFAULT_SAMPLE_SIZE,
@@ -131,11 +138,13 @@ class ChooseKAlgorithm(RasterClusteringAlgorithm):
             self.CALINSKI_HARABASZ, "Also compute the Calinski–Harabasz score",
             defaultValue=False), "Adds a third score (higher is better) to the table and report.")
         self.add_with_help(QgsProcessingParameterFeatureSink(
-            self.TABLE, "Scores", QgsProcessing.TypeVector),
+            self.TABLE, self.tr("Scores"), QgsProcessing.TypeVector, optional=True,
+            createByDefault=True),
             "One row per k: k, inertia, silhouette, [calinski_harabasz], is_elbow, "
             "is_recommended.")
         self.add_with_help(QgsProcessingParameterFileDestination(
-            self.REPORT, "Report", fileFilter="HTML files (*.html)"),
+            self.REPORT, self.tr("Report"), fileFilter=self.tr("HTML files (*.html)"),
+            optional=True, createByDefault=True),
             "HTML report with the inertia and silhouette curves and the recommended k.")
         self.addOutput(QgsProcessingOutputNumber(self.RECOMMENDED_K,
                                                  "Recommended number of clusters"))
@@ -175,7 +184,8 @@ class ChooseKAlgorithm(RasterClusteringAlgorithm):
         with core_errors_as_processing_exceptions():
             result = choose_k(inputs, settings=settings, geometry_wkt=geometry_wkt, bbox=bbox,
                               progress=progress, is_cancelled=is_cancelled)
-            write_report(result, report_path)
+            if report_path:
+                write_report(result, report_path)
         for message in result.messages:
             feedback.pushWarning(message)
         feedback.pushInfo(f"Inertia: {result.inertia_method}. Silhouette on "
@@ -189,7 +199,9 @@ class ChooseKAlgorithm(RasterClusteringAlgorithm):
         feedback.pushInfo(f"Recommended k = {result.recommended_k} "
                           f"({result.recommendation_reason}); elbow k = {elbow}.")
         table_id = self._write_table(parameters, context, result)
-        return {self.TABLE: table_id, self.REPORT: report_path,
+        name_on_load(context, table_id, f"{layers_title(layers)} · scores of k "
+                                        f"{settings.k_min}–{settings.k_max}")
+        return {self.TABLE: table_id, self.REPORT: report_path or None,
                 self.RECOMMENDED_K: result.recommended_k}
 
     def _write_table(self, parameters, context, result):

@@ -54,29 +54,37 @@ nodata). A pixel is used only when every feature is valid (not nodata, not NaN/�
 <li><b>Number of clusters</b> (CLUSTERS): 2–255, default 5.</li>
 <li><b>Area of interest</b> (AOI, optional): polygons in any CRS, reprojected to the raster's CRS;
 "selected features only" works. Invalid geometries are repaired (makeValid).</li>
-<li><b>Extent</b> (EXTENT, optional): a bounding box in any CRS. With both AOI and extent, their
-intersection is used. The centres are computed only from valid pixels whose centre is inside this
+<li><b>Extent</b> (EXTENT, optional): a bounding box in any CRS. With both an area of interest and
+an extent,
+their intersection is used. The centres are computed only from valid pixels whose centre is inside
+this
 area (the whole raster when neither is given).</li>
-<li><b>Clip to the area</b> (CLIP, default yes): the output covers the area's bounding box on the
+<li><b>Clip the output to the area</b> (CLIP, default yes): the output covers the area's bounding
+box on the
 input grid, nodata outside the area; when off, the whole input is classified with the area's
 centres.</li>
 <li><b>Random seed</b> (SEED): the same inputs and seed give byte-identical outputs.</li>
-<li><b>Sample size</b> (SAMPLE_SIZE, advanced, default 1,000,000): pixels drawn at random from the
+<li><b>Sample size for several features</b> (SAMPLE_SIZE, advanced, default 1,000,000): pixels
+drawn at random from the
 area to fit several features (and to estimate quantiles). One feature always uses every pixel.</li>
-<li><b>Standardize</b> (STANDARDIZE, advanced, default yes): with several features, scale each to
+<li><b>Standardize features</b> (STANDARDIZE, advanced, default yes): with several features, scale
+each to
 unit variance before measuring distances, so bands in different units or ranges weigh alike.
 Turn it off for bands in one unit (e.g. reflectances) to let high-variance bands weigh more.
 Ignored for one feature (scaling does not change 1-D k-means).</li>
-<li><b>Clip quantiles</b> (CLIP_QUANTILES, advanced, default off): e.g. 0.5, 99.5: feature values
+<li><b>Clip features to these percentiles</b> (CLIP_QUANTILES, advanced, default off): e.g. 0.5,
+99.5: feature values
 are clipped to these percentiles (estimated on the sample) before fitting and labelling, so
 outliers such as clouds do not claim a class of their own.</li>
 <li><b>Minimum zone area</b> (MIN_AREA, m², default 0 = off): after labelling, connected zones of
 one class smaller than this are merged into their largest neighbouring zone (GDAL's sieve, in
 square metres on the ground in any CRS, nodata never changed nor merged into), so the result is
-zones you can manage: a zone under MIN_AREA remains only where it touches no other zone (see the
+zones you can manage: a zone under the minimum area remains only where it touches no other zone
+(see the
 Minimum-area sieve's help). The reference clustering API accepts 1000–999999 m²; other values are
 allowed. The statistics describe the sieved zones; the centres stay those of the fit.</li>
-<li><b>Connectivity</b> (CONNECTIVITY, 4 or 8, default 8): whether pixels touching only by a
+<li><b>Connectivity of zones</b> (CONNECTIVITY, 4 or 8, default 8): whether pixels touching only by
+a
 corner belong to the same zone.</li>
 </ul>
 <h3>Method</h3>
@@ -93,7 +101,7 @@ one colour per class labelled with its centre (a .qml beside it and a colour tab
 <code>{"NDVI": [[1, [0.171]], [2, [0.404]]]}</code>, keyed by the band description (else the
 layer name); for several features the key lists the features and the file also records the
 scaling and clipping, so "Classify with saved centres" can reapply it.</li>
-<li><b>Statistics</b> (STATISTICS): one row per class: centre, pixel count, area in m², and
+<li><b>Class statistics</b> (STATISTICS): one row per class: centre, pixel count, area in m², and
 mean/std/min/max of every input band within the class.</li></ul>
 """
 
@@ -139,7 +147,7 @@ class KMeansAlgorithm(RasterClusteringAlgorithm):
             self.SEED, self.tr("Random seed"), QgsProcessingParameterNumber.Integer,
             defaultValue=0, minValue=0), self.tr("Same inputs and seed give identical outputs."))
         self.add_with_help(QgsProcessingParameterNumber(
-            self.SAMPLE_SIZE, self.tr("Sample size (pixels) for several features"),
+            self.SAMPLE_SIZE, self.tr("Sample size for several features (pixels)"),
             QgsProcessingParameterNumber.Integer, defaultValue=DEFAULT_SAMPLE_SIZE,
             minValue=MAX_CLUSTERS), self.tr("Pixels drawn at random from the area to fit "
                                             "several features and estimate quantiles."),

@@ -51,8 +51,8 @@ when they share a side; 8 = also when they touch by a corner.</li>
 </ul>
 <h3>From m² to pixels</h3>
 <ul>
-<li><b>Projected CRS in metres</b> (UTM, …): the pixel area is the pixel width × height, and
-MIN_AREA becomes the smallest whole number of pixels reaching it: 2000 m² at 10 m = 20 pixels,
+<li><b>Projected CRS in metres</b> (UTM, …): the pixel area is the pixel width × height, and the
+minimum area becomes the smallest whole number of pixels reaching it: 2000 m² at 10 m = 20 pixels,
 2001 m² = 21.</li>
 <li><b>Projected CRS in another linear unit</b> (US survey feet, feet, …): the pixel size is
 converted to metres first (10 US ft pixels: 9.29 m² each, 2000 m² = 216 pixels).</li>
@@ -66,26 +66,27 @@ the raster in strips of rows.</li>
 <li>A CRS that is neither geographic nor in a linear unit, or no CRS, is refused: assign or
 reproject the raster first.</li>
 </ul>
-<p>The log shows the pixel area and the pixel threshold used; they are also outputs
-(PIXEL_THRESHOLD_MIN/MAX, PIXEL_AREA_MIN_M2/MAX_M2; min = max unless geographic).</p>
+<p>The log shows the pixel area and the pixel threshold used; they are also outputs (fewest and
+most pixels a region needs, smallest and largest pixel area; the fewest equals the most unless the
+CRS is geographic).</p>
 <h3>What is guaranteed</h3>
 <ul>
 <li>Nodata pixels (nodata value, mask) keep their value and valid pixels stay valid.</li>
-<li>A region of at least MIN_AREA keeps all its pixels (it may grow).</li>
-<li>Every region smaller than MIN_AREA is left only where it touches no other valid region
+<li>A region of at least the minimum area keeps all its pixels (it may grow).</li>
+<li>Every region smaller than the minimum area is left only where it touches no other valid region
 (e.g. an island enclosed by nodata or the raster edge). A small region merges, as in GDAL's
 sieve, into its largest neighbour, and a chain of small regions continues until it reaches a
 large one. A patch in which every region is small (which GDAL's sieve leaves as it is) merges
-into its largest regions until they reach MIN_AREA or the patch is one region.</li>
-<li>MIN_AREA smaller than one pixel: nothing to do, the classes are copied (with a warning).
-MIN_AREA larger than the whole raster: every region is small, so each patch of touching valid
+into its largest regions until they reach the minimum area or the patch is one region.</li>
+<li>A minimum area smaller than one pixel: nothing to do, the classes are copied (with a warning).
+A minimum area larger than the whole raster: every region is small, so each patch of touching valid
 pixels becomes a single class (with a warning).</li>
 </ul>
 <h3>Output</h3>
 <p>The input's data type, grid, CRS, nodata, colour table, category names and band description.
 When the input is shown in QGIS with a paletted style (e.g. a K-means output, whose .qml QGIS
 loads with it), the same style is saved as a .qml beside the output and applied when it loads.
-CHANGED_PIXELS counts the valid pixels whose class changed.</p>
+The output <i>Valid pixels whose class changed</i> counts them.</p>
 """
 
 

@@ -27,9 +27,14 @@ from qgis.core import (
 from ..core.kmeans import MAX_CLUSTERS, MIN_CLUSTERS
 from ..core.raster_io import remove_raster_files
 from .band_math import SENSOR_LABELS
-from .base import RasterClusteringAlgorithm, gdal_source, refuse_output_over_inputs
+from .base import (
+    RasterClusteringAlgorithm,
+    gdal_source,
+    layers_title,
+    refuse_output_over_inputs,
+)
 from .common_outputs import add_sieve_parameters
-from .styling import style_on_load, style_path
+from .styling import name_on_load, style_on_load, style_path
 
 BAND_MATH = "rasterclustering:bandmath"
 KMEANS = "rasterclustering:kmeans"
@@ -44,9 +49,11 @@ after the other with the same parameters, with byte-identical results.</p>
 <li><b>Band layers</b> (INPUT): the bands the index reads. One multiband layer (B1…Bn are its
 bands) or single-band files named with their band code (Landsat <code>…_B4.TIF</code>,
 Sentinel-2 <code>…_B04.jp2</code>); layers on other grids are aligned onto the finest one.</li>
-<li><b>Calibrate</b> (CALIBRATE, default off): convert Landsat / Sentinel-2 digital numbers to
+<li><b>Calibrate digital numbers to reflectance first</b> (CALIBRATE, default off): convert Landsat
+/ Sentinel-2 digital numbers to
 reflectance before computing the index (single-band files named with their band code).</li>
-<li><b>Metadata file</b> (METADATA, optional): the Landsat MTL or Sentinel-2 MTD file for
+<li><b>Metadata file for calibration</b> (METADATA, optional): the Landsat MTL or Sentinel-2 MTD
+file for
 calibration; found beside the bands when empty.</li>
 <li><b>Index or expression</b> (EXPRESSION, default NDVI): an index name (NDVI, NDWI, SAVI, …)
 or a band-math expression such as <code>(B4 - B3) / (B4 + B3)</code>. Its name keys the centroid
@@ -60,7 +67,8 @@ the zones are fitted on, and the output clipped to, the pixels inside.</li>
 <li><b>Minimum zone area</b> (MIN_AREA, m², default 0 = off): connected zones smaller than this
 are merged into their largest neighbour. The reference clustering API accepts
 1000–999999 m².</li>
-<li><b>Connectivity</b> (CONNECTIVITY, 4 or 8, default 8): whether pixels touching by a corner
+<li><b>Connectivity of zones</b> (CONNECTIVITY, 4 or 8, default 8): whether pixels touching by a
+corner
 belong to one zone.</li>
 <li><b>Random seed</b> (SEED): the same inputs and seed give identical outputs.</li>
 </ul>
@@ -145,10 +153,12 @@ class ZonesAlgorithm(RasterClusteringAlgorithm):
         self.add_with_help(QgsProcessingParameterRasterDestination(self.OUTPUT, "Zones"),
             "Classified GeoTIFF: UInt8, nodata 0, zones 1..k, styled.")
         self.add_with_help(QgsProcessingParameterFileDestination(
-            self.CENTROIDS, "Centroids", fileFilter="JSON files (*.json)"),
+            self.CENTROIDS, self.tr("Centroids"), fileFilter=self.tr("JSON files (*.json)"),
+            optional=True, createByDefault=True),
             "Zone centres as JSON keyed by the index, e.g. {\"NDVI\": [[1, [0.171]], …]}.")
         self.add_with_help(QgsProcessingParameterFeatureSink(
-            self.STATISTICS, "Zone statistics", QgsProcessing.TypeVector),
+            self.STATISTICS, self.tr("Zone statistics"), QgsProcessing.TypeVector,
+            optional=True, createByDefault=True),
             "One row per zone: centre, pixel count, area (m²), index mean/std/min/max.")
         self.add_with_help(QgsProcessingParameterRasterDestination(
             self.INDEX, "Index raster", optional=True, createByDefault=False),
@@ -195,7 +205,7 @@ class ZonesAlgorithm(RasterClusteringAlgorithm):
                 "CONNECTIVITY": parameters.get(self.CONNECTIVITY, 8),
                 "SEED": parameters.get(self.SEED, 0),
                 "OUTPUT": output, "CENTROIDS": centroids,
-                "STATISTICS": parameters.get(self.STATISTICS, QgsProcessing.TEMPORARY_OUTPUT)}
+                                "STATISTICS": parameters.get(self.STATISTICS)}
 
     def processAlgorithm(self, parameters, context, feedback):
         """Band math into the index, then k-means on it; no file of the run is left on failure."""
@@ -227,12 +237,13 @@ class ZonesAlgorithm(RasterClusteringAlgorithm):
             _stop_if_cancelled(feedback)
             steps.setCurrentStep(1)
             run_files.expect_raster(output)
-            run_files.expect_file(centroids)
+            if centroids:
+                run_files.expect_file(centroids)
             results = processing.run(
                 KMEANS, self._kmeans_parameters(parameters, index, output=output,
-                                                centroids=centroids),
+                                                centroids=centroids or None),
                 context=context, feedback=steps, is_child_algorithm=True)
-            run_files.completed(output, centroids)
+            run_files.completed(output, *([centroids] if centroids else []))
         except BaseException:
             _release_layer(context, index)
             run_files.remove()
@@ -242,8 +253,11 @@ class ZonesAlgorithm(RasterClusteringAlgorithm):
                 _release_layer(context, index)
                 _remove_raster_and_style(index)
                 shutil.rmtree(os.path.dirname(index), ignore_errors=True)
-        style_on_load(context, output, style_path(output))
-        return {self.OUTPUT: output, self.CENTROIDS: centroids,
+        title = (f"{layers_title(layers)} · "
+                 f"{self.parameterAsString(parameters, self.EXPRESSION, context)} zones")
+        style_on_load(context, output, style_path(output), layer_name=title)
+        name_on_load(context, results.get("STATISTICS"), f"{title}: statistics")
+        return {self.OUTPUT: output, self.CENTROIDS: centroids or None,
                 self.STATISTICS: results.get("STATISTICS"),
                 self.INDEX: index if index_requested else None}
 
