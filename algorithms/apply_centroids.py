@@ -36,7 +36,7 @@ from .common_outputs import (
 )
 from .styling import class_abstract, name_on_load, style_on_load, write_class_style
 
-HELP = """<p>Classifies rasters with the <b>centres saved by K-means clustering</b> (its
+HELP = """<p>Classifies rasters with the <b>centres saved by Raster k-means clustering</b> (its
 Centroids JSON) instead of fitting new ones, so zones of one date can be compared with another
 date, or one field's zones carried to the next field: a pixel gets the class of its nearest saved
 centre, with the same features, scaling, clipping, class numbers, colours and labels as the run

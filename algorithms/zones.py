@@ -41,7 +41,7 @@ KMEANS = "rasterclustering:kmeans"
 
 HELP = """<p>Management zones from a <b>spectral index</b> in one run: the index (NDVI by default)
 is computed from the band layers by <i>Band math</i>, optionally after calibrating digital
-numbers, and its pixels are grouped into <b>k zones</b> by <i>K-means clustering</i>, fitted on
+numbers, and its pixels are grouped into <b>k zones</b> by <i>Raster k-means clustering</i>, fitted on
 an area of interest and sieved to a minimum zone area. The same as running the two algorithms one
 after the other with the same parameters, with byte-identical results.</p>
 <h3>Parameters</h3>
@@ -83,7 +83,7 @@ mean/std/min/max of the index.</li>
 from; when not requested it is a temporary file, removed at the end.</li>
 </ul>
 <p>Index resolution and resampling are band math's defaults (finest input, nearest neighbour);
-the k-means output is clipped to the area. Run <i>Band math</i> and <i>K-means clustering</i>
+the k-means output is clipped to the area. Run <i>Band math</i> and <i>Raster k-means clustering</i>
 separately for the other options. On an error or cancellation no output of the run is left.</p>
 """
 
