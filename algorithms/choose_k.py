@@ -37,7 +37,8 @@ from .base import (
 from .common_outputs import add_area_parameters, write_table
 from .styling import name_on_load
 
-HELP = f"""<p>Helps choose the <b>number of clusters k</b> for Raster k-means clustering: fits k-means
+HELP = f"""<p>Helps choose the <b>number of clusters k</b> for Raster k-means clustering: fits
+k-means
 for every k of a range on the pixels of the area and scores each fit with the <b>inertia</b>
 (for the elbow method) and the <b>silhouette</b>, optionally the Calinski–Harabasz score. The
 result is a table, an HTML report with both curves (inline SVG, readable offline in any

@@ -168,8 +168,8 @@ class SieveAlgorithm(RasterClusteringAlgorithm):
         if layer.dataProvider().dataType(band) not in INTEGER_TYPES:
             return False, (f"Band {band} of '{layer.name()}' does not hold integer classes: a "
                            "sieve needs a classified raster (Byte, UInt16, Int16, UInt32 or "
-                           "Int32). Classify it first (e.g. Raster k-means clustering), or convert it "
-                           "with Raster ▸ Conversion ▸ Translate to an integer type.")
+                           "Int32). Classify it first (e.g. Raster k-means clustering), or "
+                           "convert it with Raster ▸ Conversion ▸ Translate to an integer type.")
         return super().checkParameterValues(parameters, context)
 
     def processAlgorithm(self, parameters, context, feedback):

@@ -41,7 +41,8 @@ KMEANS = "rasterclustering:kmeans"
 
 HELP = """<p>Management zones from a <b>spectral index</b> in one run: the index (NDVI by default)
 is computed from the band layers by <i>Band math</i>, optionally after calibrating digital
-numbers, and its pixels are grouped into <b>k zones</b> by <i>Raster k-means clustering</i>, fitted on
+numbers, and its pixels are grouped into <b>k zones</b> by <i>Raster k-means
+clustering</i>, fitted on
 an area of interest and sieved to a minimum zone area. The same as running the two algorithms one
 after the other with the same parameters, with byte-identical results.</p>
 <h3>Parameters</h3>

@@ -42,8 +42,8 @@ NDVI_ZONES_HELP = {
         "NIR digital numbers are calibrated to reflectance with the scene's metadata "
         "(Radiometric calibration), their NDVI computed (Band math, sensor auto-detected from "
         "the file names), and the NDVI pixels inside the field grouped into k zones by k-means "
-        "(Raster k-means clustering, clipped to the field, seed 0), with zones smaller than a minimum "
-        "area merged into their largest neighbour (8-connected)."),
+        "(Raster k-means clustering, clipped to the field, seed 0), with zones smaller than a "
+        "minimum area merged into their largest neighbour (8-connected)."),
     "ALG_CREATOR": "Raster Clustering",
     "bands": ("The red and NIR band files of one scene, digital numbers, named with their band "
               "code (LC08_…_B4.TIF and …_B5.TIF; Sentinel-2 …_B04.jp2 and …_B08.jp2)."),
