@@ -221,19 +221,19 @@ def output_file_problem(algorithm, parameters, context) -> str | None:
         path = _output_file(parameters.get(name))
         if path is None or definition.type() == "folderDestination":
             continue
-        folder = os.path.dirname(os.path.abspath(path))
-        extension = os.path.splitext(path)[1].lstrip(".").lower()
-        if (definition.type() == "rasterDestination" and extension
-                and extension not in RASTER_OUTPUT_EXTENSIONS):
-            return (f"{name}: '{os.path.basename(path)}' is not a GeoTIFF name; the outputs are "
-                    "written as GeoTIFF, so use one of the extensions "
-                    f"{', '.join('.' + e for e in RASTER_OUTPUT_EXTENSIONS)}.")
-        if not os.path.isdir(folder):
-            return (f"{name}: the output folder '{folder}' does not exist (or is a file); "
-                    "create it or choose another output file.")
         target = os.path.realpath(path)
         if target in inputs:
             return f"The output '{path}' ({name}) is one of the inputs; choose another file name."
+        extension = os.path.splitext(path)[1].lstrip(".").lower()
+        if (definition.type() == "rasterDestination" and extension
+                and extension not in RASTER_OUTPUT_EXTENSIONS):
+            return (f"{name}: the output '{os.path.basename(path)}' must be a GeoTIFF (the "
+                    "plugin writes GeoTIFF only): use one of the extensions "
+                    f"{', '.join('.' + e for e in RASTER_OUTPUT_EXTENSIONS)}.")
+        folder = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(folder):
+            return (f"{name}: the output folder '{folder}' does not exist (or is a file); "
+                    "create it or choose another output file.")
         if target in outputs:
             return (f"The outputs {outputs[target]} and {name} are the same file '{path}'; "
                     "choose a file name for each.")

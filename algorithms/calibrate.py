@@ -107,7 +107,6 @@ written in blocks, so any scene size works in bounded memory; on an error or can
 of the run is left behind.</p>
 """
 
-TIFF_EXTENSIONS = (".tif", ".tiff")
 TEMPERATURE_RAMP_STOPS = 10
 
 
@@ -183,9 +182,6 @@ class CalibrateAlgorithm(RasterClusteringAlgorithm):
             return (f"The single output file (OUTPUT) takes one input, but {count} are selected. "
                     "Leave OUTPUT empty: every band is written to the output folder "
                     "(OUTPUT_FOLDER).")
-        if output and os.path.splitext(output)[1].lower() not in TIFF_EXTENSIONS:
-            return (f"The output '{output}' must be a GeoTIFF (.tif): calibrated bands are "
-                    "written as Float32 GeoTIFF.")
         return None
 
     def _band(self, parameters, context) -> str | None:
