@@ -101,6 +101,15 @@ as a .qml beside the file and applied when the layer loads.</p>
 """
 
 
+def add_sensor_parameter(algorithm) -> None:
+    """Declare SENSOR: which bands the index names (NDVI, …) read; band math and zones."""
+    algorithm.add_with_help(QgsProcessingParameterEnum(
+        algorithm.SENSOR, algorithm.tr("Sensor (bands of index names)"),
+        options=[algorithm.tr(label) for label in SENSOR_LABELS], defaultValue=0),
+        algorithm.tr("Which bands NDVI, NDWI, … read; auto-detect reads Landsat/Sentinel-2 file "
+                     "names."))
+
+
 class BandMathAlgorithm(RasterClusteringAlgorithm):
     """Band math: an expression over the bands of several rasters, aligned onto one grid."""
 
@@ -123,41 +132,42 @@ class BandMathAlgorithm(RasterClusteringAlgorithm):
     def initAlgorithm(self, config=None):
         """Declare the parameters (their names are the public API of models and qgis_process)."""
         self.add_with_help(QgsProcessingParameterMultipleLayers(
-            self.INPUT, "Input rasters", QgsProcessing.TypeRaster),
-            "Bands are B1…Bn of one multiband layer, the band code in each single-band file "
-            "name (…_B4.TIF, …_B04.jp2), or \"layer name@band\".")
-        self.add_with_help(QgsProcessingParameterString(self.EXPRESSION, "Expression",
+            self.INPUT, self.tr("Input rasters"), QgsProcessing.TypeRaster),
+            self.tr("Bands are B1…Bn of one multiband layer, the band code in each single-band "
+                    "file name (…_B4.TIF, …_B04.jp2), or \"layer name@band\"."))
+        self.add_with_help(QgsProcessingParameterString(self.EXPRESSION, self.tr("Expression"),
                                                         defaultValue="NDVI"),
-            "E.g. (B5 - B4) / (B5 + B4), NDVI, where(NDVI > 0.3, NDVI, 0).")
-        self.add_with_help(QgsProcessingParameterEnum(self.SENSOR, "Sensor (bands of index names)",
-                                                      options=list(SENSOR_LABELS), defaultValue=0),
-            "Which bands NDVI, NDWI, … read; auto-detect reads Landsat/Sentinel-2 file "
-            "names.")
+            self.tr("E.g. (B5 - B4) / (B5 + B4), NDVI, where(NDVI > 0.3, NDVI, 0)."))
+        add_sensor_parameter(self)
         self.add_with_help(QgsProcessingParameterBoolean(
-            self.CALIBRATE, "Calibrate digital numbers to reflectance / temperature first",
+            self.CALIBRATE, self.tr("Calibrate digital numbers to reflectance / temperature "
+                                    "first"),
             defaultValue=False),
-            "Landsat/Sentinel-2 single-band files: DN → reflectance (or brightness "
-            "temperature, K) from the metadata, block by block.")
+            self.tr("Landsat/Sentinel-2 single-band files: DN → reflectance (or brightness "
+                    "temperature, K) from the metadata, block by block."))
         self.add_with_help(QgsProcessingParameterFile(
-            self.METADATA, "Metadata file for calibration (MTL / MTD)",
+            self.METADATA, self.tr("Metadata file for calibration (MTL / MTD)"),
             behavior=QgsProcessingParameterFile.File, optional=True,
-            fileFilter="Scene metadata (*_MTL.txt *_MTL.json *_MTL.xml MTD_*.xml);;"
-                       "All files (*)"),
-            "Landsat _MTL.txt/.json/.xml or Sentinel-2 MTD_MSIL1C/2A.xml; found beside the "
-            "bands when empty.")
+            fileFilter=self.tr("Scene metadata (*_MTL.txt *_MTL.json *_MTL.xml MTD_*.xml);;All "
+                               "files (*)")),
+            self.tr("Landsat _MTL.txt/.json/.xml or Sentinel-2 MTD_MSIL1C/2A.xml; found beside "
+                    "the bands when empty."))
         self.add_with_help(QgsProcessingParameterEnum(
-            self.RESOLUTION, "Output resolution",
-            options=[RESOLUTION_LABELS[name] for name in RESOLUTIONS], defaultValue=0),
-            "Pixel size and edges of the output grid (over the inputs' common extent, in the "
-            "first input's CRS).", advanced=True)
+            self.RESOLUTION, self.tr("Output resolution"),
+            options=[self.tr(RESOLUTION_LABELS[name]) for name in RESOLUTIONS],
+            defaultValue=0),
+            self.tr("Pixel size and edges of the output grid (over the inputs' common extent, in "
+                    "the first input's CRS)."), advanced=True)
         self.add_with_help(QgsProcessingParameterEnum(
-            self.RESAMPLING, "Resampling of layers not on the output grid",
-            options=[RESAMPLING_LABELS[name] for name in RESAMPLINGS], defaultValue=0),
-            "Nearest neighbour keeps values as measured; bilinear/cubic smooth; average for "
-            "a coarser output.", advanced=True)
-        self.add_with_help(QgsProcessingParameterRasterDestination(self.OUTPUT, "Band math result"),
-            "Float32 GeoTIFF, nodata NaN, band description = index name or expression, "
-            "styled with a colour ramp.")
+            self.RESAMPLING, self.tr("Resampling of layers not on the output grid"),
+            options=[self.tr(RESAMPLING_LABELS[name]) for name in RESAMPLINGS],
+            defaultValue=0),
+            self.tr("Nearest neighbour keeps values as measured; bilinear/cubic smooth; average "
+                    "for a coarser output."), advanced=True)
+        self.add_with_help(QgsProcessingParameterRasterDestination(
+            self.OUTPUT, self.tr("Band math result")),
+            self.tr("Float32 GeoTIFF, nodata NaN, band description = index name or expression, "
+                    "styled with a colour ramp."))
 
     def checkParameterValues(self, parameters, context):
         """Refuse an empty input list or an expression that does not fit the layers."""
@@ -166,7 +176,7 @@ class BandMathAlgorithm(RasterClusteringAlgorithm):
             return valid, message
         layers = self.parameterAsLayerList(parameters, self.INPUT, context)
         if not layers:
-            return False, "Select at least one raster layer as input."
+            return False, self.tr("Select at least one raster layer as input.")
         try:
             described = [LayerBands(layer.name(), gdal_source(layer, self.INPUT).source,
                                     layer.bandCount()) for layer in layers]
