@@ -21,8 +21,8 @@ from ..core.band_math_raster import (
     band_math_to_raster,
     compile_band_math,
     display_style,
+    layer_bands,
 )
-from ..core.band_names import LayerBands
 from ..core.errors import RasterClusteringError
 from ..core.spectral_indices import SENSOR_TITLES, SENSORS, alias_help
 from .base import (
@@ -35,7 +35,8 @@ from .base import (
 from .styling import style_on_load, write_pseudocolour_style
 
 SENSOR_CHOICES = (AUTO_SENSOR, *SENSORS)
-SENSOR_LABELS = ("Auto-detect from the file names", *(SENSOR_TITLES[name] for name in SENSORS))
+SENSOR_LABELS = ("Auto-detect (file names, band descriptions)",
+                 *(SENSOR_TITLES[name] for name in SENSORS))
 RESOLUTION_LABELS = {"finest": "Finest input resolution", "coarsest": "Coarsest input resolution",
                      "first": "Resolution and pixel edges of the first input read"}
 RESAMPLING_LABELS = {"near": "Nearest neighbour", "bilinear": "Bilinear", "cubic": "Cubic",
@@ -55,11 +56,16 @@ error that lists the names available.</li>
 <li><b>Expression</b> (EXPRESSION): e.g. <code>(B5 - B4) / (B5 + B4)</code>, <code>NDVI</code>,
 <code>where(NDVI &gt; 0.3, NDVI, 0)</code>. Parsed safely (no Python is run); a mistake is reported
 with its column. Syntax below.</li>
-<li><b>Sensor</b> (SENSOR): which bands an index name reads. Auto-detect (default) recognises
-Landsat (<code>LC08_…</code>, <code>LC8…</code>, <code>LE07_…</code>) and Sentinel-2
-(<code>S2A_…</code>, <code>T33UXX_…</code>, <code>B04</code>/<code>B8A</code> codes) file names;
-when the names tell nothing, an index is an error asking for the sensor. For a single multiband
-layer, Bk is its k-th band: an index is right only when the bands follow the preset's numbering.
+<li><b>Sensor</b> (SENSOR): which bands an index name reads. Auto-detect (default) reads the
+file names — Landsat (<code>LC08_…</code>, <code>LC8…</code>, <code>LE07_…</code>) and
+Sentinel-2 (<code>S2A_…</code>, <code>T33UXX_…</code>, <code>B04</code>/<code>B8A</code> codes) —
+and the band descriptions: a band described by what it holds (<code>red</code>,
+<code>nir</code>, <code>swir1</code>, …) is read for that role, and band codes in the
+descriptions (<code>B4</code>, <code>B8A</code>) name their bands. When nothing tells the bands,
+an index is an error asking for the sensor. Where the Sentinel-2 B8 is absent but B8A is present
+(20 m and 60 m products), B8A is read for NIR and the log says so. Without descriptions, Bk of a
+single multiband layer is its k-th band: an index is right only when the bands follow the
+sensor's numbering.
 <i>Generic</i> is blue, green, red, NIR, SWIR1, SWIR2 = B1…B6; NAIP (red, green, blue, NIR)
 does not follow it: write <code>(B4 - B1) / (B4 + B1)</code> for its NDVI.</li>
 <li><b>Calibrate digital numbers to reflectance / temperature first</b> (CALIBRATE, default off):
@@ -106,8 +112,8 @@ def add_sensor_parameter(algorithm) -> None:
     algorithm.add_with_help(QgsProcessingParameterEnum(
         algorithm.SENSOR, algorithm.tr("Sensor (bands of index names)"),
         options=[algorithm.tr(label) for label in SENSOR_LABELS], defaultValue=0),
-        algorithm.tr("Which bands NDVI, NDWI, … read; auto-detect reads Landsat/Sentinel-2 file "
-                     "names."))
+        algorithm.tr("Which bands NDVI, NDWI, … read; auto-detect reads the file names and the "
+                     "band descriptions."))
 
 
 class BandMathAlgorithm(RasterClusteringAlgorithm):
@@ -178,8 +184,7 @@ class BandMathAlgorithm(RasterClusteringAlgorithm):
         if not layers:
             return False, self.tr("Select at least one raster layer as input.")
         try:
-            described = [LayerBands(layer.name(), gdal_source(layer, self.INPUT).source,
-                                    layer.bandCount()) for layer in layers]
+            described = layer_bands([gdal_source(layer, self.INPUT) for layer in layers])
             compile_band_math(described, self.parameterAsString(parameters, self.EXPRESSION,
                                                                 context),
                               sensor=self._sensor(parameters, context))

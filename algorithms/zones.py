@@ -59,7 +59,9 @@ calibration; found beside the bands when empty.</li>
 or a band-math expression such as <code>(B4 - B3) / (B4 + B3)</code>. Its name keys the centroid
 JSON: <code>{"NDVI": [[1, [0.171]], …]}</code>.</li>
 <li><b>Sensor</b> (SENSOR): which bands an index name reads (auto-detected from Landsat and
-Sentinel-2 file names; <i>Generic</i> = blue, green, red, NIR, SWIR1, SWIR2 = B1…B6).</li>
+Sentinel-2 file names and from band descriptions such as <code>red</code>, <code>nir</code> or
+<code>B8A</code>, as in <i>Band math</i>; <i>Generic</i> = blue, green, red, NIR, SWIR1, SWIR2 =
+B1…B6).</li>
 <li><b>Number of zones</b> (CLUSTERS): 2–255, default 5.</li>
 <li><b>Area of interest</b> (AOI, optional): polygons in any CRS (reprojected), e.g. a field;
 the zones are fitted on, and the output clipped to, the pixels inside.</li>
