@@ -13,8 +13,9 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
-from ..core.band_math import syntax_help
-from ..core.band_math_raster import (
+from ..core.bandmath.band_names import LayerBands
+from ..core.bandmath.expression import syntax_help
+from ..core.bandmath.raster import (
     AUTO_SENSOR,
     RESAMPLINGS,
     RESOLUTIONS,
@@ -22,9 +23,8 @@ from ..core.band_math_raster import (
     compile_band_math,
     display_style,
 )
-from ..core.band_names import LayerBands
+from ..core.bandmath.spectral_indices import SENSOR_TITLES, SENSORS, alias_help
 from ..core.errors import RasterClusteringError
-from ..core.spectral_indices import SENSOR_TITLES, SENSORS, alias_help
 from .base import (
     RasterClusteringAlgorithm,
     core_errors_as_processing_exceptions,
