@@ -12,8 +12,8 @@ from qgis.core import (
     QgsProcessingParameterRasterDestination,
 )
 
-from ..core.apply_centroids import apply_centroids, check_features, usable_model
-from ..core.centroid_model import load_centroid_model
+from ..core.clustering.apply_centroids import apply_centroids, check_features, usable_model
+from ..core.clustering.centroid_model import load_centroid_model
 from ..core.errors import InvalidInputError
 from .base import (
     RasterClusteringAlgorithm,

@@ -13,8 +13,8 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
-from ..core.band_math import syntax_help
-from ..core.band_math_raster import (
+from ..core.bandmath.expression import syntax_help
+from ..core.bandmath.raster import (
     AUTO_SENSOR,
     RESAMPLINGS,
     RESOLUTIONS,
@@ -23,8 +23,8 @@ from ..core.band_math_raster import (
     display_style,
     layer_bands,
 )
+from ..core.bandmath.spectral_indices import SENSOR_TITLES, SENSORS, alias_help
 from ..core.errors import RasterClusteringError
-from ..core.spectral_indices import SENSOR_TITLES, SENSORS, alias_help
 from .base import (
     RasterClusteringAlgorithm,
     core_errors_as_processing_exceptions,

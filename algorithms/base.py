@@ -29,7 +29,7 @@ from qgis.PyQt.QtCore import QCoreApplication
 from qgis.PyQt.QtGui import QIcon
 
 from ..core.errors import CancelledError, RasterClusteringError
-from ..core.feature_stack import RasterInput
+from ..core.io.feature_stack import RasterInput
 
 ICON_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), "icons")
 

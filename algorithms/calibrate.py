@@ -26,15 +26,15 @@ from qgis.core import (
 )
 from qgis.PyQt.QtGui import QColor
 
-from ..core.calibration import calibrator_for
-from ..core.calibration_raster import (
+from ..core.calibration.calibrators import calibrator_for
+from ..core.calibration.raster import (
     CalibratedBand,
     CalibrationJob,
     calibrate_band_files,
     output_file_name,
 )
+from ..core.io.rasters import remove_raster_files
 from ..core.palette import class_colours, format_value
-from ..core.raster_io import remove_raster_files
 from .base import (
     RasterClusteringAlgorithm,
     core_errors_as_processing_exceptions,

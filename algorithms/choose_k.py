@@ -13,7 +13,7 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import QVariant
 
-from ..core.choose_k import (
+from ..core.clustering.choose_k import (
     DEFAULT_K_MAX,
     DEFAULT_K_MIN,
     DEFAULT_SAMPLE_SIZE,
@@ -23,7 +23,7 @@ from ..core.choose_k import (
     choose_k,
     write_report,
 )
-from ..core.kmeans import MAX_CLUSTERS, MIN_CLUSTERS
+from ..core.clustering.kmeans import MAX_CLUSTERS, MIN_CLUSTERS
 from .base import (
     RasterClusteringAlgorithm,
     area_geometry_wkt,

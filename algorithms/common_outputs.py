@@ -20,7 +20,7 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import QVariant
 
-from ..core.class_statistics import ClassStatistics, statistics_table
+from ..core.clustering.class_statistics import ClassStatistics, statistics_table
 
 _INTEGER_STATISTICS_COLUMNS = {"class", "pixel_count"}
 

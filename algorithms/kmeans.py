@@ -13,7 +13,7 @@ from qgis.core import (
     QgsProcessingParameterRasterDestination,
 )
 
-from ..core.kmeans import (
+from ..core.clustering.kmeans import (
     DEFAULT_SAMPLE_SIZE,
     MAX_CLUSTERS,
     MIN_CLUSTERS,

@@ -17,8 +17,8 @@ from qgis.core import (
 )
 
 from ..core.errors import InvalidInputError
-from ..core.pixel_area import describe_pixel_area
-from ..core.sieve import sieve_raster
+from ..core.io.pixel_area import describe_pixel_area
+from ..core.sieve.sieve import sieve_raster
 from .base import (
     RasterClusteringAlgorithm,
     core_errors_as_processing_exceptions,

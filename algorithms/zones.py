@@ -23,8 +23,8 @@ from qgis.core import (
     QgsProcessingUtils,
 )
 
-from ..core.kmeans import MAX_CLUSTERS, MIN_CLUSTERS
-from ..core.raster_io import remove_raster_files
+from ..core.clustering.kmeans import MAX_CLUSTERS, MIN_CLUSTERS
+from ..core.io.rasters import remove_raster_files
 from .band_math import add_sensor_parameter
 from .base import (
     RasterClusteringAlgorithm,

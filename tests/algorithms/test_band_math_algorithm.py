@@ -63,7 +63,7 @@ def test_metadata_is_complete(provider):
 def test_help_lists_each_index_with_its_formula_per_sensor(provider):
     from xml.etree import ElementTree
 
-    from raster_clustering.core.spectral_indices import ALIASES
+    from raster_clustering.core.bandmath.spectral_indices import ALIASES
 
     text = provider.algorithm("bandmath").shortHelpString()
     ElementTree.fromstring(f"<root>{text}</root>")  # well-formed, so QGIS renders it

@@ -193,7 +193,7 @@ def test_index_is_the_ndvi_and_zones_are_its_nearest_centres(provider, scene, tm
 
 
 def test_sentinel2_band_files_with_the_sensor_detected(provider, tmp_path):
-    from raster_clustering.core.synthetic_scene import make_s2_style_bands
+    from synthetic_scene import make_s2_style_bands
 
     bands = make_s2_style_bands(tmp_path / "s2", size_10m=200, seed=4)
     result = run({"INPUT": [str(bands["B04"]), str(bands["B08"])], "CLUSTERS": 4,
