@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-import skimage.color as skimage_color  # noqa: E402 - the oracle (Debian python3-skimage)
+import skimage.color as skimage_color  # the oracle (Debian python3-skimage)
 from raster_clustering.core.palette import (
     LABEL_FEATURES,
     class_colours,
