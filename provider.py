@@ -1,6 +1,5 @@
 """The processing provider `rasterclustering`: its algorithms and bundled models."""
 
-import glob
 import os
 import traceback
 
@@ -14,6 +13,8 @@ from qgis.core import (
 from qgis.PyQt.QtGui import QIcon
 
 from .algorithms import ALGORITHM_CLASSES
+from .algorithms.base import RASTER_OUTPUT_EXTENSIONS
+from .algorithms.bundled_models import BundledModel, bundled_model_paths
 
 PLUGIN_DIR = os.path.dirname(__file__)
 VERSION = "0.1.0"
@@ -42,6 +43,10 @@ class RasterClusteringProvider(QgsProcessingProvider):
     def svgIconPath(self):
         return os.path.join(PLUGIN_DIR, "icons", "provider.svg")
 
+    def supportedOutputRasterLayerExtensions(self):
+        """Only GeoTIFF: the file dialogs offer it, and other extensions are refused."""
+        return list(RASTER_OUTPUT_EXTENSIONS)
+
     def loadAlgorithms(self):
         """Register each algorithm; one that fails to load is logged, not fatal to the others."""
         for algorithm_class in ALGORITHM_CLASSES:
@@ -54,15 +59,11 @@ class RasterClusteringProvider(QgsProcessingProvider):
         self._load_models()
 
     def _load_models(self):
-        """Register each bundled models/*.model3 as rasterclustering:<model name>; a model that
+        """Register each bundled models/*.model3 as rasterclustering:<file stem>; a model that
         does not load is logged, not fatal to the others."""
-        for path in sorted(glob.glob(os.path.join(PLUGIN_DIR, "models", "*.model3"))):
+        for path in bundled_model_paths():
             try:
-                model = QgsProcessingModelAlgorithm()
-                if not model.fromFile(path):
-                    raise ValueError("not a readable .model3 file")
-                model.setSourceFilePath(path)
-                self.addAlgorithm(model)
+                self.addAlgorithm(BundledModel(path))
             except Exception:  # noqa: BLE001 - keep the provider alive whatever one model does
                 QgsMessageLog.logMessage(
                     f"Could not load the model {path}:\n{traceback.format_exc()}",

@@ -2,6 +2,7 @@
 
 from .apply_centroids import ApplyCentroidsAlgorithm
 from .band_math import BandMathAlgorithm
+from .bundled_models import CopyModelAlgorithm
 from .calibrate import CalibrateAlgorithm
 from .choose_k import ChooseKAlgorithm
 from .kmeans import KMeansAlgorithm
@@ -9,4 +10,5 @@ from .sieve import SieveAlgorithm
 from .zones import ZonesAlgorithm
 
 ALGORITHM_CLASSES = [KMeansAlgorithm, CalibrateAlgorithm, BandMathAlgorithm, SieveAlgorithm,
-                     ApplyCentroidsAlgorithm, ChooseKAlgorithm, ZonesAlgorithm]
+                     ApplyCentroidsAlgorithm, ChooseKAlgorithm, ZonesAlgorithm,
+                     CopyModelAlgorithm]

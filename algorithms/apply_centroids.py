@@ -12,8 +12,8 @@ from qgis.core import (
     QgsProcessingParameterRasterDestination,
 )
 
-from ..core.apply_centroids import apply_centroids, check_features, usable_model
-from ..core.centroid_model import load_centroid_model
+from ..core.clustering.apply_centroids import apply_centroids, check_features, usable_model
+from ..core.clustering.centroid_model import load_centroid_model
 from ..core.errors import InvalidInputError
 from .base import (
     RasterClusteringAlgorithm,
@@ -22,6 +22,7 @@ from .base import (
     extent_in_crs,
     feedback_callables,
     gdal_source,
+    layers_title,
     refuse_output_over_inputs,
 )
 from .common_outputs import (
@@ -33,9 +34,9 @@ from .common_outputs import (
     report_sieve,
     write_class_statistics,
 )
-from .styling import style_on_load, write_class_style
+from .styling import class_abstract, name_on_load, style_on_load, write_class_style
 
-HELP = """<p>Classifies rasters with the <b>centres saved by K-means clustering</b> (its
+HELP = """<p>Classifies rasters with the <b>centres saved by Raster k-means clustering</b> (its
 Centroids JSON) instead of fitting new ones, so zones of one date can be compared with another
 date, or one field's zones carried to the next field: a pixel gets the class of its nearest saved
 centre, with the same features, scaling, clipping, class numbers, colours and labels as the run
@@ -46,7 +47,7 @@ byte-identical to K-means's.</p>
 <li><b>Input rasters</b> (INPUT): as in K-means: every band of every layer is one feature, the
 layers aligned onto the first one's grid. They must give the <b>same number of features, in the
 same order</b>, as the rasters the centres were computed from.</li>
-<li><b>Centroids JSON</b> (CENTROIDS): the file K-means wrote (CENTROIDS output), or a
+<li><b>Centroids JSON</b> (CENTROIDS): the <i>Centroids</i> file K-means wrote, or a
 hand-written one in the reference API's one-feature shape,
 <code>{"NDVI": [[1, [0.17]], [2, [0.40]], [3, [0.72]]]}</code> (classes numbered 1..k in order;
 centres in any order). A file that is not such a JSON, or whose feature count differs from the
@@ -58,18 +59,19 @@ name difference is only a <i>warning</i> in the log, because the usual case is a
 file of the same quantity ("NDVI 2021-06-15" against centres of "NDVI 2021-05-01"). Turn it on to
 make any difference an error. A different band <i>count</i> is always an error.</li>
 <li><b>Area of interest</b> (AOI, optional) and <b>Extent</b> (EXTENT, optional): the area to
-classify, in any CRS (their intersection when both are given). Invalid AOI geometries are
+classify, in any CRS (their intersection when both are given). Invalid area-of-interest geometries
+are
 repaired (makeValid, reported in the log).</li>
 <li><b>Clip the output to the area</b> (CLIP, default yes): output only the area's bounding box,
 nodata outside the area; when off, the whole raster is classified.</li>
-<li><b>Minimum zone area</b> (MIN_AREA, m², default 0 = off) and <b>Connectivity</b>
+<li><b>Minimum zone area</b> (MIN_AREA, m², default 0 = off) and <b>Connectivity of zones</b>
 (CONNECTIVITY, 4 or 8): as in K-means, zones smaller than the area are merged into their largest
 neighbour after labelling.</li>
 </ul>
 <h3>Outputs</h3>
 <ul><li><b>Classes</b> (OUTPUT): UInt8 GeoTIFF, nodata 0, classes numbered as in the JSON and
 styled as K-means styles them (colour table and category names inside, a .qml beside).</li>
-<li><b>Statistics</b> (STATISTICS): one row per class: centre, pixel count, area in m² and
+<li><b>Class statistics</b> (STATISTICS): one row per class: centre, pixel count, area in m² and
 mean/std/min/max of every input band within the class. A class without any pixel is reported
 in the log: many empty classes suggest rasters in other units than the centres'.</li></ul>
 """
@@ -97,31 +99,36 @@ class ApplyCentroidsAlgorithm(RasterClusteringAlgorithm):
     def initAlgorithm(self, config=None):
         """Declare the parameters (their names are the public API of models and qgis_process)."""
         self.add_with_help(QgsProcessingParameterMultipleLayers(
-            self.INPUT, "Input rasters", QgsProcessing.TypeRaster),
-            "The same bands, in the same order, as the rasters the centres were computed from.")
+            self.INPUT, self.tr("Input rasters"), QgsProcessing.TypeRaster),
+            self.tr("The same bands, in the same order, as the rasters the centres were computed "
+                    "from."))
         self.add_with_help(QgsProcessingParameterFile(
-            self.CENTROIDS, "Centroids JSON (from K-means)", extension="json"),
-            "The CENTROIDS file of a K-means run, or {\"NDVI\": [[1, [0.17]], [2, [0.4]]]}.")
+            self.CENTROIDS, self.tr("Centroids JSON (from K-means)"), extension="json"),
+            self.tr("The Centroids file of a k-means run, or {\"NDVI\": [[1, [0.17]], [2, "
+                    "[0.4]]]}."))
         self.add_with_help(QgsProcessingParameterBoolean(
-            self.STRICT_NAMES, "Require identical feature names", defaultValue=False),
-            "Refuse bands whose names differ from the centres' (default: apply by position and "
-            "warn).", advanced=True)
-        add_area_parameters(self, pixels_role="to classify")
-        self.add_with_help(QgsProcessingParameterBoolean(self.CLIP, "Clip the output to the area",
-                                                         defaultValue=True),
-            "Output only the area (nodata outside); otherwise classify the whole raster.")
+            self.STRICT_NAMES, self.tr("Require identical feature names"), defaultValue=False),
+            self.tr("Refuse bands whose names differ from the centres' (default: apply by "
+                    "position and warn)."), advanced=True)
+        add_area_parameters(self, pixels_role=self.tr("to classify"))
+        self.add_with_help(QgsProcessingParameterBoolean(
+            self.CLIP, self.tr("Clip the output to the area"), defaultValue=True),
+            self.tr("Output only the area (nodata outside); otherwise classify the whole raster."))
         add_sieve_parameters(self)
-        self.add_with_help(QgsProcessingParameterRasterDestination(self.OUTPUT, "Classes"),
-            "Classified GeoTIFF: UInt8, nodata 0, classes numbered as in the JSON, styled.")
+        self.add_with_help(QgsProcessingParameterRasterDestination(
+            self.OUTPUT, self.tr("Classes")),
+            self.tr("Classified GeoTIFF: UInt8, nodata 0, classes numbered as in the JSON, "
+                    "styled."))
         self.add_with_help(QgsProcessingParameterFeatureSink(
-            self.STATISTICS, "Class statistics", QgsProcessing.TypeVector),
-            "One row per class: centre, pixel count, area (m²), band mean/std/min/max.")
+            self.STATISTICS, self.tr("Class statistics"), QgsProcessing.TypeVector,
+            optional=True, createByDefault=True),
+            self.tr("One row per class: centre, pixel count, area (m²), band mean/std/min/max."))
 
     def checkParameterValues(self, parameters, context):
         """Refuse an unreadable JSON or a band count that differs from the centres' up front."""
         layers = self.parameterAsLayerList(parameters, self.INPUT, context)
         if not layers:
-            return False, "Select at least one raster layer as input."
+            return False, self.tr("Select at least one raster layer as input.")
         problem = connectivity_problem(self, parameters, context)
         if problem:
             return False, problem
@@ -168,10 +175,12 @@ class ApplyCentroidsAlgorithm(RasterClusteringAlgorithm):
                           f"{', '.join(model.feature_names)} from {centroids_path}.")
         report_classes(feedback, model, result.statistics)
         try:
-            qml = write_class_style(output, model.centres)
+            qml = write_class_style(output, model)
         except OSError as error:
             raise QgsProcessingException(f"Styling the output failed: {error}") from None
-        style_on_load(context, output, qml)
+        title = f"{layers_title(layers)} · {model.n_clusters} classes of saved centres"
+        style_on_load(context, output, qml, layer_name=title, abstract=class_abstract(model))
         statistics_id = write_class_statistics(self, parameters, self.STATISTICS, context,
                                                result.statistics, model)
+        name_on_load(context, statistics_id, f"{title}: statistics")
         return {self.OUTPUT: output, self.STATISTICS: statistics_id}

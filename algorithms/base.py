@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from contextlib import contextmanager
@@ -24,12 +25,16 @@ from qgis.core import (
     QgsRasterLayer,
     QgsRectangle,
 )
+from qgis.PyQt.QtCore import QCoreApplication
 from qgis.PyQt.QtGui import QIcon
 
 from ..core.errors import CancelledError, RasterClusteringError
-from ..core.feature_stack import RasterInput
+from ..core.io.feature_stack import RasterInput
 
 ICON_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), "icons")
+
+#: Every raster the plugin writes is a GeoTIFF; the provider offers only these extensions.
+RASTER_OUTPUT_EXTENSIONS = ("tif", "tiff")
 
 
 class RasterClusteringAlgorithm(QgsProcessingAlgorithm):
@@ -57,8 +62,12 @@ class RasterClusteringAlgorithm(QgsProcessingAlgorithm):
         return self.GROUP_ID
 
     def shortHelpString(self):
-        """Help shown beside the dialog and by `qgis_process help`."""
-        return self.HELP
+        """Help shown beside the dialog and by `qgis_process help`, as flowing HTML."""
+        return flowing_html(self.tr(self.HELP))
+
+    def tr(self, text: str) -> str:
+        """`text` in the user's language (the plugin's translations, when there is one)."""
+        return QCoreApplication.translate(type(self).__name__, text)
 
     def icon(self):
         return QIcon(os.path.join(ICON_DIR, self.ICON))
@@ -98,6 +107,14 @@ class RasterClusteringAlgorithm(QgsProcessingAlgorithm):
             return valid, message
         problem = output_file_problem(self, parameters, context)
         return (False, problem) if problem else (True, message)
+
+
+def flowing_html(text: str) -> str:
+    """HTML without hard line breaks: QGIS's help panel turns each one into a new paragraph."""
+    return _LINE_BREAK.sub(" ", text).strip()
+
+
+_LINE_BREAK = re.compile(r"[ \t]*\n\s*")
 
 
 def number_range_problem(algorithm: QgsProcessingAlgorithm, parameters: dict) -> str:
@@ -204,13 +221,19 @@ def output_file_problem(algorithm, parameters, context) -> str | None:
         path = _output_file(parameters.get(name))
         if path is None or definition.type() == "folderDestination":
             continue
+        target = os.path.realpath(path)
+        if target in inputs:
+            return f"The output '{path}' ({name}) is one of the inputs; choose another file name."
+        extension = os.path.splitext(path)[1].lstrip(".").lower()
+        if (definition.type() == "rasterDestination" and extension
+                and extension not in RASTER_OUTPUT_EXTENSIONS):
+            return (f"{name}: the output '{os.path.basename(path)}' must be a GeoTIFF (the "
+                    "plugin writes GeoTIFF only): use one of the extensions "
+                    f"{', '.join('.' + e for e in RASTER_OUTPUT_EXTENSIONS)}.")
         folder = os.path.dirname(os.path.abspath(path))
         if not os.path.isdir(folder):
             return (f"{name}: the output folder '{folder}' does not exist (or is a file); "
                     "create it or choose another output file.")
-        target = os.path.realpath(path)
-        if target in inputs:
-            return f"The output '{path}' ({name}) is one of the inputs; choose another file name."
         if target in outputs:
             return (f"The outputs {outputs[target]} and {name} are the same file '{path}'; "
                     "choose a file name for each.")
@@ -284,3 +307,24 @@ def extent_in_crs(algorithm, parameters, name, context, crs) -> tuple[float, ...
     if rectangle is None or rectangle.isNull():
         return None
     return (rectangle.xMinimum(), rectangle.yMinimum(), rectangle.xMaximum(), rectangle.yMaximum())
+
+
+def optional_range(algorithm, parameters, name, context) -> tuple[float, float] | None:
+    """A range parameter as (low, high), or None when it is not set: absent, empty, or the
+    dialog's empty range widget ('None,None', which QGIS reads as NaN, NaN). A half-filled
+    range keeps its NaN, for the algorithm's check to refuse."""
+    if parameters.get(name) in (None, ""):
+        return None
+    values = algorithm.parameterAsRange(parameters, name, context)
+    if len(values) != 2 or all(math.isnan(value) for value in values):
+        return None
+    return float(values[0]), float(values[1])
+
+
+def layers_title(layers) -> str:
+    """The inputs of a run as its output layers' names tell them: the first layer's name, and
+    how many more there are."""
+    if not layers:
+        return ""
+    more = f" + {len(layers) - 1}" if len(layers) > 1 else ""
+    return f"{layers[0].name()}{more}"

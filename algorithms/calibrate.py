@@ -26,15 +26,15 @@ from qgis.core import (
 )
 from qgis.PyQt.QtGui import QColor
 
-from ..core.calibration import calibrator_for
-from ..core.calibration_raster import (
+from ..core.calibration.calibrators import calibrator_for
+from ..core.calibration.raster import (
     CalibratedBand,
     CalibrationJob,
     calibrate_band_files,
     output_file_name,
 )
+from ..core.io.rasters import remove_raster_files
 from ..core.palette import class_colours, format_value
-from ..core.raster_io import remove_raster_files
 from .base import (
     RasterClusteringAlgorithm,
     core_errors_as_processing_exceptions,
@@ -72,7 +72,8 @@ MTD_MSIL2A.xml up the .SAFE folder tree. When given it applies to every input, a
 another scene is refused.</li>
 <li><b>Band</b> (BAND, optional): the band when the file name does not tell it (B4, 10, B6_VCID_1,
 SR_B4, B8A). Only with a single input.</li>
-<li><b>Temperatures in °C</b> (CELSIUS, default no): thermal bands in degrees Celsius instead of
+<li><b>Temperatures in °C instead of kelvin</b> (CELSIUS, default no): thermal bands in degrees
+Celsius instead of
 kelvin.</li>
 <li><b>Clip reflectance to [0, 1]</b> (CLIP, default no): by default values stay as the handbooks
 define them (slightly negative or above 1 over dark water or bright clouds, which shows
@@ -82,7 +83,7 @@ calibration or atmospheric effects); temperatures are never clipped.</li>
 (surface reflectance), <code>_bt</code> (brightness temperature), <code>_st</code> (surface
 temperature), followed by <code>_celsius</code> for °C. The band code stays in the name
 (LC80200392015216LGN00_B4_crop.TIF → LC80200392015216LGN00_B4_crop_toa.tif), so band math still
-knows the band as B4; a name without the band code gets it inserted (red.tif with BAND B4 →
+knows the band as B4; a name without the band code gets it inserted (red.tif with band B4 →
 red_B4_toa.tif). The folder is created when missing.</li>
 <li><b>Calibrated band</b> (OUTPUT, optional, off by default): for a <i>single</i> input, write the
 result to this file instead of the output folder (and load it styled in QGIS).</li>
@@ -96,16 +97,16 @@ band and quantity (<code>B4 TOA reflectance</code>, <code>B10 brightness tempera
 the unit type is K or °C for temperatures, and min/max/mean/std are stored as GDAL statistics. A
 .qml beside each file shows reflectance in grey and temperature on a colour ramp, stretched to the
 data's min/max.</li>
-<li><b>Calibrated layers</b> (OUTPUT_LAYERS): the list of files written, in the order of INPUT;
-connect it in a model to the INPUT of band math or k-means.</li>
-<li>OUTPUT_FOLDER: the folder the files were written to (OUTPUT's folder when OUTPUT is used).</li>
+<li><b>Calibrated layers</b> (OUTPUT_LAYERS): the list of files written, in the order of the band
+files; connect it in a model to the input rasters of band math or k-means.</li>
+<li><b>Output folder</b> (OUTPUT_FOLDER): the folder the files were written to (the calibrated
+band's folder when that is used).</li>
 </ul>
 <p>Each band's formula, coefficients and metadata keys are written to the log. All files are
 written in blocks, so any scene size works in bounded memory; on an error or cancellation no file
 of the run is left behind.</p>
 """
 
-TIFF_EXTENSIONS = (".tif", ".tiff")
 TEMPERATURE_RAMP_STOPS = 10
 
 
@@ -131,34 +132,36 @@ class CalibrateAlgorithm(RasterClusteringAlgorithm):
     def initAlgorithm(self, config=None):
         """Declare the parameters (their names are the public API of models and qgis_process)."""
         self.add_with_help(QgsProcessingParameterMultipleLayers(
-            self.INPUT, "Band files", QgsProcessing.TypeRaster),
-            "Single-band files of digital numbers (…_B4.TIF, …_B04.jp2); one output each.")
+            self.INPUT, self.tr("Band files"), QgsProcessing.TypeRaster),
+            self.tr("Single-band files of digital numbers (…_B4.TIF, …_B04.jp2); one output "
+                    "each."))
         self.add_with_help(QgsProcessingParameterFile(
-            self.METADATA, "Metadata file (found beside the band when empty)",
+            self.METADATA, self.tr("Metadata file (found beside the band when empty)"),
             QgsProcessingParameterFile.File, optional=True,
-            fileFilter="Scene metadata (*_MTL.txt *_MTL.xml *_MTL.json *MTD_MSIL*.xml);;"
-                       "All files (*.*)"),
-            "Landsat <product id>_MTL.txt/.xml/.json or Sentinel-2 MTD_MSIL1C/MTD_MSIL2A.xml.")
+            fileFilter=self.tr("Scene metadata (*_MTL.txt *_MTL.xml *_MTL.json "
+                               "*MTD_MSIL*.xml);;All files (*.*)")),
+            self.tr("Landsat <product id>_MTL.txt/.xml/.json or Sentinel-2 "
+                    "MTD_MSIL1C/MTD_MSIL2A.xml."))
         self.add_with_help(QgsProcessingParameterString(
-            self.BAND, "Band (when the file name does not tell it)", optional=True),
-            "B4, 10, B6_VCID_1, SR_B4 or B8A; only with a single input.", advanced=True)
+            self.BAND, self.tr("Band (when the file name does not tell it)"), optional=True),
+            self.tr("B4, 10, B6_VCID_1, SR_B4 or B8A; only with a single input."), advanced=True)
         self.add_with_help(QgsProcessingParameterBoolean(
-            self.CELSIUS, "Temperatures in °C instead of kelvin", defaultValue=False),
-            "Thermal bands in degrees Celsius (T − 273.15).")
+            self.CELSIUS, self.tr("Temperatures in °C instead of kelvin"), defaultValue=False),
+            self.tr("Thermal bands in degrees Celsius (T − 273.15)."))
         self.add_with_help(QgsProcessingParameterBoolean(
-            self.CLIP, "Clip reflectance to [0, 1]", defaultValue=False),
-            "Off: values as the handbooks define them (may leave [0, 1] slightly).")
+            self.CLIP, self.tr("Clip reflectance to [0, 1]"), defaultValue=False),
+            self.tr("Off: values as the handbooks define them (may leave [0, 1] slightly)."))
         # Optional with a temporary default: processing.run and models may leave it out.
         self.add_with_help(QgsProcessingParameterFolderDestination(
-            self.OUTPUT_FOLDER, "Output folder", defaultValue=QgsProcessing.TEMPORARY_OUTPUT,
-            optional=True),
-            "One Float32 GeoTIFF per band, named <input name>_toa/_sr/_bt/_st.tif.")
+            self.OUTPUT_FOLDER, self.tr("Output folder"),
+            defaultValue=QgsProcessing.TEMPORARY_OUTPUT, optional=True),
+            self.tr("One Float32 GeoTIFF per band, named <input name>_toa/_sr/_bt/_st.tif."))
         self.add_with_help(QgsProcessingParameterRasterDestination(
-            self.OUTPUT, "Calibrated band (single input only)", optional=True,
+            self.OUTPUT, self.tr("Calibrated band (single input only)"), optional=True,
             createByDefault=False),
-            "For one input: write it to this GeoTIFF instead of the output folder.")
+            self.tr("For one input: write it to this GeoTIFF instead of the output folder."))
         self.addOutput(QgsProcessingOutputMultipleLayers(self.OUTPUT_LAYERS,
-                                                         "Calibrated layers"))
+                                                         self.tr("Calibrated layers")))
 
     def checkParameterValues(self, parameters, context):
         """Refuse what cannot work before any work starts."""
@@ -181,9 +184,6 @@ class CalibrateAlgorithm(RasterClusteringAlgorithm):
             return (f"The single output file (OUTPUT) takes one input, but {count} are selected. "
                     "Leave OUTPUT empty: every band is written to the output folder "
                     "(OUTPUT_FOLDER).")
-        if output and os.path.splitext(output)[1].lower() not in TIFF_EXTENSIONS:
-            return (f"The output '{output}' must be a GeoTIFF (.tif): calibrated bands are "
-                    "written as Float32 GeoTIFF.")
         return None
 
     def _band(self, parameters, context) -> str | None:

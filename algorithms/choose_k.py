@@ -13,7 +13,7 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import QVariant
 
-from ..core.choose_k import (
+from ..core.clustering.choose_k import (
     DEFAULT_K_MAX,
     DEFAULT_K_MIN,
     DEFAULT_SAMPLE_SIZE,
@@ -23,19 +23,22 @@ from ..core.choose_k import (
     choose_k,
     write_report,
 )
-from ..core.kmeans import MAX_CLUSTERS, MIN_CLUSTERS
+from ..core.clustering.kmeans import MAX_CLUSTERS, MIN_CLUSTERS
 from .base import (
     RasterClusteringAlgorithm,
     area_geometry_wkt,
     core_errors_as_processing_exceptions,
     extent_in_crs,
     feedback_callables,
-    gdal_source,
+        gdal_source,
+    layers_title,
     refuse_output_over_inputs,
 )
 from .common_outputs import add_area_parameters, write_table
+from .styling import name_on_load
 
-HELP = f"""<p>Helps choose the <b>number of clusters k</b> for K-means clustering: fits k-means
+HELP = f"""<p>Helps choose the <b>number of clusters k</b> for Raster k-means clustering: fits
+k-means
 for every k of a range on the pixels of the area and scores each fit with the <b>inertia</b>
 (for the elbow method) and the <b>silhouette</b>, optionally the Calinski–Harabasz score. The
 result is a table, an HTML report with both curves (inline SVG, readable offline in any
@@ -46,25 +49,30 @@ browser), and the <b>recommended k</b> as a number a model can pass to K-means.<
 layers aligned onto the first one's grid.</li>
 <li><b>Area of interest</b> (AOI, optional) and <b>Extent</b> (EXTENT, optional): the pixels
 scored, in any CRS (their intersection when both are given; the whole raster when neither).
-Invalid AOI geometries are repaired (makeValid, reported in the log).</li>
-<li><b>Smallest k</b> (K_MIN, default {DEFAULT_K_MIN}) and <b>largest k</b> (K_MAX, default
-{DEFAULT_K_MAX}): the range tried, both included, {MIN_CLUSTERS}–{MAX_CLUSTERS}.</li>
-<li><b>Sample size</b> (SAMPLE_SIZE, default {DEFAULT_SAMPLE_SIZE:,} pixels, at most
+Invalid area-of-interest geometries are repaired (makeValid, reported in the log).</li>
+<li><b>Smallest number of clusters</b> (K_MIN, default {DEFAULT_K_MIN}) and <b>Largest number of
+clusters</b> (K_MAX, default {DEFAULT_K_MAX}): the range tried, both included,
+{MIN_CLUSTERS}–{MAX_CLUSTERS}.</li>
+<li><b>Silhouette sample size</b> (SAMPLE_SIZE, default {DEFAULT_SAMPLE_SIZE:,} pixels, at most
 {MAX_SAMPLE_SIZE:,}): the seeded random sample of valid pixels the silhouette (and
-Calinski–Harabasz score) is computed on. The silhouette costs SAMPLE_SIZE² distances per k.</li>
-<li><b>Standardize</b> (STANDARDIZE, advanced, default yes): with several features, scale each to
+Calinski–Harabasz score) is computed on. The silhouette costs the square of this size in distances
+per k.</li>
+<li><b>Standardize features</b> (STANDARDIZE, advanced, default yes): with several features, scale
+each to
 unit variance before clustering and scoring, as K-means does.</li>
 <li><b>Random seed</b> (SEED): the same inputs and seed give the same scores.</li>
-<li><b>Calinski–Harabasz</b> (CALINSKI_HARABASZ, default no): also compute this score (third
+<li><b>Also compute the Calinski–Harabasz score</b> (CALINSKI_HARABASZ, default no): also compute
+this score (third
 curve and column).</li>
 </ul>
 <h3>Method</h3>
 <p><b>Inertia</b> (within-cluster sum of squares) comes from K-means's own fit. One feature: the
 exact 1-D optimum over <i>all</i> valid pixels of the area, so the curve is the true minimum for
-each k. Several features: k-means++ (4 restarts) on a seeded sample of {FIT_SAMPLE_FACTOR} ×
-SAMPLE_SIZE pixels (100,000 by default), the inertia summed over that sample (in standardized
+each k. Several features: k-means++ (4 restarts) on a seeded sample of {FIT_SAMPLE_FACTOR} × the
+silhouette sample size (100,000 pixels by default), the inertia summed over that sample (in
+standardized
 units when standardizing). <b>Silhouette</b>: scikit-learn's mean silhouette coefficient on the
-SAMPLE_SIZE sample, each pixel labelled with its nearest centre (−1..1; higher is better; above
+silhouette sample, each pixel labelled with its nearest centre (−1..1; higher is better; above
 0.5 a reasonable structure, above 0.7 a strong one).</p>
 <p><b>Recommended k</b>: the highest silhouette (the smallest k on a tie). <b>Elbow</b> (shown for
 judgement): with k and inertia each scaled to 0..1, the k whose point lies farthest below the
@@ -103,47 +111,54 @@ class ChooseKAlgorithm(RasterClusteringAlgorithm):
     def initAlgorithm(self, config=None):
         """Declare the parameters and outputs (their names are the public API of models)."""
         self.add_with_help(QgsProcessingParameterMultipleLayers(
-            self.INPUT, "Input rasters", QgsProcessing.TypeRaster),
-            "Every band of every layer is a feature; layers are aligned to the first one's grid.")
+            self.INPUT, self.tr("Input rasters"), QgsProcessing.TypeRaster),
+            self.tr("Every band of every layer is a feature; layers are aligned to the first "
+                    "one's grid."))
         add_area_parameters(self, pixels_role="whose pixels are clustered and scored")
         self.add_with_help(QgsProcessingParameterNumber(
-            self.K_MIN, "Smallest number of clusters", QgsProcessingParameterNumber.Integer,
+            self.K_MIN, self.tr("Smallest number of clusters"),
+            QgsProcessingParameterNumber.Integer,
             defaultValue=DEFAULT_K_MIN, minValue=MIN_CLUSTERS, maxValue=MAX_CLUSTERS),
-            f"First k tried, {MIN_CLUSTERS}–{MAX_CLUSTERS}.")
+            self.tr("First k tried, {}–{}.").format(MIN_CLUSTERS, MAX_CLUSTERS))
         self.add_with_help(QgsProcessingParameterNumber(
-            self.K_MAX, "Largest number of clusters", QgsProcessingParameterNumber.Integer,
+            self.K_MAX, self.tr("Largest number of clusters"), QgsProcessingParameterNumber.Integer,
             defaultValue=DEFAULT_K_MAX, minValue=MIN_CLUSTERS, maxValue=MAX_CLUSTERS),
-            "Last k tried (included); at least K_MIN.")
+            self.tr("Last k tried (included); at least the smallest number of clusters."))
         self.add_with_help(QgsProcessingParameterNumber(
-            self.SAMPLE_SIZE, "Silhouette sample size (pixels)",
+            self.SAMPLE_SIZE, self.tr("Silhouette sample size (pixels)"),
             QgsProcessingParameterNumber.Integer, defaultValue=DEFAULT_SAMPLE_SIZE,
             minValue=100, maxValue=MAX_SAMPLE_SIZE),
-            f"Seeded random pixels the silhouette is computed on (cost grows with its square); "
-            f"several features are fitted on {FIT_SAMPLE_FACTOR} times as many.")
+            self.tr("Seeded random pixels the silhouette is computed on (cost grows with its "
+                    "square); several features are fitted on {} times as many.").format(
+                FIT_SAMPLE_FACTOR))
         self.add_with_help(QgsProcessingParameterBoolean(
-            self.STANDARDIZE, "Standardize features (several features)", defaultValue=True),
-            "Scale each feature to unit variance before clustering, as K-means does.",
+            self.STANDARDIZE, self.tr("Standardize features (several features)"),
+            defaultValue=True),
+            self.tr("Scale each feature to unit variance before clustering, as K-means does."),
             advanced=True)
         self.add_with_help(QgsProcessingParameterNumber(
-            self.SEED, "Random seed", QgsProcessingParameterNumber.Integer, defaultValue=0,
-            minValue=0), "Same inputs and seed give the same scores.")
+            self.SEED, self.tr("Random seed"), QgsProcessingParameterNumber.Integer, defaultValue=0,
+            minValue=0), self.tr("Same inputs and seed give the same scores."))
         self.add_with_help(QgsProcessingParameterBoolean(
-            self.CALINSKI_HARABASZ, "Also compute the Calinski–Harabasz score",
-            defaultValue=False), "Adds a third score (higher is better) to the table and report.")
+            self.CALINSKI_HARABASZ, self.tr("Also compute the Calinski–Harabasz score"),
+            defaultValue=False), self.tr("Adds a third score (higher is better) to the table and "
+                                         "report."))
         self.add_with_help(QgsProcessingParameterFeatureSink(
-            self.TABLE, "Scores", QgsProcessing.TypeVector),
-            "One row per k: k, inertia, silhouette, [calinski_harabasz], is_elbow, "
-            "is_recommended.")
+            self.TABLE, self.tr("Scores"), QgsProcessing.TypeVector, optional=True,
+            createByDefault=True),
+            self.tr("One row per k: k, inertia, silhouette, [calinski_harabasz], is_elbow, "
+                    "is_recommended."))
         self.add_with_help(QgsProcessingParameterFileDestination(
-            self.REPORT, "Report", fileFilter="HTML files (*.html)"),
-            "HTML report with the inertia and silhouette curves and the recommended k.")
+            self.REPORT, self.tr("Report"), fileFilter=self.tr("HTML files (*.html)"),
+            optional=True, createByDefault=True),
+            self.tr("HTML report with the inertia and silhouette curves and the recommended k."))
         self.addOutput(QgsProcessingOutputNumber(self.RECOMMENDED_K,
-                                                 "Recommended number of clusters"))
+                                                 self.tr("Recommended number of clusters")))
 
     def checkParameterValues(self, parameters, context):
         """Refuse an empty input or a range that cannot be scored before any work starts."""
         if not self.parameterAsLayerList(parameters, self.INPUT, context):
-            return False, "Select at least one raster layer as input."
+            return False, self.tr("Select at least one raster layer as input.")
         k_min = self.parameterAsInt(parameters, self.K_MIN, context)
         k_max = self.parameterAsInt(parameters, self.K_MAX, context)
         if k_min > k_max:
@@ -175,7 +190,8 @@ class ChooseKAlgorithm(RasterClusteringAlgorithm):
         with core_errors_as_processing_exceptions():
             result = choose_k(inputs, settings=settings, geometry_wkt=geometry_wkt, bbox=bbox,
                               progress=progress, is_cancelled=is_cancelled)
-            write_report(result, report_path)
+            if report_path:
+                write_report(result, report_path)
         for message in result.messages:
             feedback.pushWarning(message)
         feedback.pushInfo(f"Inertia: {result.inertia_method}. Silhouette on "
@@ -189,7 +205,9 @@ class ChooseKAlgorithm(RasterClusteringAlgorithm):
         feedback.pushInfo(f"Recommended k = {result.recommended_k} "
                           f"({result.recommendation_reason}); elbow k = {elbow}.")
         table_id = self._write_table(parameters, context, result)
-        return {self.TABLE: table_id, self.REPORT: report_path,
+        name_on_load(context, table_id, f"{layers_title(layers)} · scores of k "
+                                        f"{settings.k_min}–{settings.k_max}")
+        return {self.TABLE: table_id, self.REPORT: report_path or None,
                 self.RECOMMENDED_K: result.recommended_k}
 
     def _write_table(self, parameters, context, result):

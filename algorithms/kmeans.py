@@ -13,7 +13,7 @@ from qgis.core import (
     QgsProcessingParameterRasterDestination,
 )
 
-from ..core.kmeans import (
+from ..core.clustering.kmeans import (
     DEFAULT_SAMPLE_SIZE,
     MAX_CLUSTERS,
     MIN_CLUSTERS,
@@ -27,6 +27,8 @@ from .base import (
     extent_in_crs,
     feedback_callables,
     gdal_source,
+    layers_title,
+    optional_range,
     refuse_output_over_inputs,
 )
 from .common_outputs import (
@@ -38,7 +40,7 @@ from .common_outputs import (
     report_sieve,
     write_class_statistics,
 )
-from .styling import style_on_load, write_class_style
+from .styling import class_abstract, name_on_load, style_on_load, write_class_style
 
 HELP = """<p>Groups the pixels of one or more rasters into <b>k classes</b> by k-means, without
 training data: management zones from NDVI, water/land from NIR, vegetation classes from several
@@ -52,29 +54,37 @@ nodata). A pixel is used only when every feature is valid (not nodata, not NaN/�
 <li><b>Number of clusters</b> (CLUSTERS): 2–255, default 5.</li>
 <li><b>Area of interest</b> (AOI, optional): polygons in any CRS, reprojected to the raster's CRS;
 "selected features only" works. Invalid geometries are repaired (makeValid).</li>
-<li><b>Extent</b> (EXTENT, optional): a bounding box in any CRS. With both AOI and extent, their
-intersection is used. The centres are computed only from valid pixels whose centre is inside this
+<li><b>Extent</b> (EXTENT, optional): a bounding box in any CRS. With both an area of interest and
+an extent,
+their intersection is used. The centres are computed only from valid pixels whose centre is inside
+this
 area (the whole raster when neither is given).</li>
-<li><b>Clip to the area</b> (CLIP, default yes): the output covers the area's bounding box on the
+<li><b>Clip the output to the area</b> (CLIP, default yes): the output covers the area's bounding
+box on the
 input grid, nodata outside the area; when off, the whole input is classified with the area's
 centres.</li>
 <li><b>Random seed</b> (SEED): the same inputs and seed give byte-identical outputs.</li>
-<li><b>Sample size</b> (SAMPLE_SIZE, advanced, default 1,000,000): pixels drawn at random from the
+<li><b>Sample size for several features</b> (SAMPLE_SIZE, advanced, default 1,000,000): pixels
+drawn at random from the
 area to fit several features (and to estimate quantiles). One feature always uses every pixel.</li>
-<li><b>Standardize</b> (STANDARDIZE, advanced, default yes): with several features, scale each to
+<li><b>Standardize features</b> (STANDARDIZE, advanced, default yes): with several features, scale
+each to
 unit variance before measuring distances, so bands in different units or ranges weigh alike.
 Turn it off for bands in one unit (e.g. reflectances) to let high-variance bands weigh more.
 Ignored for one feature (scaling does not change 1-D k-means).</li>
-<li><b>Clip quantiles</b> (CLIP_QUANTILES, advanced, default off): e.g. 0.5, 99.5: feature values
+<li><b>Clip features to these percentiles</b> (CLIP_QUANTILES, advanced, default off): e.g. 0.5,
+99.5: feature values
 are clipped to these percentiles (estimated on the sample) before fitting and labelling, so
 outliers such as clouds do not claim a class of their own.</li>
 <li><b>Minimum zone area</b> (MIN_AREA, m², default 0 = off): after labelling, connected zones of
 one class smaller than this are merged into their largest neighbouring zone (GDAL's sieve, in
 square metres on the ground in any CRS, nodata never changed nor merged into), so the result is
-zones you can manage: a zone under MIN_AREA remains only where it touches no other zone (see the
+zones you can manage: a zone under the minimum area remains only where it touches no other zone
+(see the
 Minimum-area sieve's help). The reference clustering API accepts 1000–999999 m²; other values are
 allowed. The statistics describe the sieved zones; the centres stay those of the fit.</li>
-<li><b>Connectivity</b> (CONNECTIVITY, 4 or 8, default 8): whether pixels touching only by a
+<li><b>Connectivity of zones</b> (CONNECTIVITY, 4 or 8, default 8): whether pixels touching only by
+a
 corner belong to the same zone.</li>
 </ul>
 <h3>Method</h3>
@@ -91,7 +101,7 @@ one colour per class labelled with its centre (a .qml beside it and a colour tab
 <code>{"NDVI": [[1, [0.171]], [2, [0.404]]]}</code>, keyed by the band description (else the
 layer name); for several features the key lists the features and the file also records the
 scaling and clipping, so "Classify with saved centres" can reapply it.</li>
-<li><b>Statistics</b> (STATISTICS): one row per class: centre, pixel count, area in m², and
+<li><b>Class statistics</b> (STATISTICS): one row per class: centre, pixel count, area in m², and
 mean/std/min/max of every input band within the class.</li></ul>
 """
 
@@ -100,7 +110,7 @@ class KMeansAlgorithm(RasterClusteringAlgorithm):
     """K-means clustering with an area of interest."""
 
     NAME = "kmeans"
-    DISPLAY_NAME = "K-means clustering"
+    DISPLAY_NAME = "Raster k-means clustering"
     HELP = HELP
     ICON = "kmeans.svg"
 
@@ -122,63 +132,66 @@ class KMeansAlgorithm(RasterClusteringAlgorithm):
     def initAlgorithm(self, config=None):
         """Declare the parameters (their names are the public API of models and qgis_process)."""
         self.add_with_help(QgsProcessingParameterMultipleLayers(
-            self.INPUT, "Input rasters", QgsProcessing.TypeRaster),
-            "Every band of every layer is a feature; layers are aligned to the first one's grid.")
+            self.INPUT, self.tr("Input rasters"), QgsProcessing.TypeRaster),
+            self.tr("Every band of every layer is a feature; layers are aligned to the first "
+                    "one's grid."))
         self.add_with_help(QgsProcessingParameterNumber(
-            self.CLUSTERS, "Number of clusters", QgsProcessingParameterNumber.Integer,
+            self.CLUSTERS, self.tr("Number of clusters"), QgsProcessingParameterNumber.Integer,
             defaultValue=5, minValue=MIN_CLUSTERS, maxValue=MAX_CLUSTERS),
-            "Number of classes k, 2–255.")
-        add_area_parameters(self, pixels_role="whose pixels fit the centres")
-        self.add_with_help(QgsProcessingParameterBoolean(self.CLIP, "Clip the output to the area",
-                                                         defaultValue=True),
-            "Output only the area (nodata outside); otherwise classify the whole raster.")
-        self.add_with_help(QgsProcessingParameterNumber(
-            self.SEED, "Random seed", QgsProcessingParameterNumber.Integer, defaultValue=0,
-            minValue=0), "Same inputs and seed give identical outputs.")
-        self.add_with_help(QgsProcessingParameterNumber(
-            self.SAMPLE_SIZE, "Sample size (pixels) for several features",
-            QgsProcessingParameterNumber.Integer, defaultValue=DEFAULT_SAMPLE_SIZE,
-            minValue=MAX_CLUSTERS), "Pixels drawn at random from the area to fit several "
-            "features and estimate quantiles.", advanced=True)
+            self.tr("Number of classes k, 2–255."))
+        add_area_parameters(self, pixels_role=self.tr("whose pixels fit the centres"))
         self.add_with_help(QgsProcessingParameterBoolean(
-            self.STANDARDIZE, "Standardize features (several features)", defaultValue=True),
-            "Scale each feature to unit variance before clustering.", advanced=True)
+            self.CLIP, self.tr("Clip the output to the area"), defaultValue=True),
+            self.tr("Output only the area (nodata outside); otherwise classify the whole raster."))
+        self.add_with_help(QgsProcessingParameterNumber(
+            self.SEED, self.tr("Random seed"), QgsProcessingParameterNumber.Integer,
+            defaultValue=0, minValue=0), self.tr("Same inputs and seed give identical outputs."))
+        self.add_with_help(QgsProcessingParameterNumber(
+            self.SAMPLE_SIZE, self.tr("Sample size for several features (pixels)"),
+            QgsProcessingParameterNumber.Integer, defaultValue=DEFAULT_SAMPLE_SIZE,
+            minValue=MAX_CLUSTERS), self.tr("Pixels drawn at random from the area to fit several "
+                                            "features and estimate quantiles."),
+            advanced=True)
+        self.add_with_help(QgsProcessingParameterBoolean(
+            self.STANDARDIZE, self.tr("Standardize features (several features)"),
+            defaultValue=True),
+            self.tr("Scale each feature to unit variance before clustering."), advanced=True)
         self.add_with_help(QgsProcessingParameterRange(
-            self.CLIP_QUANTILES, "Clip features to these percentiles (e.g. 0.5, 99.5)",
+            self.CLIP_QUANTILES, self.tr("Clip features to these percentiles (e.g. 0.5, 99.5)"),
             QgsProcessingParameterNumber.Double, optional=True),
-            "Clip outliers (clouds) before fitting; empty = no clipping.", advanced=True)
+            self.tr("Clip outliers (clouds) before fitting; empty = no clipping."), advanced=True)
         add_sieve_parameters(self)
-        self.add_with_help(QgsProcessingParameterRasterDestination(self.OUTPUT, "Classes"),
-            "Classified GeoTIFF: UInt8, nodata 0, classes 1..k, styled.")
+        self.add_with_help(QgsProcessingParameterRasterDestination(
+            self.OUTPUT, self.tr("Classes")),
+            self.tr("Classified GeoTIFF: UInt8, nodata 0, classes 1..k, styled."))
         self.add_with_help(QgsProcessingParameterFileDestination(
-            self.CENTROIDS, "Centroids", fileFilter="JSON files (*.json)"),
-            "Cluster centres as JSON, e.g. {\"NDVI\": [[1, [0.171]], [2, [0.404]]]}.")
+            self.CENTROIDS, self.tr("Centroids"), fileFilter=self.tr("JSON files (*.json)"),
+            optional=True, createByDefault=True),
+            self.tr("Cluster centres as JSON, e.g. {\"NDVI\": [[1, [0.171]], [2, [0.404]]]}."))
         self.add_with_help(QgsProcessingParameterFeatureSink(
-            self.STATISTICS, "Class statistics", QgsProcessing.TypeVector),
-            "One row per class: centre, pixel count, area (m²), band mean/std/min/max.")
+            self.STATISTICS, self.tr("Class statistics"), QgsProcessing.TypeVector,
+            optional=True, createByDefault=True),
+            self.tr("One row per class: centre, pixel count, area (m²), band mean/std/min/max."))
 
     def checkParameterValues(self, parameters, context):
         """Refuse what cannot work before any work starts."""
         layers = self.parameterAsLayerList(parameters, self.INPUT, context)
         if not layers:
-            return False, "Select at least one raster layer as input."
+            return False, self.tr("Select at least one raster layer as input.")
         problem = connectivity_problem(self, parameters, context)
         if problem:
             return False, problem
         quantiles = self._clip_quantiles(parameters, context)
         if quantiles is not None and not 0 <= quantiles[0] < quantiles[1] <= 100:
-            return False, ("Clip quantiles must be two percentiles 0 ≤ low < high ≤ 100, "
-                           "e.g. 0.5, 99.5.")
+            return False, self.tr("Clip quantiles must be two percentiles 0 ≤ low < high ≤ 100, "
+                                  "e.g. 0.5, 99.5; leave both empty for no clipping.")
         return super().checkParameterValues(parameters, context)
 
     def _min_area(self, parameters, context):
         return optional_min_area(self, parameters, self.MIN_AREA, context)
 
     def _clip_quantiles(self, parameters, context):
-        if parameters.get(self.CLIP_QUANTILES) in (None, ""):
-            return None
-        values = self.parameterAsRange(parameters, self.CLIP_QUANTILES, context)
-        return (float(values[0]), float(values[1])) if len(values) == 2 else None
+        return optional_range(self, parameters, self.CLIP_QUANTILES, context)
 
     def processAlgorithm(self, parameters, context, feedback):
         """Fit, label, style, and write the centroid JSON and the statistics table."""
@@ -212,11 +225,14 @@ class KMeansAlgorithm(RasterClusteringAlgorithm):
         model = result.model
         feedback.pushInfo(f"Fitted {model.n_clusters} clusters on {result.fitted_pixels:,} pixels.")
         report_classes(feedback, model, result.statistics)
-        qml = write_class_style(output, model.centres)
-        style_on_load(context, output, qml)
-        model.save(centroids_path)
+        title = f"{layers_title(layers)} · {model.n_clusters} k-means classes"
+        qml = write_class_style(output, model)
+        style_on_load(context, output, qml, layer_name=title, abstract=class_abstract(model))
+        if centroids_path:
+            model.save(centroids_path)
         statistics_id = self._write_statistics(parameters, context, result)
-        return {self.OUTPUT: output, self.CENTROIDS: centroids_path,
+        name_on_load(context, statistics_id, f"{title}: statistics")
+        return {self.OUTPUT: output, self.CENTROIDS: centroids_path or None,
                 self.STATISTICS: statistics_id}
 
     def _write_statistics(self, parameters, context, result):

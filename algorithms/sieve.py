@@ -17,8 +17,8 @@ from qgis.core import (
 )
 
 from ..core.errors import InvalidInputError
-from ..core.pixel_area import describe_pixel_area
-from ..core.sieve import sieve_raster
+from ..core.io.pixel_area import describe_pixel_area
+from ..core.sieve.sieve import sieve_raster
 from .base import (
     RasterClusteringAlgorithm,
     core_errors_as_processing_exceptions,
@@ -26,6 +26,7 @@ from .base import (
     gdal_source,
     refuse_output_over_inputs,
 )
+from .common_outputs import add_connectivity_parameter
 from .styling import copy_paletted_style, style_on_load
 
 CONNECTIVITIES = (4, 8)
@@ -50,8 +51,8 @@ when they share a side; 8 = also when they touch by a corner.</li>
 </ul>
 <h3>From m² to pixels</h3>
 <ul>
-<li><b>Projected CRS in metres</b> (UTM, …): the pixel area is the pixel width × height, and
-MIN_AREA becomes the smallest whole number of pixels reaching it: 2000 m² at 10 m = 20 pixels,
+<li><b>Projected CRS in metres</b> (UTM, …): the pixel area is the pixel width × height, and the
+minimum area becomes the smallest whole number of pixels reaching it: 2000 m² at 10 m = 20 pixels,
 2001 m² = 21.</li>
 <li><b>Projected CRS in another linear unit</b> (US survey feet, feet, …): the pixel size is
 converted to metres first (10 US ft pixels: 9.29 m² each, 2000 m² = 216 pixels).</li>
@@ -65,26 +66,27 @@ the raster in strips of rows.</li>
 <li>A CRS that is neither geographic nor in a linear unit, or no CRS, is refused: assign or
 reproject the raster first.</li>
 </ul>
-<p>The log shows the pixel area and the pixel threshold used; they are also outputs
-(PIXEL_THRESHOLD_MIN/MAX, PIXEL_AREA_MIN_M2/MAX_M2; min = max unless geographic).</p>
+<p>The log shows the pixel area and the pixel threshold used; they are also outputs (fewest and
+most pixels a region needs, smallest and largest pixel area; the fewest equals the most unless the
+CRS is geographic).</p>
 <h3>What is guaranteed</h3>
 <ul>
 <li>Nodata pixels (nodata value, mask) keep their value and valid pixels stay valid.</li>
-<li>A region of at least MIN_AREA keeps all its pixels (it may grow).</li>
-<li>Every region smaller than MIN_AREA is left only where it touches no other valid region
+<li>A region of at least the minimum area keeps all its pixels (it may grow).</li>
+<li>Every region smaller than the minimum area is left only where it touches no other valid region
 (e.g. an island enclosed by nodata or the raster edge). A small region merges, as in GDAL's
 sieve, into its largest neighbour, and a chain of small regions continues until it reaches a
 large one. A patch in which every region is small (which GDAL's sieve leaves as it is) merges
-into its largest regions until they reach MIN_AREA or the patch is one region.</li>
-<li>MIN_AREA smaller than one pixel: nothing to do, the classes are copied (with a warning).
-MIN_AREA larger than the whole raster: every region is small, so each patch of touching valid
+into its largest regions until they reach the minimum area or the patch is one region.</li>
+<li>A minimum area smaller than one pixel: nothing to do, the classes are copied (with a warning).
+A minimum area larger than the whole raster: every region is small, so each patch of touching valid
 pixels becomes a single class (with a warning).</li>
 </ul>
 <h3>Output</h3>
 <p>The input's data type, grid, CRS, nodata, colour table, category names and band description.
 When the input is shown in QGIS with a paletted style (e.g. a K-means output, whose .qml QGIS
 loads with it), the same style is saved as a .qml beside the output and applied when it loads.
-CHANGED_PIXELS counts the valid pixels whose class changed.</p>
+The output <i>Valid pixels whose class changed</i> counts them.</p>
 """
 
 
@@ -115,32 +117,36 @@ class SieveAlgorithm(RasterClusteringAlgorithm):
 
     def initAlgorithm(self, config=None):
         """Declare the parameters (their names are the public API of models and qgis_process)."""
-        self.add_with_help(QgsProcessingParameterRasterLayer(self.INPUT, "Classified raster"),
-            "Integer classes (Byte … Int32), e.g. a K-means output; a file GDAL reads.")
+        self.add_with_help(QgsProcessingParameterRasterLayer(
+            self.INPUT, self.tr("Classified raster")),
+            self.tr("Integer classes (Byte … Int32), e.g. a K-means output; a file GDAL reads."))
         # Optional only because QGIS 3.22 does not fall back to the default of a missing band:
         # qgis_process would demand BAND (QGIS issue 54370, fixed later by PR 54414).
         self.add_with_help(QgsProcessingParameterBand(
-            self.BAND, "Band", defaultValue=1, parentLayerParameterName=self.INPUT,
+            self.BAND, self.tr("Band"), defaultValue=1, parentLayerParameterName=self.INPUT,
             optional=True),
-            "The band holding the classes (default, or empty: 1).")
+            self.tr("The band holding the classes (default, or empty: 1)."))
         # minValue is inclusive in QGIS: 0 passes it, and checkParameterValues refuses it.
         self.add_with_help(QgsProcessingParameterNumber(
-            self.MIN_AREA, "Minimum region area (m²)", QgsProcessingParameterNumber.Double,
+            self.MIN_AREA, self.tr("Minimum region area (m²)"), QgsProcessingParameterNumber.Double,
             defaultValue=1000, minValue=0),
-            "Regions smaller than this many square metres on the ground (> 0) are merged into "
-            "their largest neighbour. The reference clustering API accepts 1000–999999 m².")
-        self.add_with_help(QgsProcessingParameterNumber(
-            self.CONNECTIVITY, "Connectivity (4 or 8)", QgsProcessingParameterNumber.Integer,
-            defaultValue=8, minValue=min(CONNECTIVITIES), maxValue=max(CONNECTIVITIES)),
-            "4: pixels of a region share a side; 8: they may also touch by a corner.")
-        self.add_with_help(QgsProcessingParameterRasterDestination(self.OUTPUT, "Sieved classes"),
-            "GeoTIFF with the input's type, grid, nodata, colour table and style.")
+            self.tr("Regions smaller than this many square metres on the ground (> 0) are merged "
+                    "into their largest neighbour. The reference clustering API accepts "
+                    "1000–999999 m²."))
+        add_connectivity_parameter(
+            self, self.tr("Connectivity"),
+            self.tr("4: pixels of a region share a side; 8: they may also touch by a corner."))
+        self.add_with_help(QgsProcessingParameterRasterDestination(self.OUTPUT, self.tr("Sieved "
+                                                                                        "classes")),
+            self.tr("GeoTIFF with the input's type, grid, nodata, colour table and style."))
         for name, description in (
-                (self.PIXEL_THRESHOLD_MIN, "Fewest pixels a region needs (largest pixels)"),
-                (self.PIXEL_THRESHOLD_MAX, "Most pixels a region needs (smallest pixels)"),
-                (self.PIXEL_AREA_MIN_M2, "Smallest pixel area (m²)"),
-                (self.PIXEL_AREA_MAX_M2, "Largest pixel area (m²)"),
-                (self.CHANGED_PIXELS, "Valid pixels whose class changed")):
+                (self.PIXEL_THRESHOLD_MIN, self.tr("Fewest pixels a region needs (largest "
+                                                   "pixels)")),
+                (self.PIXEL_THRESHOLD_MAX, self.tr("Most pixels a region needs (smallest "
+                                                   "pixels)")),
+                (self.PIXEL_AREA_MIN_M2, self.tr("Smallest pixel area (m²)")),
+                (self.PIXEL_AREA_MAX_M2, self.tr("Largest pixel area (m²)")),
+                (self.CHANGED_PIXELS, self.tr("Valid pixels whose class changed"))):
             self.addOutput(QgsProcessingOutputNumber(name, description))
 
     def checkParameterValues(self, parameters, context):
@@ -167,8 +173,8 @@ class SieveAlgorithm(RasterClusteringAlgorithm):
         if layer.dataProvider().dataType(band) not in INTEGER_TYPES:
             return False, (f"Band {band} of '{layer.name()}' does not hold integer classes: a "
                            "sieve needs a classified raster (Byte, UInt16, Int16, UInt32 or "
-                           "Int32). Classify it first (e.g. K-means clustering), or convert it "
-                           "with Raster ▸ Conversion ▸ Translate to an integer type.")
+                           "Int32). Classify it first (e.g. Raster k-means clustering), or "
+                           "convert it with Raster ▸ Conversion ▸ Translate to an integer type.")
         return super().checkParameterValues(parameters, context)
 
     def processAlgorithm(self, parameters, context, feedback):

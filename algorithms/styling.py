@@ -16,16 +16,16 @@ from qgis.core import (
 )
 from qgis.PyQt.QtGui import QColor
 
-from ..core.palette import legend
+from ..core.palette import centres_description, legend
 
 # Post-processors must outlive processAlgorithm (QGIS calls them later, in the main thread).
 _post_processors: dict[str, QgsProcessingLayerPostProcessorInterface] = {}
 
 
-def class_renderer(layer: QgsRasterLayer, centres) -> QgsPalettedRasterRenderer:
+def class_renderer(layer: QgsRasterLayer, model) -> QgsPalettedRasterRenderer:
     """A paletted renderer: one colour per class from the ramp, labelled "class · centre"."""
     classes = [QgsPalettedRasterRenderer.Class(number, QColor(*rgb), label)
-               for number, rgb, label in legend(centres)]
+               for number, rgb, label in legend(model.centres, model.feature_names)]
     return QgsPalettedRasterRenderer(layer.dataProvider(), 1, classes)
 
 
@@ -33,12 +33,18 @@ def style_path(raster_path: str) -> str:
     return os.path.splitext(raster_path)[0] + ".qml"
 
 
-def write_class_style(raster_path: str, centres) -> str:
-    """Write the class style as a .qml beside the raster; return the .qml's path."""
+def class_abstract(model) -> str:
+    """Every class centre with its full feature names (the legend labels are short)."""
+    return centres_description(model.centres, model.feature_names)
+
+
+def write_class_style(raster_path: str, model) -> str:
+    """Write the class style of a CentroidModel's classes as a .qml beside the raster; return
+    the .qml's path."""
     layer = QgsRasterLayer(raster_path, os.path.basename(raster_path), "gdal")
     if not layer.isValid():
         raise OSError(f"cannot open '{raster_path}' to style it")
-    layer.setRenderer(class_renderer(layer, centres))
+    layer.setRenderer(class_renderer(layer, model))
     qml = style_path(raster_path)
     message, saved = layer.saveNamedStyle(qml)
     if not saved:
@@ -47,26 +53,42 @@ def write_class_style(raster_path: str, centres) -> str:
 
 
 class LoadStylePostProcessor(QgsProcessingLayerPostProcessorInterface):
-    """Loads a .qml onto the output layer when QGIS adds it to the project."""
+    """Loads a .qml onto the output layer when QGIS adds it to the project, and gives the layer
+    an abstract (shown in the Layers panel's tooltip) when there is one."""
 
-    def __init__(self, qml_path: str):
+    def __init__(self, qml_path: str, abstract: str = ""):
         super().__init__()
         self.qml_path = qml_path
+        self.abstract = abstract
 
     def postProcessLayer(self, layer, context, feedback):
-        """Apply the saved style and name the layer after its legend."""
+        """Apply the saved style and the abstract."""
         if isinstance(layer, QgsRasterLayer) and os.path.exists(self.qml_path):
             layer.loadNamedStyle(self.qml_path)
+            if self.abstract:
+                layer.setAbstract(self.abstract)
             layer.triggerRepaint()
 
 
-def style_on_load(context, output_path: str, qml_path: str) -> None:
-    """Ask QGIS to apply `qml_path` when `output_path` is loaded at the end of the run."""
+def style_on_load(context, output_path: str, qml_path: str, *, layer_name: str = "",
+                  abstract: str = "") -> None:
+    """Ask QGIS to apply `qml_path` (and `abstract`) when `output_path` is loaded at the end of
+    the run, and to name a temporary output `layer_name` (a file output keeps its file name,
+    as QGIS does)."""
     if not context.willLoadLayerOnCompletion(output_path):
         return
-    processor = LoadStylePostProcessor(qml_path)
+    processor = LoadStylePostProcessor(qml_path, abstract)
     _post_processors[output_path] = processor
-    context.layerToLoadOnCompletionDetails(output_path).setPostProcessor(processor)
+    details = context.layerToLoadOnCompletionDetails(output_path)
+    details.setPostProcessor(processor)
+    if layer_name:
+        details.name = layer_name
+
+
+def name_on_load(context, output_id, layer_name: str) -> None:
+    """Name the layer QGIS loads for `output_id` (a temporary output; files keep their name)."""
+    if output_id and context.willLoadLayerOnCompletion(output_id):
+        context.layerToLoadOnCompletionDetails(output_id).name = layer_name
 
 
 def write_pseudocolour_style(raster_path: str, *, ramp_name: str, minimum: float, maximum: float,

@@ -11,7 +11,6 @@ from qgis.core import (
     QgsProcessingException,
     QgsProcessingMultiStepFeedback,
     QgsProcessingParameterBoolean,
-    QgsProcessingParameterEnum,
     QgsProcessingParameterExtent,
     QgsProcessingParameterFeatureSink,
     QgsProcessingParameterFeatureSource,
@@ -24,19 +23,25 @@ from qgis.core import (
     QgsProcessingUtils,
 )
 
-from ..core.kmeans import MAX_CLUSTERS, MIN_CLUSTERS
-from ..core.raster_io import remove_raster_files
-from .band_math import SENSOR_LABELS
-from .base import RasterClusteringAlgorithm, gdal_source, refuse_output_over_inputs
+from ..core.clustering.kmeans import MAX_CLUSTERS, MIN_CLUSTERS
+from ..core.io.rasters import remove_raster_files
+from .band_math import add_sensor_parameter
+from .base import (
+    RasterClusteringAlgorithm,
+    gdal_source,
+    layers_title,
+    refuse_output_over_inputs,
+)
 from .common_outputs import add_sieve_parameters
-from .styling import style_on_load, style_path
+from .styling import name_on_load, style_on_load, style_path
 
 BAND_MATH = "rasterclustering:bandmath"
 KMEANS = "rasterclustering:kmeans"
 
 HELP = """<p>Management zones from a <b>spectral index</b> in one run: the index (NDVI by default)
 is computed from the band layers by <i>Band math</i>, optionally after calibrating digital
-numbers, and its pixels are grouped into <b>k zones</b> by <i>K-means clustering</i>, fitted on
+numbers, and its pixels are grouped into <b>k zones</b> by <i>Raster k-means
+clustering</i>, fitted on
 an area of interest and sieved to a minimum zone area. The same as running the two algorithms one
 after the other with the same parameters, with byte-identical results.</p>
 <h3>Parameters</h3>
@@ -44,15 +49,19 @@ after the other with the same parameters, with byte-identical results.</p>
 <li><b>Band layers</b> (INPUT): the bands the index reads. One multiband layer (B1…Bn are its
 bands) or single-band files named with their band code (Landsat <code>…_B4.TIF</code>,
 Sentinel-2 <code>…_B04.jp2</code>); layers on other grids are aligned onto the finest one.</li>
-<li><b>Calibrate</b> (CALIBRATE, default off): convert Landsat / Sentinel-2 digital numbers to
+<li><b>Calibrate digital numbers to reflectance first</b> (CALIBRATE, default off): convert Landsat
+/ Sentinel-2 digital numbers to
 reflectance before computing the index (single-band files named with their band code).</li>
-<li><b>Metadata file</b> (METADATA, optional): the Landsat MTL or Sentinel-2 MTD file for
+<li><b>Metadata file for calibration</b> (METADATA, optional): the Landsat MTL or Sentinel-2 MTD
+file for
 calibration; found beside the bands when empty.</li>
 <li><b>Index or expression</b> (EXPRESSION, default NDVI): an index name (NDVI, NDWI, SAVI, …)
 or a band-math expression such as <code>(B4 - B3) / (B4 + B3)</code>. Its name keys the centroid
 JSON: <code>{"NDVI": [[1, [0.171]], …]}</code>.</li>
 <li><b>Sensor</b> (SENSOR): which bands an index name reads (auto-detected from Landsat and
-Sentinel-2 file names; <i>Generic</i> = blue, green, red, NIR, SWIR1, SWIR2 = B1…B6).</li>
+Sentinel-2 file names and from band descriptions such as <code>red</code>, <code>nir</code> or
+<code>B8A</code>, as in <i>Band math</i>; <i>Generic</i> = blue, green, red, NIR, SWIR1, SWIR2 =
+B1…B6).</li>
 <li><b>Number of zones</b> (CLUSTERS): 2–255, default 5.</li>
 <li><b>Area of interest</b> (AOI, optional): polygons in any CRS (reprojected), e.g. a field;
 the zones are fitted on, and the output clipped to, the pixels inside.</li>
@@ -60,7 +69,8 @@ the zones are fitted on, and the output clipped to, the pixels inside.</li>
 <li><b>Minimum zone area</b> (MIN_AREA, m², default 0 = off): connected zones smaller than this
 are merged into their largest neighbour. The reference clustering API accepts
 1000–999999 m².</li>
-<li><b>Connectivity</b> (CONNECTIVITY, 4 or 8, default 8): whether pixels touching by a corner
+<li><b>Connectivity of zones</b> (CONNECTIVITY, 4 or 8, default 8): whether pixels touching by a
+corner
 belong to one zone.</li>
 <li><b>Random seed</b> (SEED): the same inputs and seed give identical outputs.</li>
 </ul>
@@ -75,7 +85,7 @@ mean/std/min/max of the index.</li>
 from; when not requested it is a temporary file, removed at the end.</li>
 </ul>
 <p>Index resolution and resampling are band math's defaults (finest input, nearest neighbour);
-the k-means output is clipped to the area. Run <i>Band math</i> and <i>K-means clustering</i>
+the k-means output is clipped to the area. Run <i>Band math</i> and <i>Raster k-means clustering</i>
 separately for the other options. On an error or cancellation no output of the run is left.</p>
 """
 
@@ -107,53 +117,59 @@ class ZonesAlgorithm(RasterClusteringAlgorithm):
     def initAlgorithm(self, config=None):
         """Declare the parameters (their names are the public API of models and qgis_process)."""
         self.add_with_help(QgsProcessingParameterMultipleLayers(
-            self.INPUT, "Band layers", QgsProcessing.TypeRaster),
-            "The bands the index reads: one multiband layer, or single-band files named with "
-            "their band code (…_B4.TIF, …_B04.jp2).")
+            self.INPUT, self.tr("Band layers"), QgsProcessing.TypeRaster),
+            self.tr("The bands the index reads: one multiband layer, or single-band files named "
+                    "with their band code (…_B4.TIF, …_B04.jp2)."))
         self.add_with_help(QgsProcessingParameterBoolean(
-            self.CALIBRATE, "Calibrate digital numbers to reflectance first", defaultValue=False),
-            "Landsat/Sentinel-2 single-band files: DN → reflectance from the scene metadata.")
+            self.CALIBRATE, self.tr("Calibrate digital numbers to reflectance first"),
+            defaultValue=False),
+            self.tr("Landsat/Sentinel-2 single-band files: DN → reflectance from the scene "
+                    "metadata."))
         self.add_with_help(QgsProcessingParameterFile(
-            self.METADATA, "Metadata file for calibration (MTL / MTD)",
+            self.METADATA, self.tr("Metadata file for calibration (MTL / MTD)"),
             behavior=QgsProcessingParameterFile.File, optional=True,
-            fileFilter="Scene metadata (*_MTL.txt *_MTL.json *_MTL.xml MTD_*.xml);;"
-                       "All files (*)"),
-            "Landsat _MTL.txt/.json/.xml or Sentinel-2 MTD_MSIL1C/2A.xml; found beside the "
-            "bands when empty.")
-        self.add_with_help(QgsProcessingParameterString(self.EXPRESSION, "Index or expression",
+            fileFilter=self.tr("Scene metadata (*_MTL.txt *_MTL.json *_MTL.xml MTD_*.xml);;All "
+                               "files (*)")),
+            self.tr("Landsat _MTL.txt/.json/.xml or Sentinel-2 MTD_MSIL1C/2A.xml; found beside "
+                    "the bands when empty."))
+        self.add_with_help(QgsProcessingParameterString(self.EXPRESSION, self.tr("Index or "
+                                                                                 "expression"),
                                                         defaultValue="NDVI"),
-            "An index name (NDVI, NDWI, …) or an expression, e.g. (B4 - B3) / (B4 + B3); "
-            "it names the centroids.")
-        self.add_with_help(QgsProcessingParameterEnum(self.SENSOR, "Sensor (bands of index names)",
-                                                      options=list(SENSOR_LABELS), defaultValue=0),
-            "Which bands NDVI, NDWI, … read; auto-detect reads Landsat/Sentinel-2 file "
-            "names.")
+            self.tr("An index name (NDVI, NDWI, …) or an expression, e.g. (B4 - B3) / (B4 + B3); "
+                    "it names the centroids."))
+        add_sensor_parameter(self)
         self.add_with_help(QgsProcessingParameterNumber(
-            self.CLUSTERS, "Number of zones", QgsProcessingParameterNumber.Integer,
+            self.CLUSTERS, self.tr("Number of zones"), QgsProcessingParameterNumber.Integer,
             defaultValue=5, minValue=MIN_CLUSTERS, maxValue=MAX_CLUSTERS),
-            "Number of zones k, 2–255.")
+            self.tr("Number of zones k, 2–255."))
         self.add_with_help(QgsProcessingParameterFeatureSource(
-            self.AOI, "Area of interest (field)", [QgsProcessing.TypeVectorPolygon],
+            self.AOI, self.tr("Area of interest (field)"), [QgsProcessing.TypeVectorPolygon],
             optional=True),
-            "Polygons (any CRS) whose pixels fit the zones; the output is clipped to them.")
-        self.add_with_help(QgsProcessingParameterExtent(self.EXTENT, "Extent", optional=True),
-            "Bounding box (any CRS) whose pixels fit the zones; intersected with the AOI.")
+            self.tr("Polygons (any CRS) whose pixels fit the zones; the output is clipped to "
+                    "them."))
+        self.add_with_help(QgsProcessingParameterExtent(
+            self.EXTENT, self.tr("Extent"), optional=True),
+            self.tr("Bounding box (any CRS) whose pixels fit the zones; intersected with the "
+                    "area of interest."))
         add_sieve_parameters(self)
         self.add_with_help(QgsProcessingParameterNumber(
-            self.SEED, "Random seed", QgsProcessingParameterNumber.Integer, defaultValue=0,
-            minValue=0), "Same inputs and seed give identical outputs.")
-        self.add_with_help(QgsProcessingParameterRasterDestination(self.OUTPUT, "Zones"),
-            "Classified GeoTIFF: UInt8, nodata 0, zones 1..k, styled.")
+            self.SEED, self.tr("Random seed"), QgsProcessingParameterNumber.Integer, defaultValue=0,
+            minValue=0), self.tr("Same inputs and seed give identical outputs."))
+        self.add_with_help(QgsProcessingParameterRasterDestination(self.OUTPUT, self.tr("Zones")),
+            self.tr("Classified GeoTIFF: UInt8, nodata 0, zones 1..k, styled."))
         self.add_with_help(QgsProcessingParameterFileDestination(
-            self.CENTROIDS, "Centroids", fileFilter="JSON files (*.json)"),
-            "Zone centres as JSON keyed by the index, e.g. {\"NDVI\": [[1, [0.171]], …]}.")
+            self.CENTROIDS, self.tr("Centroids"), fileFilter=self.tr("JSON files (*.json)"),
+            optional=True, createByDefault=True),
+            self.tr("Zone centres as JSON keyed by the index, e.g. {\"NDVI\": [[1, [0.171]], "
+                    "…]}."))
         self.add_with_help(QgsProcessingParameterFeatureSink(
-            self.STATISTICS, "Zone statistics", QgsProcessing.TypeVector),
-            "One row per zone: centre, pixel count, area (m²), index mean/std/min/max.")
+            self.STATISTICS, self.tr("Zone statistics"), QgsProcessing.TypeVector,
+            optional=True, createByDefault=True),
+            self.tr("One row per zone: centre, pixel count, area (m²), index mean/std/min/max."))
         self.add_with_help(QgsProcessingParameterRasterDestination(
-            self.INDEX, "Index raster", optional=True, createByDefault=False),
-            "The Float32 index the zones come from; a removed temporary file when not "
-            "requested.")
+            self.INDEX, self.tr("Index raster"), optional=True, createByDefault=False),
+            self.tr("The Float32 index the zones come from; a removed temporary file when not "
+                    "requested."))
 
     def checkParameterValues(self, parameters, context):
         """Refuse what cannot work before any work starts, with the children's own checks.
@@ -195,7 +211,7 @@ class ZonesAlgorithm(RasterClusteringAlgorithm):
                 "CONNECTIVITY": parameters.get(self.CONNECTIVITY, 8),
                 "SEED": parameters.get(self.SEED, 0),
                 "OUTPUT": output, "CENTROIDS": centroids,
-                "STATISTICS": parameters.get(self.STATISTICS, QgsProcessing.TEMPORARY_OUTPUT)}
+                                "STATISTICS": parameters.get(self.STATISTICS)}
 
     def processAlgorithm(self, parameters, context, feedback):
         """Band math into the index, then k-means on it; no file of the run is left on failure."""
@@ -227,12 +243,13 @@ class ZonesAlgorithm(RasterClusteringAlgorithm):
             _stop_if_cancelled(feedback)
             steps.setCurrentStep(1)
             run_files.expect_raster(output)
-            run_files.expect_file(centroids)
+            if centroids:
+                run_files.expect_file(centroids)
             results = processing.run(
                 KMEANS, self._kmeans_parameters(parameters, index, output=output,
-                                                centroids=centroids),
+                                                centroids=centroids or None),
                 context=context, feedback=steps, is_child_algorithm=True)
-            run_files.completed(output, centroids)
+            run_files.completed(output, *([centroids] if centroids else []))
         except BaseException:
             _release_layer(context, index)
             run_files.remove()
@@ -242,8 +259,11 @@ class ZonesAlgorithm(RasterClusteringAlgorithm):
                 _release_layer(context, index)
                 _remove_raster_and_style(index)
                 shutil.rmtree(os.path.dirname(index), ignore_errors=True)
-        style_on_load(context, output, style_path(output))
-        return {self.OUTPUT: output, self.CENTROIDS: centroids,
+        title = (f"{layers_title(layers)} · "
+                 f"{self.parameterAsString(parameters, self.EXPRESSION, context)} zones")
+        style_on_load(context, output, style_path(output), layer_name=title)
+        name_on_load(context, results.get("STATISTICS"), f"{title}: statistics")
+        return {self.OUTPUT: output, self.CENTROIDS: centroids or None,
                 self.STATISTICS: results.get("STATISTICS"),
                 self.INDEX: index if index_requested else None}
 

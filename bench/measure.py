@@ -19,11 +19,12 @@ ROOT = Path(__file__).resolve().parent.parent
 _POLL_S = 0.1
 
 
-def plugin_path() -> str:
-    """A temporary folder holding a `raster_clustering` link to this checkout, for PYTHONPATH."""
+def python_path() -> str:
+    """PYTHONPATH for the measured code: a temporary folder holding a `raster_clustering` link to
+    this checkout, and scripts/ (the synthetic scene generator)."""
     parent = Path(tempfile.mkdtemp(prefix="raster_clustering_path_"))
     (parent / "raster_clustering").symlink_to(ROOT, target_is_directory=True)
-    return str(parent)
+    return os.pathsep.join([str(parent), str(ROOT / "scripts")])
 
 
 def measure(label: str, code: str | list[str], *, timeout_s: float | None = None,
@@ -46,7 +47,7 @@ def measure(label: str, code: str | list[str], *, timeout_s: float | None = None
         {"case", "seconds", "peak_mib", "stdout", "stderr", "returncode", "timed_out"}.
     """
     command = [sys.executable, "-c", code] if isinstance(code, str) else code
-    env = dict(os.environ, PYTHONPATH=plugin_path())
+    env = dict(os.environ, PYTHONPATH=python_path())
     with tempfile.TemporaryDirectory(prefix="measure_") as folder:
         report = Path(folder) / "report.json"
         launcher = [sys.executable, "-I", "-S", str(Path(__file__).resolve()),

@@ -29,15 +29,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from measure import measure, plugin_path
+from measure import measure, python_path
 from osgeo import gdal
 from run import ROOT, WORK, make_inputs
 
-sys.path.insert(0, plugin_path())
-from raster_clustering.core.feature_stack import FeatureStack, RasterInput  # noqa: E402
-from raster_clustering.core.kmeans_1d import fit_kmeans_1d  # noqa: E402
-from raster_clustering.core.raster_io import iter_windows, rows_per_block  # noqa: E402
-from raster_clustering.core.synthetic_scene import SCENE_BANDS, make_scene  # noqa: E402
+sys.path[:0] = python_path().split(os.pathsep)
+from raster_clustering.core.clustering.kmeans_1d import fit_kmeans_1d  # noqa: E402
+from raster_clustering.core.io.feature_stack import FeatureStack, RasterInput  # noqa: E402
+from raster_clustering.core.io.rasters import iter_windows, rows_per_block  # noqa: E402
+from synthetic_scene import SCENE_BANDS, make_scene  # noqa: E402
 
 PEERS = WORK / "peers"
 RESULTS = PEERS / "results.json"
@@ -103,8 +103,8 @@ def make_stack(size: int) -> list[Path]:
 def ours(inputs: list[Path], k: int, output: Path) -> str:
     rasters = ", ".join(f"RasterInput({str(path)!r})" for path in inputs)
     # Unstandardised, so every tool minimises the same objective (the bands share one unit).
-    return ("from raster_clustering.core.feature_stack import RasterInput\n"
-            "from raster_clustering.core.kmeans import KMeansSettings, cluster_rasters\n"
+    return ("from raster_clustering.core.io.feature_stack import RasterInput\n"
+            "from raster_clustering.core.clustering.kmeans import KMeansSettings, cluster_rasters\n"
             f"cluster_rasters([{rasters}], {str(output)!r}, "
             f"settings=KMeansSettings(n_clusters={k}, standardize=False))\n")
 

@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from measure import measure, plugin_path
+from measure import measure, python_path
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "bench" / "work"
@@ -30,9 +30,9 @@ def make_inputs(size: int) -> tuple[Path, Path]:
     if not raster.exists():
         print(f"  generating {raster.name} ({size}×{size} Float32)", flush=True)
         subprocess.run([sys.executable, "-c",
-                        "from raster_clustering.core.synthetic_scene import make_large_band;"
+                        "from synthetic_scene import make_large_band;"
                         f"make_large_band({str(raster)!r}, size={size}, seed=0)"],
-                       env=dict(os.environ, PYTHONPATH=plugin_path()), check=True)
+                       env=dict(os.environ, PYTHONPATH=python_path()), check=True)
     if not aoi.exists():
         from osgeo import gdal
 
@@ -59,8 +59,8 @@ def kmeans_code(raster: Path, aoi: Path | None, output: Path) -> str:
                 "feature = source.GetLayer(0).GetNextFeature()\n"
                 "wkt = feature.GetGeometryRef().ExportToWkt()\n")
     return (
-        "from raster_clustering.core.kmeans import KMeansSettings, cluster_rasters\n"
-        "from raster_clustering.core.feature_stack import RasterInput\n" + area +
+        "from raster_clustering.core.clustering.kmeans import KMeansSettings, cluster_rasters\n"
+        "from raster_clustering.core.io.feature_stack import RasterInput\n" + area +
         f"cluster_rasters([RasterInput({str(raster)!r})], {str(output)!r}, "
         f"settings=KMeansSettings(n_clusters=5), geometry_wkt={'wkt' if aoi else 'None'})\n")
 
@@ -110,7 +110,7 @@ def make_dn_band(size: int) -> Path:
         print(f"  generating {band.name} ({size}×{size} UInt16 DN)", flush=True)
         subprocess.run([sys.executable, "-c", (
             "import numpy as np\n"
-            "from raster_clustering.core import raster_io as io\n"
+            "from raster_clustering.core.io import rasters as io\n"
             f"size = {size}\n"
             "grid = io.RasterGrid(size, size, (500000.0, 30.0, 0.0, 3500000.0, 0.0, -30.0), '')\n"
             f"dataset = io.create_geotiff({str(band)!r}, grid, data_type=2)\n"
@@ -122,7 +122,7 @@ def make_dn_band(size: int) -> Path:
             "    dn = (dn + rng.normal(0, 200, dn.shape)).clip(1, 65535).astype(np.uint16)\n"
             "    dn[:, : size // 30] = 0\n"
             "    io.write_block(dataset.GetRasterBand(1), dn, window, grid.full_window)\n"
-            "dataset = None\n")], env=dict(os.environ, PYTHONPATH=plugin_path()), check=True)
+            "dataset = None\n")], env=dict(os.environ, PYTHONPATH=python_path()), check=True)
     return band
 
 
@@ -136,8 +136,8 @@ def bench_calibrate() -> list[dict]:
                      "-co", "COMPRESS=DEFLATE", str(band), str(output / "floor.tif")])
     ours = measure("rasterclustering calibrate", (
         "from pathlib import Path\n"
-        "from raster_clustering.core.calibration import calibrator_for\n"
-        "from raster_clustering.core.calibration_raster import CalibrationJob, "
+        "from raster_clustering.core.calibration.calibrators import calibrator_for\n"
+        "from raster_clustering.core.calibration.raster import CalibrationJob, "
         "calibrate_band_files\n"
         f"calibrate_band_files([CalibrationJob({str(band)!r}, Path({str(output / 'ours.tif')!r}), "
         f"calibrator_for({str(band)!r}))])\n"))
@@ -163,17 +163,17 @@ def bench_band_math() -> list[dict]:
     if not (red.exists() and nir.exists()):
         print(f"  generating T33UXX_20210527_B04/B08 ({TILE}×{TILE} UInt16)", flush=True)
         subprocess.run([sys.executable, "-c",
-                        "from raster_clustering.core.synthetic_scene import make_s2_style_bands;"
+                        "from synthetic_scene import make_s2_style_bands;"
                         f"make_s2_style_bands({str(folder)!r}, size_10m={TILE}, seed=0)"],
-                       env=dict(os.environ, PYTHONPATH=plugin_path()), check=True)
+                       env=dict(os.environ, PYTHONPATH=python_path()), check=True)
     output = folder / "out"
     output.mkdir(exist_ok=True)
     options = ["TILED=YES", "BLOCKXSIZE=256", "BLOCKYSIZE=256", "COMPRESS=DEFLATE"]
     print(f"band math, NDVI of two {TILE}×{TILE} UInt16 bands → Float32 (tiled, DEFLATE)",
           flush=True)
     ours = measure("rasterclustering band math (NDVI)", (
-        "from raster_clustering.core.band_math_raster import band_math_to_raster\n"
-        "from raster_clustering.core.feature_stack import RasterInput\n"
+        "from raster_clustering.core.bandmath.raster import band_math_to_raster\n"
+        "from raster_clustering.core.io.feature_stack import RasterInput\n"
         f"band_math_to_raster([RasterInput({str(red)!r}), RasterInput({str(nir)!r})], 'NDVI', "
         f"{str(output / 'ndvi.tif')!r})\n"))
     floor = measure("gdal_translate copy of the NDVI (write floor)",
@@ -205,7 +205,7 @@ def make_classes(size: int) -> Path:
         print(f"  generating {classes.name} ({size}×{size} UInt8, 5 classes)", flush=True)
         subprocess.run([sys.executable, "-c", (
             "import numpy as np\nfrom osgeo import gdal\n"
-            "from raster_clustering.core import raster_io as io\n"
+            "from raster_clustering.core.io import rasters as io\n"
             f"source = gdal.Open({str(ndvi)!r})\n"
             "band = source.GetRasterBand(1)\n"
             "nodata = band.GetNoDataValue()\n"
@@ -221,7 +221,7 @@ def make_classes(size: int) -> Path:
             "    labels = (np.searchsorted(edges, values) + 1).astype(np.uint8)\n"
             "    labels[(values == nodata) | ~np.isfinite(values)] = 0\n"
             "    io.write_block(target.GetRasterBand(1), labels, window, grid.full_window)\n"
-            "target = None\n")], env=dict(os.environ, PYTHONPATH=plugin_path()), check=True)
+            "target = None\n")], env=dict(os.environ, PYTHONPATH=python_path()), check=True)
     return classes
 
 
@@ -233,7 +233,7 @@ def bench_sieve() -> list[dict]:
     print(f"sieve, {TILE}×{TILE} UInt8 5 classes, 2000 m² at 10 m = 20 pixels, 8-connected",
           flush=True)
     ours = measure("rasterclustering sieve (until stable)", (
-        "from raster_clustering.core.sieve import sieve_raster\n"
+        "from raster_clustering.core.sieve.sieve import sieve_raster\n"
         f"report = sieve_raster({str(classes)!r}, {str(output / 'ours.tif')!r}, "
         "min_area_m2=2000, connectivity=8)\n"
         "print('changed pixels:', report.changed_pixels, 'threshold:', report.pixel_threshold)\n"))
@@ -252,7 +252,7 @@ def bench_sieve() -> list[dict]:
                       "10", "60.5", str(10 + TILE * 1e-4), str(60.5 - TILE * 1e-4)]
     subprocess.run([*gdal_translate, str(classes), str(geographic)], check=True)
     exact = measure("rasterclustering sieve in degrees (GDAL pass + exact step)", (
-        "from raster_clustering.core.sieve import sieve_raster\n"
+        "from raster_clustering.core.sieve.sieve import sieve_raster\n"
         f"report = sieve_raster({str(geographic)!r}, {str(output / 'degrees.tif')!r}, "
         "min_area_m2=2000, connectivity=8)\n"
         "print('changed pixels:', report.changed_pixels, 'threshold:', report.pixel_threshold)\n"))

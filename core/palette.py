@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import numpy as np
 
-# Anchors of matplotlib's "viridis": perceptually uniform, readable by colour-blind users and in
-# greyscale print, dark for low centres and bright for high ones.
+# matplotlib's "viridis" (perceptually uniform, readable by colour-blind users and in greyscale
+# print; dark for low centres, bright for high ones), sampled at 17 points evenly spaced in
+# perceived colour difference (CIEDE2000) rather than along the ramp: evenly spaced ramp
+# positions put the dark end's classes (1 and 2) much closer to each other than the others.
 _VIRIDIS = np.array([
-    (68, 1, 84), (72, 40, 120), (62, 74, 137), (49, 104, 142), (38, 130, 142),
-    (31, 158, 137), (53, 183, 121), (109, 205, 89), (180, 222, 44), (253, 231, 37),
+    (68, 1, 84), (72, 33, 115), (68, 57, 131), (61, 77, 138), (53, 94, 141), (47, 107, 142),
+    (42, 119, 142), (37, 132, 142), (33, 145, 140), (31, 159, 136), (38, 173, 129),
+    (63, 188, 115), (96, 202, 96), (137, 213, 72), (178, 221, 45), (216, 226, 25),
+    (253, 231, 37),
 ], dtype=float)
+
+#: Feature values shown in a class's legend label; the centroid JSON and statistics hold all.
+LABEL_FEATURES = 3
+_DATE = re.compile(r"(?<!\d)((?:19|20)\d\d)-?([01]\d)-?([0-3]\d)(?!\d)")
+_SHORT_NAME = 12
 
 
 def class_colours(n_classes: int) -> list[tuple[int, int, int]]:
@@ -34,13 +44,42 @@ def format_value(value: float) -> str:
     return f"{value:.3f}"
 
 
-def class_label(class_number: int, centre: Sequence[float]) -> str:
-    """Legend label of a class: its number and its centre, e.g. "1 · 0.171" or "2 · 0.05, 0.31"."""
-    return f"{class_number} · " + ", ".join(format_value(v) for v in centre)
+def short_feature_name(name: str) -> str:
+    """A feature name short enough for a legend: the date in it when it has one (dates of a
+    time series: "2009-08-18"), else the name, cut to a dozen characters."""
+    band = name.rsplit("@", 1)[1] if "@" in name else ""
+    date = _DATE.search(name)
+    if date:
+        return "-".join(date.groups()) + (f"@{band}" if band.isdigit() else "")
+    return name if len(name) <= _SHORT_NAME else name[:_SHORT_NAME - 1] + "…"
 
 
-def legend(centres: np.ndarray) -> list[tuple[int, tuple[int, int, int], str]]:
+def class_label(class_number: int, centre: Sequence[float],
+                feature_names: Sequence[str] = ()) -> str:
+    """Legend label of a class: its number and its centre, e.g. "1 · 0.171"; with several
+    features each value is named, at most LABEL_FEATURES of them: "2 · red 0.051, nir 0.312"."""
+    if len(centre) == 1:
+        return f"{class_number} · {format_value(centre[0])}"
+    names = list(feature_names) or [f"f{index}" for index in range(1, len(centre) + 1)]
+    shown = [f"{short_feature_name(name)} {format_value(value)}"
+             for name, value in zip(names[:LABEL_FEATURES], centre)]
+    more = f" … (+{len(centre) - LABEL_FEATURES})" if len(centre) > LABEL_FEATURES else ""
+    return f"{class_number} · " + ", ".join(shown) + more
+
+
+def centres_description(centres: np.ndarray, feature_names: Sequence[str]) -> str:
+    """Every class centre with its feature names, one line per class, for a layer's abstract."""
+    lines = [f"Class centres ({', '.join(feature_names)}):"]
+    lines += [f"{number} · " + ", ".join(f"{name} {value:.6g}"
+                                         for name, value in zip(feature_names, centre))
+              for number, centre in enumerate(centres, start=1)]
+    return "\n".join(lines)
+
+
+def legend(centres: np.ndarray, feature_names: Sequence[str] = ()
+           ) -> list[tuple[int, tuple[int, int, int], str]]:
     """(class number, RGB colour, label) of each class, from centres (n_classes, n_features)."""
     colours = class_colours(len(centres))
-    return [(number, colours[number - 1], class_label(number, centres[number - 1]))
+    return [(number, colours[number - 1],
+             class_label(number, centres[number - 1], feature_names))
             for number in range(1, len(centres) + 1)]

@@ -24,13 +24,14 @@ from headless import QgisProcess  # noqa: E402
 
 
 def import_core():
-    """Import the plugin's core as `raster_clustering` whatever the checkout folder is called."""
+    """Import the synthetic scene generator, which imports the plugin's core as
+    `raster_clustering` whatever the checkout folder is called."""
     import tempfile
 
     parent = Path(tempfile.mkdtemp(prefix="raster_clustering_path_"))
     (parent / "raster_clustering").symlink_to(ROOT, target_is_directory=True)
     sys.path.insert(0, str(parent))
-    from raster_clustering.core import synthetic_scene
+    import synthetic_scene
 
     return synthetic_scene
 

@@ -2,7 +2,7 @@
 
 Usage: .venv/bin/python scripts/make_models.py [output folder, default models/]
 The .model3 files are committed so that they open in the graphical modeler; the provider
-registers each one as rasterclustering:<model name>.
+registers each one as rasterclustering:<file stem>, titled with the model's name.
 """
 
 from __future__ import annotations
@@ -34,16 +34,16 @@ ROOT = Path(__file__).resolve().parent.parent
 GROUP = "Workflows"
 GROUP_ID = "workflows"
 
-NDVI_ZONES_NAME = "ndvi_zones_in_a_field"
+NDVI_ZONES_ID = "ndvi_zones_in_a_field"
+NDVI_ZONES_TITLE = "NDVI zones in a field"
 NDVI_ZONES_HELP = {
     "ALG_DESC": (
         "NDVI management zones in a field from Landsat or Sentinel-2 band files: the red and "
         "NIR digital numbers are calibrated to reflectance with the scene's metadata "
         "(Radiometric calibration), their NDVI computed (Band math, sensor auto-detected from "
         "the file names), and the NDVI pixels inside the field grouped into k zones by k-means "
-        "(K-means clustering, clipped to the field, seed 0), with zones smaller than a minimum "
-        "area merged into their largest neighbour (8-connected). Open it in the graphical "
-        "modeler to change a step."),
+        "(Raster k-means clustering, clipped to the field, seed 0), with zones smaller than a "
+        "minimum area merged into their largest neighbour (8-connected)."),
     "ALG_CREATOR": "Raster Clustering",
     "bands": ("The red and NIR band files of one scene, digital numbers, named with their band "
               "code (LC08_…_B4.TIF and …_B5.TIF; Sentinel-2 …_B04.jp2 and …_B08.jp2)."),
@@ -80,12 +80,22 @@ def _static(value) -> list[QgsProcessingModelChildParameterSource]:
 
 def _child(algorithm_id: str, child_id: str, description: str, sources: dict,
            position: tuple[float, float]) -> QgsProcessingModelChildAlgorithm:
+    """A step with the given sources; every other mandatory parameter takes its default, as the
+    modeler's dialog sets it (a model is valid only when each mandatory parameter has a value)."""
+    from qgis.core import QgsApplication, QgsProcessingDestinationParameter
+
     child = QgsProcessingModelChildAlgorithm(algorithm_id)
     child.setChildId(child_id)
     child.setDescription(description)
     child.setPosition(QPointF(*position))
-    for name, source in sources.items():
-        child.addParameterSources(name, source)
+    algorithm = QgsApplication.processingRegistry().algorithmById(algorithm_id)
+    for definition in algorithm.parameterDefinitions():
+        name = definition.name()
+        if name in sources:
+            child.addParameterSources(name, sources[name])
+        elif (not isinstance(definition, QgsProcessingDestinationParameter)
+              and not definition.flags() & definition.FlagOptional):
+            child.addParameterSources(name, _static(definition.defaultValue()))
     return child
 
 
@@ -105,7 +115,7 @@ def _model_outputs(child: QgsProcessingModelChildAlgorithm, outputs: dict[str, t
 
 def ndvi_zones_in_a_field() -> QgsProcessingModelAlgorithm:
     """Calibrate → band math (NDVI) → k-means with the field as AOI and a minimum zone area."""
-    model = QgsProcessingModelAlgorithm(NDVI_ZONES_NAME, GROUP, GROUP_ID)
+    model = QgsProcessingModelAlgorithm(NDVI_ZONES_TITLE, GROUP, GROUP_ID)
     _model_input(model, QgsProcessingParameterMultipleLayers(
         "bands", "Red and NIR band files (digital numbers)", QgsProcessing.TypeRaster),
         (120, 60))
@@ -145,17 +155,18 @@ def ndvi_zones_in_a_field() -> QgsProcessingModelAlgorithm:
     return model
 
 
-MODELS = (ndvi_zones_in_a_field,)
+#: (file stem = the id within the provider, builder) of each bundled model.
+MODELS = ((NDVI_ZONES_ID, ndvi_zones_in_a_field),)
 _PROVIDERS: list = []
 
 
 def write_models(folder: Path) -> list[Path]:
-    """Write every bundled model as <folder>/<model name>.model3; return the paths."""
+    """Write every bundled model as <folder>/<id>.model3; return the paths."""
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
-    for build in MODELS:
+    for model_id, build in MODELS:
         model = build()
-        path = folder / f"{model.name()}.model3"
+        path = folder / f"{model_id}.model3"
         if not model.toFile(str(path)):
             raise OSError(f"cannot write {path}")
         paths.append(path)

@@ -13,7 +13,6 @@ ROOT = Path(__file__).resolve().parent.parent
 PLUGIN_NAME = "raster_clustering"
 INCLUDED = ["__init__.py", "plugin.py", "provider.py", "metadata.txt", "LICENSE", "README.md",
             "algorithms", "core", "icons", "models"]
-EXCLUDED = {"core/synthetic_scene.py"}  # the test and demo data generator
 
 
 def plugin_files():
@@ -21,9 +20,7 @@ def plugin_files():
         path = ROOT / entry
         candidates = sorted(path.rglob("*")) if path.is_dir() else [path]
         for file in candidates:
-            relative = file.relative_to(ROOT).as_posix()
-            if (file.is_file() and "__pycache__" not in file.parts and file.suffix != ".pyc"
-                    and relative not in EXCLUDED):
+            if file.is_file() and "__pycache__" not in file.parts and file.suffix != ".pyc":
                 yield file
 
 

@@ -19,6 +19,7 @@ _plugin_parent = Path(tempfile.mkdtemp(prefix="raster_clustering_path_"))
 (_plugin_parent / "raster_clustering").symlink_to(REPO_ROOT, target_is_directory=True)
 sys.path.insert(0, str(_plugin_parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/helpers.py
+sys.path.insert(0, str(REPO_ROOT / "scripts"))  # the synthetic scene generator, headless.py
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 from helpers import write_raster  # noqa: E402
@@ -55,7 +56,6 @@ def make_raster(tmp_path):
 @pytest.fixture(scope="session")
 def qgis_process(tmp_path_factory):
     """The real qgis_process.bin with this checkout enabled as a plugin in a throwaway profile."""
-    sys.path.insert(0, str(REPO_ROOT / "scripts"))
     from headless import QgisProcess
 
     return QgisProcess(REPO_ROOT, tmp_path_factory.mktemp("qgis_profile"))
@@ -98,7 +98,7 @@ def recorder():
 @pytest.fixture(scope="session")
 def scene(tmp_path_factory):
     """The project's synthetic scene (bands, truth, AOI in EPSG:4326), made once per session."""
-    from raster_clustering.core.synthetic_scene import make_scene
+    from synthetic_scene import make_scene
 
     return make_scene(tmp_path_factory.mktemp("scene"), size=300, seed=0)
 

@@ -57,7 +57,7 @@ def renderer_classes(qml_path, raster_path):
 @pytest.fixture(scope="module")
 def second_date(tmp_path_factory):
     """Another landscape (seed 1) of the synthetic scene: "date 2"."""
-    from raster_clustering.core.synthetic_scene import make_scene
+    from synthetic_scene import make_scene
 
     return make_scene(tmp_path_factory.mktemp("date2"), size=200, seed=1)
 

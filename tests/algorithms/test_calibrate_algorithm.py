@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from helpers import read_raster, write_raster
 from osgeo import gdal
-from raster_clustering.core.band_names import parse_band_code
+from raster_clustering.core.bandmath.band_names import parse_band_code
 
 ALGORITHM = "rasterclustering:calibrate"
 PARAMETERS = ["INPUT", "METADATA", "BAND", "CELSIUS", "CLIP", "OUTPUT_FOLDER", "OUTPUT"]

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from helpers import read_raster
 from osgeo import gdal
-from raster_clustering.core.synthetic_scene import CROP, FOREST, WATER, make_time_series
 from scipy.optimize import linear_sum_assignment
+from synthetic_scene import CROP, FOREST, WATER, make_time_series
 
 DATES = ("2021-04-10", "2021-05-20", "2021-06-25", "2021-07-30", "2021-09-10")
 NAIP_NDVI = "(B4 - B1) / (B4 + B1)"  # NAIP bands: red, green, blue, NIR

@@ -17,7 +17,8 @@ def test_zip_installs_into_a_profile_and_registers_the_provider(tmp_path):
     assert all(name.startswith("raster_clustering/") for name in names)
     assert "raster_clustering/metadata.txt" in names and "raster_clustering/LICENSE" in names
     assert not any(part in name for name in names
-                   for part in ("/tests/", "/bench/", "/scripts/", "/.ci/", "__pycache__"))
+                   for part in ("/tests/", "/bench/", "/scripts/", "/.ci/", "__pycache__",
+                                "synthetic_scene"))
     metadata = configparser.ConfigParser()
     metadata.read_string(zipfile.ZipFile(archive).read("raster_clustering/metadata.txt").decode())
     assert metadata["general"]["hasProcessingProvider"] == "yes"

@@ -697,6 +697,7 @@ case(APPLY, "json-with-twin-centres", r"Classes 1, 2 of the centroid JSON have t
 
 OUTPUT_OVER_INPUT = r"one of the inputs"
 NO_SUCH_FOLDER = r"(folder .* does not exist|Cannot create the output folder)"
+NOT_A_GEOTIFF_NAME = r"'out\.img' must be a GeoTIFF .*extensions \.tif, \.tiff"
 
 RASTER_OUTPUTS = {
     KMEANS: ("OUTPUT", AREA_ALGORITHMS[KMEANS]),
@@ -716,6 +717,11 @@ for _algorithm, (_name, _base) in RASTER_OUTPUTS.items():
     case(_algorithm, "output-under-a-file", NO_SUCH_FOLDER)(
         lambda work, base=_base, name=_name: {**base(work),
                                               name: str(work.under_a_file / "out.tif")})
+    # GeoTIFF is written whatever the name says: another extension would lie about the file.
+    case(_algorithm, "output-not-a-geotiff", NOT_A_GEOTIFF_NAME)(
+        lambda work, base=_base, name=_name: {**base(work),
+                                              name: str(work.folder / "out.img")})
+
 
 case(KMEANS, "centroids-over-an-input", OUTPUT_OVER_INPUT)(
     lambda work: (lambda parameters: {**parameters, "CENTROIDS": work.protect(

@@ -241,8 +241,8 @@ def window_truth(window: tuple[int, int, int, int]) -> dict[str, np.ndarray]:
 def test_kmeans_of_a_raster_four_times_the_memory_limit(big_rasters, plugin_parent, tmp_path):
     output = tmp_path / "classes.tif"
     result = run_limited("""
-from raster_clustering.core.feature_stack import RasterInput
-from raster_clustering.core.kmeans import KMeansSettings, cluster_rasters
+from raster_clustering.core.io.feature_stack import RasterInput
+from raster_clustering.core.clustering.kmeans import KMeansSettings, cluster_rasters
 run = cluster_rasters([RasterInput(arguments["input"])], arguments["output"],
                       settings=KMeansSettings(n_clusters=5))
 result = {"centres": run.model.centres[:, 0].tolist(), "fitted": run.fitted_pixels,
@@ -286,7 +286,7 @@ def test_sieve_of_a_raster_three_times_the_memory_limit(big_rasters, plugin_pare
     # Degrees: 50,000 m² needs 6 pixels at the bottom, 9 at the top; a speck (4) never has it.
     min_area_m2 = MIN_AREA_M2 if crs == "metres" else 50_000.0
     result = run_limited("""
-from raster_clustering.core.sieve import sieve_raster
+from raster_clustering.core.sieve.sieve import sieve_raster
 report = sieve_raster(arguments["input"], arguments["output"],
                       min_area_m2=arguments["min_area_m2"], connectivity=8)
 result = {"changed": report.changed_pixels, "threshold": list(report.pixel_threshold)}
@@ -320,8 +320,8 @@ def test_band_math_of_a_raster_four_times_the_memory_limit(big_rasters, plugin_p
                                                            tmp_path):
     output = tmp_path / "expression.tif"
     result = run_limited("""
-from raster_clustering.core.band_math_raster import band_math_to_raster
-from raster_clustering.core.feature_stack import RasterInput
+from raster_clustering.core.bandmath.raster import band_math_to_raster
+from raster_clustering.core.io.feature_stack import RasterInput
 run = band_math_to_raster([RasterInput(arguments["input"])], arguments["expression"],
                           arguments["output"])
 result = {"valid": run.valid_pixels, "mean": run.mean, "minimum": run.minimum,

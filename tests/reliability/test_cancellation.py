@@ -30,7 +30,7 @@ BLOCK_TARGET_PIXELS = 1 << 16
 
 @pytest.fixture
 def small_blocks(monkeypatch):
-    from raster_clustering.core import raster_io
+    from raster_clustering.core.io import rasters as raster_io
 
     monkeypatch.setattr(raster_io, "BLOCK_TARGET_PIXELS", BLOCK_TARGET_PIXELS)
 

@@ -21,14 +21,16 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from raster_clustering.core.apply_centroids import usable_model
-from raster_clustering.core.band_math import compile_expression
-from raster_clustering.core.calibration import (
+from raster_clustering.core.bandmath.expression import compile_expression
+from raster_clustering.core.calibration.calibrators import (
     calibrator_for,
     landsat_calibrator,
     sentinel2_calibrator,
 )
-from raster_clustering.core.centroid_model import (
+from raster_clustering.core.calibration.landsat import parse_landsat_band, read_landsat_metadata
+from raster_clustering.core.calibration.sentinel2 import SENTINEL2_BANDS, read_sentinel2_metadata
+from raster_clustering.core.clustering.apply_centroids import usable_model
+from raster_clustering.core.clustering.centroid_model import (
     CentroidModel,
     centroid_model_from_json,
     load_centroid_model,
@@ -39,8 +41,6 @@ from raster_clustering.core.errors import (
     MetadataError,
     RasterClusteringError,
 )
-from raster_clustering.core.landsat_metadata import parse_landsat_band, read_landsat_metadata
-from raster_clustering.core.sentinel2_metadata import SENTINEL2_BANDS, read_sentinel2_metadata
 from reliability_tools import time_limit
 
 EXAMPLE_SECONDS = 5.0

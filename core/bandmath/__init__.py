@@ -1,0 +1,1 @@
+"""Band math: the expression language, index aliases, band names, rasters."""

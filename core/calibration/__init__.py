@@ -1,0 +1,1 @@
+"""Radiometric calibration: scene metadata, formulas, calibrated band files."""

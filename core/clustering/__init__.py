@@ -1,0 +1,1 @@
+"""K-means on raster pixels: the fit, labelling, saved centres, choosing k."""

@@ -1,0 +1,376 @@
+"""K-means clustering of raster pixels, streamed block by block.
+
+One feature: the exact optimum of 1-D k-means over every valid pixel of the area
+(`kmeans_1d`). Several features: scikit-learn's k-means++ on a seeded random sample of the
+area's valid pixels. Then every pixel of the output is labelled with its nearest centre, the
+classes numbered 1..k in a deterministic order (see `centroid_model.order_centres`).
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from osgeo import gdal
+
+from ..errors import InvalidInputError
+from ..io.area_of_interest import AreaOfInterest, BoundingBox
+from ..io.feature_stack import FeatureStack, RasterInput
+from ..io.pixel_area import pixel_areas_m2
+from ..io.rasters import (
+    RasterGrid,
+    Window,
+    atomic_raster_output,
+    create_geotiff,
+    iter_windows,
+    open_raster,
+    remove_raster_files,
+    rows_per_block,
+    temporary_path_for,
+    write_block,
+)
+from ..palette import legend
+from ..progress import Progress
+from ..sieve.sieve import SieveReport, sieve_raster
+from .centroid_model import CentroidModel, class_dtype, order_centres
+from .class_statistics import ClassStatistics, ClassStatisticsAccumulator
+from .kmeans_1d import fit_kmeans_1d
+
+MIN_CLUSTERS, MAX_CLUSTERS = 2, 255
+DEFAULT_SAMPLE_SIZE = 1_000_000
+#: k-means++ restarts on the multi-band sample; the best (lowest inertia) is kept.
+N_INIT = 4
+NODATA_CLASS = 0
+
+
+@dataclass(frozen=True)
+class KMeansSettings:
+    """How to fit the centres.
+
+    Attributes:
+        n_clusters: number of classes, 2..255.
+        seed: seeds sampling and k-means++; the same inputs and seed give identical results.
+        sample_size: pixels sampled to fit several features (one feature uses every pixel).
+        standardize: scale each feature to unit variance (on the sample) before measuring
+            distances, so bands in different units weigh alike. Ignored for one feature.
+        clip_quantiles: (low, high) percentiles, e.g. (0.5, 99.5): feature values are clipped to
+            them before fitting and labelling, so outliers (clouds, glint) do not claim a class.
+    """
+
+    n_clusters: int = 5
+    seed: int = 0
+    sample_size: int = DEFAULT_SAMPLE_SIZE
+    standardize: bool = True
+    clip_quantiles: tuple[float, float] | None = None
+
+    def validate(self) -> None:
+        if not MIN_CLUSTERS <= self.n_clusters <= MAX_CLUSTERS:
+            raise InvalidInputError(
+                f"CLUSTERS must be between {MIN_CLUSTERS} and {MAX_CLUSTERS}, "
+                f"not {self.n_clusters}.")
+        if self.sample_size < self.n_clusters:
+            raise InvalidInputError(
+                f"SAMPLE_SIZE ({self.sample_size}) must be at least the number of clusters.")
+        if self.clip_quantiles is not None:
+            low, high = self.clip_quantiles
+            if not 0 <= low < high <= 100:
+                raise InvalidInputError(
+                    f"CLIP_QUANTILES must be two percentiles 0 ≤ low < high ≤ 100, "
+                    f"e.g. 0.5,99.5; got {low},{high}.")
+
+
+@dataclass
+class ClusteringResult:
+    """What a run produced: the model, the per-class statistics and the log messages."""
+
+    model: CentroidModel
+    statistics: list[ClassStatistics]
+    output_grid: RasterGrid
+    fitted_pixels: int
+    messages: list[str] = field(default_factory=list)
+    sieve: SieveReport | None = None
+
+
+def cluster_rasters(inputs: Sequence[RasterInput], output_path: str | os.PathLike, *,
+                    settings: KMeansSettings, geometry_wkt: str | None = None,
+                    bbox: BoundingBox | None = None, clip_to_area: bool = True,
+                    min_area_m2: float | None = None, connectivity: int = 8,
+                    progress=None, is_cancelled=None) -> ClusteringResult:
+    """Fit k-means on the area's valid pixels and write the classified raster.
+
+    Args:
+        inputs: rasters whose bands are the features; the first one sets the grid.
+        output_path: GeoTIFF to write (UInt8, nodata 0, classes 1..k).
+        settings: the fit's settings.
+        geometry_wkt: polygon/multipolygon area in the first raster's CRS, or None.
+        bbox: (xmin, ymin, xmax, ymax) in the first raster's CRS, or None; intersected with
+            the geometry when both are given.
+        clip_to_area: when an area is given, output only its bounding box, nodata outside it;
+            otherwise classify the whole raster with the area's centres.
+        min_area_m2: when set (> 0), regions of a class smaller than this many square metres
+            are merged into their largest neighbour after labelling (`core.sieve`); the
+            statistics then describe the sieved classes, the centres stay those of the fit.
+        connectivity: 4 or 8, how pixels of a region touch, for the sieve.
+        progress, is_cancelled: see `core.progress`.
+
+    Raises:
+        InvalidInputError: bad settings, no overlap, no valid pixels, too few distinct values.
+        CancelledError: cancelled; nothing is left behind.
+    """
+    settings.validate()
+    check_sieve_options(min_area_m2, connectivity)
+    steps = Progress(progress, is_cancelled)
+    stack = FeatureStack(inputs)
+    try:
+        area = AreaOfInterest(stack.grid, geometry_wkt=geometry_wkt, bbox=bbox)
+        model, fitted = fit_model(stack, area, settings, steps.span(0.0, 0.5))
+        messages: list[str] = []
+        output_window = area.window if clip_to_area else stack.grid.full_window
+        mask_area = area if clip_to_area else None
+        statistics, sieve = write_classified_raster(
+            stack, model, output_path, output_window, mask_area, min_area_m2=min_area_m2,
+            connectivity=connectivity, steps=steps.span(0.5, 1.0), messages=messages)
+        return ClusteringResult(model, statistics, stack.grid.sub_grid(output_window), fitted,
+                                messages, sieve)
+    finally:
+        stack.close()
+
+
+def check_sieve_options(min_area_m2: float | None, connectivity: int) -> None:
+    """Refuse sieve options before any work is done (0 or None means no sieve)."""
+    if min_area_m2 is not None and min_area_m2 < 0:
+        raise InvalidInputError(
+            f"MIN_AREA must be a positive area in m² (or 0 for no sieve), not {min_area_m2}.")
+    if connectivity not in (4, 8):
+        raise InvalidInputError(f"CONNECTIVITY must be 4 or 8, not {connectivity}.")
+
+
+def iter_area_blocks(stack: FeatureStack, area: AreaOfInterest | None, window: Window,
+                     steps: Progress) -> Iterator[tuple[Window, np.ndarray, np.ndarray]]:
+    """(window, features, valid) for each block of `window`, valid also meaning "in the area"."""
+    rows = rows_per_block(width=window.width, n_bands=stack.n_features,
+                          block_height=stack.block_height)
+    blocks = list(iter_windows(window, rows))
+    for index, block in enumerate(blocks):
+        steps(index / len(blocks))
+        features, valid = stack.read(block)
+        if area is not None:
+            mask = area.mask(block)
+            if mask is not None:
+                valid &= mask
+        yield block, features, valid
+    steps(1.0)
+
+
+def fit_model(stack: FeatureStack, area: AreaOfInterest, settings: KMeansSettings,
+              steps: Progress) -> tuple[CentroidModel, int]:
+    """Fit the centres on the area's valid pixels; return the ordered model and pixels used."""
+    needs_sample = stack.n_features > 1 or settings.clip_quantiles is not None
+    sample = None
+    if needs_sample:
+        sample = sample_valid_pixels(stack, area, settings.sample_size, settings.seed,
+                                     steps.span(0.0, 0.4))
+    clip_lower = clip_upper = None
+    if settings.clip_quantiles is not None:
+        clip_lower, clip_upper = (np.percentile(sample, q, axis=0) for q in settings.clip_quantiles)
+        sample = np.clip(sample, clip_lower, clip_upper)
+    if stack.n_features == 1:
+        return _fit_one_feature(stack, area, settings, clip_lower, clip_upper,
+                                steps.span(0.4 if needs_sample else 0.0, 1.0))
+    return fit_several_features(stack.names, sample, settings, clip_lower, clip_upper), len(sample)
+
+
+def _fit_one_feature(stack, area, settings, clip_lower, clip_upper,
+                     steps) -> tuple[CentroidModel, int]:
+    value_range = None if clip_lower is None else (float(clip_lower[0]), float(clip_upper[0]))
+    # The fit reads the area up to 3 times (range, histogram, values near the optimal cuts):
+    # each pass reports the blocks it has read in its third of the fitting step.
+    expected_passes = 2 if value_range else 3
+    passes_started = []
+
+    def read_values():
+        done = min(len(passes_started), expected_passes - 1)
+        passes_started.append(True)
+        pass_steps = steps.span(done / expected_passes, (done + 1) / expected_passes)
+        for _, features, valid in iter_area_blocks(stack, area, area.window, pass_steps):
+            values = features[0][valid]
+            if clip_lower is not None:
+                np.clip(values, clip_lower[0], clip_upper[0], out=values)
+            yield values
+
+    fit = fit_kmeans_1d(read_values, settings.n_clusters, value_range=value_range,
+                        is_cancelled=steps.cancelled)
+    centres = fit.centres.reshape(-1, 1)
+    quantiles = settings.clip_quantiles
+    return CentroidModel(tuple(stack.names), centres, clip_lower=clip_lower,
+                         clip_upper=clip_upper, clip_quantiles=quantiles), fit.n_values
+
+
+def fit_several_features(names, sample, settings, clip_lower, clip_upper) -> CentroidModel:
+    """scikit-learn k-means++ on a sample (n_pixels, n_features), already clipped; ordered model."""
+    from sklearn.cluster import KMeans
+    from sklearn.exceptions import ConvergenceWarning
+
+    mean = sample.mean(axis=0)
+    std = sample.std(axis=0)
+    std[std == 0] = 1.0  # a constant feature cannot separate anything; keep it harmless
+    points = (sample - mean) / std if settings.standardize else sample
+    kmeans = KMeans(n_clusters=settings.n_clusters, n_init=N_INIT, random_state=settings.seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        try:
+            kmeans.fit(points)
+        except ConvergenceWarning as warning:
+            raise InvalidInputError(
+                f"The area has fewer distinct valid pixel values than the {settings.n_clusters} "
+                f"clusters requested ({warning}). Choose fewer clusters.") from None
+    centres = kmeans.cluster_centers_
+    if settings.standardize:
+        centres = centres * std + mean
+    order = order_centres(centres, mean=mean, std=std)
+    return CentroidModel(
+        tuple(names), centres[order],
+        mean=mean if settings.standardize else None, std=std if settings.standardize else None,
+        clip_lower=clip_lower, clip_upper=clip_upper,
+        clip_quantiles=settings.clip_quantiles)
+
+
+def sample_valid_pixels(stack: FeatureStack, area: AreaOfInterest, sample_size: int, seed: int,
+                        steps: Progress) -> np.ndarray:
+    """A seeded uniform random sample of the area's valid pixels, streamed in one pass.
+
+    Each valid pixel draws a random key (from a generator seeded by `seed` and the block's
+    index); the `sample_size` smallest keys are kept (bottom-k sampling), so the sample is
+    uniform without knowing the number of pixels beforehand, and identical for the same seed.
+
+    Returns:
+        float64 array (n_sampled, n_features), in key order.
+
+    Raises:
+        InvalidInputError: the area has no valid pixel.
+    """
+    keys = np.empty(0)
+    values = np.empty((0, stack.n_features))
+    for index, (_, features, valid) in enumerate(iter_area_blocks(stack, area, area.window, steps)):
+        block_keys = np.random.default_rng([seed, index]).random(int(valid.sum()))
+        if len(keys) >= sample_size:
+            wanted = block_keys < keys.max()
+            block_keys = block_keys[wanted]
+        else:
+            wanted = slice(None)
+        block_values = features[:, valid].T[wanted].astype(np.float64)
+        keys = np.concatenate([keys, block_keys])
+        values = np.concatenate([values, block_values])
+        if len(keys) > sample_size:
+            kept = np.argpartition(keys, sample_size - 1)[:sample_size]
+            keys, values = keys[kept], values[kept]
+    if len(keys) == 0:
+        raise InvalidInputError(
+            "There is no valid pixel in the area: every pixel is nodata, NaN or outside the "
+            "area of interest. Check the inputs' nodata and the area.")
+    order = np.argsort(keys)
+    return values[order]
+
+
+def write_classified_raster(stack: FeatureStack, model: CentroidModel, output_path,
+                            window: Window, area: AreaOfInterest | None, *,
+                            min_area_m2: float | None, connectivity: int, steps: Progress,
+                            messages: list[str]
+                            ) -> tuple[list[ClassStatistics], SieveReport | None]:
+    """Label `window` with `model`, sieve it when asked, and return the output's statistics.
+
+    With a sieve, the labels go to a temporary file that is sieved into `output_path`, and the
+    statistics describe the sieved classes. Nothing is left at `output_path` when a step fails
+    or is cancelled.
+
+    Returns:
+        (per-class statistics, SieveReport or None when min_area_m2 is 0 or None).
+    """
+    if not min_area_m2:
+        return write_classes(stack, model, output_path, window, area, steps, messages), None
+    labelled = temporary_path_for(output_path)
+    try:
+        write_classes(stack, model, labelled, window, area, steps.span(0.0, 0.5), messages)
+        report = sieve_raster(labelled, output_path, min_area_m2=min_area_m2,
+                              connectivity=connectivity, progress=steps.span(0.5, 0.8),
+                              is_cancelled=steps.cancelled)
+    finally:
+        remove_raster_files(labelled)
+    messages.extend(report.warnings)
+    try:
+        statistics = class_statistics_of(stack, model, output_path, window, steps.span(0.8, 1.0),
+                                         messages)
+    except BaseException:
+        remove_raster_files(output_path)
+        raise
+    return statistics, report
+
+
+def write_classes(stack: FeatureStack, model: CentroidModel, output_path, window: Window,
+                  area: AreaOfInterest | None, steps: Progress,
+                  messages: list[str]) -> list[ClassStatistics]:
+    """Label every pixel of `window` and write the styled GeoTIFF; return per-class statistics."""
+    grid = stack.grid.sub_grid(window)
+    row_areas = _row_areas(grid, messages)
+    statistics = ClassStatisticsAccumulator(model.n_clusters, stack.n_features)
+    data_type = gdal.GDT_Byte if class_dtype(model.n_clusters) == np.uint8 else gdal.GDT_UInt16
+    with atomic_raster_output(output_path) as temporary:
+        dataset = create_geotiff(temporary, grid, data_type=data_type, nodata=NODATA_CLASS)
+        band = dataset.GetRasterBand(1)
+        # Before any tile reaches the file: GeoTIFF cannot change its photometric tag after
+        # that, which large outputs (more tiles than GDAL's cache holds) would hit.
+        describe_classes(band, model)
+        try:
+            for block, features, valid in iter_area_blocks(stack, area, window, steps):
+                labels = np.zeros(valid.shape, dtype=class_dtype(model.n_clusters))
+                labels[valid] = model.label(features[:, valid].T)
+                write_block(band, labels, block, window)
+                first_row = block.row_off - window.row_off
+                statistics.add(labels, features, row_areas[first_row:first_row + block.height])
+            dataset.FlushCache()
+        finally:
+            # Close now, so the sidecar GDAL writes on closing exists before a failed run's
+            # temporary files are removed.
+            dataset = band = None
+    return statistics.result()
+
+
+def class_statistics_of(stack: FeatureStack, model: CentroidModel, labels_path, window: Window,
+                        steps: Progress, messages: list[str]) -> list[ClassStatistics]:
+    """Per-class statistics of an existing classified raster on `window` of the features' grid."""
+    grid = stack.grid.sub_grid(window)
+    row_areas = _row_areas(grid, messages)
+    statistics = ClassStatisticsAccumulator(model.n_clusters, stack.n_features)
+    labels_dataset = open_raster(labels_path, what="classified raster")
+    labels_band = labels_dataset.GetRasterBand(1)
+    for block, features, _ in iter_area_blocks(stack, None, window, steps):
+        labels = labels_band.ReadAsArray(block.col_off - window.col_off,
+                                         block.row_off - window.row_off, block.width, block.height)
+        first_row = block.row_off - window.row_off
+        statistics.add(labels, features, row_areas[first_row:first_row + block.height])
+    return statistics.result()
+
+
+def describe_classes(band: gdal.Band, model: CentroidModel) -> None:
+    """Embed the legend in the file: a colour table and category names, so any GIS shows it."""
+    colours = gdal.ColorTable()
+    colours.SetColorEntry(NODATA_CLASS, (0, 0, 0, 0))
+    names = [""]
+    for number, rgb, label in legend(model.centres, model.feature_names):
+        colours.SetColorEntry(number, (*rgb, 255))
+        names.append(label)
+    band.SetRasterColorTable(colours)
+    band.SetRasterColorInterpretation(gdal.GCI_PaletteIndex)
+    band.SetRasterCategoryNames(names)
+    band.SetDescription("k-means class")
+
+
+def _row_areas(grid: RasterGrid, messages: list[str]) -> np.ndarray:
+    try:
+        return pixel_areas_m2(grid.geotransform, grid.crs_wkt, n_rows=grid.height)
+    except InvalidInputError as error:
+        messages.append(f"Class areas are unknown: {error}")
+        return np.full(grid.height, np.nan)

@@ -1,0 +1,1086 @@
+"""Exact 1-D k-means of one band's valid values: the globally optimal clusters, streamed in blocks.
+
+Guarantee: the partition returned has the least possible within-cluster sum of squares over ALL
+the values (the global optimum, which Lloyd's algorithm and scikit-learn only approach locally).
+Every decision compares exact per-interval statistics (count, sum, sum of squares in float64,
+summed about member values, prefix sums taken in blocks) with a margin above a bound on their
+rounding, so the only departure from the optimum is float64 rounding itself: the cost returned
+exceeds the optimum by at most about k * 1e-13 of the total sum of squares about the mean (more
+when outliers lie far beyond the spread of the rest). Centres are the cluster means; counts and
+inertia are those of labelling every value by its nearest centre (label_values).
+
+Method (optimal 1-D clusters are runs of sorted values: a partition is k-1 cuts):
+1. A pass bins the values into 2^18 equal bins, keeping per bin the count, sums and whether all
+   its values are equal ("pure": integer and quantised data have only pure bins).
+2. A cut inside bin b, moved to the bin's edge on its side of the bin mean, raises the cost by
+   at most 2 * gap * h_b (gap: distance between the centres beside the cut, bounded from the
+   data; h_b: half the bin's absolute deviation). Forward and backward dynamic programmes (DP)
+   over the bins with these penalties (divide and conquer on the monotone optimal split,
+   vectorised) bound from below the cost of any partition placing a given cut at a given bin;
+   where the bound exceeds the cost of a known partition, no optimal cut lies. This runs on
+   coarse runs of bins first, then on finer ones, for a few rounds each.
+3. A pass gathers the distinct values of the bins still able to hold a cut (typically a few
+   tens per cut); a last DP over "those values + the other bins" contains every optimal
+   partition, so its optimum is the optimum. Candidates holding over 4 M values are first
+   re-binned finer in an extra pass (only extreme outliers or very large k need it).
+Passes: one for the range unless `value_range` is given, the histogram, at most one gather.
+Memory: a copy of the data only below 4 M values, 2^18 bins, at most 4 M gathered values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import CancelledError, InvalidInputError
+
+MAX_CLUSTERS = 255  # class numbers are written as uint8
+_HISTOGRAM_BINS = 1 << 18
+_MIN_HISTOGRAM_BINS = 1 << 10
+_COARSEST_VIEW_ATOMS = 1024  # bounds start on runs of atoms this many, then refine 8-fold
+_CACHE_VALUES = 1 << 22  # data this small is kept in memory after the first pass
+_GATHER_VALUES = 1 << 22  # candidate values gathered at most; beyond that, re-bin finer
+_REFINE_BINS = 1 << 16  # new sub-bins per re-binning pass
+_MAX_REFINE_PASSES = 6
+_RANGE_SHRINK_REDO = 1024  # re-histogram when the data use less than this fraction of value_range
+_BOUND_ROUNDS = 4  # tightening rounds of the cut lower bounds
+_CUMSUM_BLOCK = 64  # prefix sums are summed in blocks of this many, to bound their rounding
+_DENSE_CELLS = 1 << 14  # DP layers this small are evaluated whole, not by divide and conquer
+_MAX_LLOYD_STEPS = 20
+
+
+@dataclass(frozen=True, eq=False)
+class KMeans1DResult:
+    """Optimal 1-D k-means fit.
+
+    Attributes:
+        centres: ndarray float64 of shape (k,), strictly ascending cluster means.
+        inertia: sum of squared distances of every value to its nearest centre.
+        counts: ndarray int64 of shape (k,), number of values in each cluster.
+        n_values: number of values fitted.
+    """
+
+    centres: np.ndarray
+    inertia: float
+    counts: np.ndarray
+    n_values: int
+
+
+def fit_kmeans_1d(
+    read_values: Callable[[], Iterable[np.ndarray]],
+    n_clusters: int,
+    *,
+    value_range: tuple[float, float] | None = None,
+    progress: Callable[[float], None] | None = None,
+    is_cancelled: Callable[[], bool] | None = None,
+) -> KMeans1DResult:
+    """Fit the globally optimal 1-D k-means to values streamed in blocks.
+
+    Args:
+        read_values: returns a fresh iterator of 1-D float32/float64 arrays holding the valid,
+            finite values of one block each; called once per pass (2-3 passes, see module doc).
+        n_clusters: number of clusters k, 1..255.
+        value_range: (min, max) of the values when known (saves one pass); may be wider.
+        progress: called with the fraction done, 0..1.
+        is_cancelled: polled between blocks; when it returns True the fit stops.
+
+    Returns:
+        KMeans1DResult with ascending centres (float64, shape (k,)), inertia, counts, n_values.
+
+    Raises:
+        InvalidInputError: k out of range, no values, non-finite values, fewer distinct values
+            than k, or a bad value_range.
+        CancelledError: is_cancelled() returned True.
+    """
+    n_clusters = _checked_cluster_count(n_clusters)
+    stream = _ValueStream(read_values, progress, is_cancelled, 3 if value_range is None else 2)
+    n_bins = _HISTOGRAM_BINS
+    if value_range is None:
+        lo, hi, n_values = stream.scan_range()
+        # Fewer bins for little data: they would mostly be empty, and cost time to scan.
+        n_bins = min(n_bins, max(_MIN_HISTOGRAM_BINS, 1 << int(4 * n_values).bit_length()))
+    else:
+        lo, hi = _checked_range(value_range)
+    binning, stats, (v_min, v_max) = _histogram_pass(stream, lo, hi, n_bins)
+    if value_range is not None and _range_mismatch(lo, hi, v_min, v_max):
+        # Bins far wider than the data, or values clipped into the end bins, would prune
+        # little: bin the actual range instead.
+        binning, stats, (v_min, v_max) = _histogram_pass(stream, v_min, v_max, n_bins)
+    atoms = _Atoms.from_level1(binning, stats, v_min, v_max)
+    solution = _solve(stream, binning, atoms, n_clusters)
+    stream.finish()
+    return solution
+
+
+def kmeans_1d_exact(values: np.ndarray, n_clusters: int) -> KMeans1DResult:
+    """Fit the globally optimal 1-D k-means to an in-memory array.
+
+    Args:
+        values: array of any shape of finite numbers (flattened).
+        n_clusters: number of clusters k, 1..255.
+
+    Returns:
+        KMeans1DResult, as fit_kmeans_1d.
+
+    Raises:
+        InvalidInputError: as fit_kmeans_1d.
+    """
+    flat = np.asarray(values).ravel()
+    if flat.dtype not in (np.float32, np.float64):
+        flat = flat.astype(np.float64)
+    block = 1 << 20
+    value_range = None
+    if flat.size > _CACHE_VALUES and np.isfinite(flat).all():  # saves a pass over big arrays
+        value_range = (float(flat.min()), float(flat.max()))
+    return fit_kmeans_1d(
+        lambda: (flat[start : start + block] for start in range(0, flat.size, block)),
+        n_clusters,
+        value_range=value_range,
+    )
+
+
+def label_values(values: np.ndarray, centres: np.ndarray) -> np.ndarray:
+    """Number each value by its nearest centre, 1-based; a value halfway goes to the lower class.
+
+    Args:
+        values: array of any shape of finite numbers.
+        centres: ascending centres, shape (k,), k <= 255.
+
+    Returns:
+        uint8 array of the shape of values, class numbers 1..k.
+    """
+    centres = np.asarray(centres, dtype=np.float64)
+    midpoints = (centres[:-1] + centres[1:]) / 2.0
+    classes = np.searchsorted(midpoints, values, side="left") + 1
+    return classes.astype(np.uint8)
+
+
+def _checked_cluster_count(n_clusters: int) -> int:
+    if isinstance(n_clusters, bool) or int(n_clusters) != n_clusters:
+        raise InvalidInputError(f"number of clusters must be a whole number, got {n_clusters!r}")
+    n_clusters = int(n_clusters)
+    if not 1 <= n_clusters <= MAX_CLUSTERS:
+        raise InvalidInputError(
+            f"number of clusters must be between 1 and {MAX_CLUSTERS}, got {n_clusters}; "
+            "choose a value in that range"
+        )
+    return n_clusters
+
+
+def _checked_range(value_range: tuple[float, float]) -> tuple[float, float]:
+    lo, hi = (float(v) for v in value_range)
+    if not (np.isfinite(lo) and np.isfinite(hi) and lo <= hi and np.isfinite(hi - lo)):
+        raise InvalidInputError(
+            f"value range {value_range!r} is not a finite (min, max) pair; pass None to let the "
+            "fit compute it"
+        )
+    return lo, hi
+
+
+def _range_mismatch(lo: float, hi: float, v_min: float, v_max: float) -> bool:
+    return v_min < lo or v_max > hi or (v_max - v_min) * _RANGE_SHRINK_REDO < (hi - lo)
+
+
+def _no_values_error() -> InvalidInputError:
+    return InvalidInputError(
+        "no valid pixels to cluster: every pixel of the area is nodata or outside it; "
+        "check the nodata value, the band and the area of interest"
+    )
+
+
+class _ValueStream:
+    """Passes over the blocks: cancellation, progress across passes, a copy of small data."""
+
+    def __init__(self, read_values, progress, is_cancelled, planned_passes: int):
+        self._read_values = read_values
+        self._progress = progress
+        self._is_cancelled = is_cancelled
+        self._planned_passes = planned_passes
+        self._passes_done = 0
+        self._blocks_per_pass: int | None = None
+        self._cache: list[np.ndarray] | None = None
+        self._reported = 0.0
+
+    def blocks(self) -> Iterator[np.ndarray]:
+        """One pass: yields non-empty 1-D float32/float64 arrays."""
+        self.check_cancelled()
+        from_cache = self._cache is not None
+        source = iter(self._cache) if from_cache else iter(self._read_values())
+        kept: list[np.ndarray] | None = None if from_cache else []
+        kept_size = 0
+        n_blocks = 0
+        for block in source:
+            self.check_cancelled()
+            values = np.asarray(block).ravel()
+            if values.dtype not in (np.float32, np.float64):
+                values = values.astype(np.float64)
+            if values.size == 0:
+                continue
+            if kept is not None:
+                kept_size += values.size
+                # Copy: a reader may reuse its buffer for the next block.
+                if kept_size <= _CACHE_VALUES:
+                    kept.append(values.copy())
+                else:
+                    kept = None
+            yield values
+            n_blocks += 1
+            if self._blocks_per_pass:
+                self._report(self._passes_done + min(1.0, n_blocks / self._blocks_per_pass))
+        if kept is not None:
+            self._cache = kept
+        self._passes_done += 1
+        self._blocks_per_pass = n_blocks
+        self._report(self._passes_done)
+
+    def scan_range(self) -> tuple[float, float, int]:
+        """One pass: (min, max, number of values)."""
+        lo, hi, n_values = np.inf, -np.inf, 0
+        for values in self.blocks():
+            lo = min(lo, float(values.min()))
+            hi = max(hi, float(values.max()))
+            n_values += values.size
+        if not n_values:
+            raise _no_values_error()
+        return (*_checked_finite_range(lo, hi), n_values)
+
+    def check_cancelled(self) -> None:
+        if self._is_cancelled is not None and self._is_cancelled():
+            raise CancelledError("k-means fit cancelled by the user")
+
+    def finish(self) -> None:
+        if self._progress is not None:
+            self._progress(1.0)
+
+    def _report(self, passes: float) -> None:
+        fraction = min(0.99, passes / max(self._planned_passes, self._passes_done + 1))
+        if self._progress is not None and fraction > self._reported:
+            self._reported = fraction
+            self._progress(fraction)
+
+
+def _checked_finite_range(lo: float, hi: float) -> tuple[float, float]:
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        raise InvalidInputError(
+            "the values include NaN or infinity; mask them out as nodata before clustering"
+        )
+    return lo, hi
+
+
+class _Binning:
+    """Maps values to atoms: equal level-1 bins, some of them split at sorted sub-edges."""
+
+    def __init__(self, lo: float, hi: float, n_bins: int):
+        self.lo = lo
+        self.n_bins = n_bins if hi > lo else 1
+        self.width = (hi - lo) / self.n_bins
+        self.inv_width = 1.0 / self.width if hi > lo else 0.0
+        # Where rounding in the bin formula may put a value beyond its nominal edges.
+        self.slack = 8.0 * np.finfo(np.float64).eps * (abs(lo) + abs(hi) + (hi - lo))
+        # float32 arithmetic shifts a bin by at most |lo| * 2^-23 (rounding of lo) plus
+        # 2^-23 of the scaled value, both in bins; beyond a handful it is not worth it.
+        error_bins = self.inv_width * 2.0**-23 * (2.0 * abs(lo) + 3.0 * (hi - lo))
+        self._rough_radius = int(np.ceil(error_bins)) + 1 if error_bins < 64 else 0
+        self.sub_edges: dict[int, np.ndarray] = {}
+        self._rebuild()
+
+    def bin_of(self, values64: np.ndarray) -> np.ndarray:
+        return self._scaled_to_bins(np.subtract(values64, self.lo), self.inv_width)
+
+    def near_bins(self, wanted_bins: np.ndarray, dtype) -> np.ndarray:
+        """Bins whose values rough_bin_of may map into the wanted bins (for values of dtype)."""
+        radius = self._rough_radius if dtype == np.float32 else 0
+        if radius == 0:
+            return wanted_bins
+        running = np.r_[0, np.cumsum(wanted_bins)]
+        bins = np.arange(self.n_bins)
+        return running[np.minimum(bins + radius + 1, self.n_bins)] > running[
+            np.maximum(bins - radius, 0)]
+
+    def rough_bin_of(self, values: np.ndarray) -> np.ndarray:
+        """Bins computed in float32 for float32 values (fast), off by at most a known radius."""
+        if values.dtype != np.float32 or self._rough_radius == 0:
+            return self.bin_of(values.astype(np.float64, copy=False))
+        return self._scaled_to_bins(np.subtract(values, np.float32(self.lo)),
+                                    np.float32(self.inv_width))
+
+    def _scaled_to_bins(self, shifted: np.ndarray, inv_width) -> np.ndarray:
+        np.multiply(shifted, inv_width, out=shifted)
+        np.minimum(shifted, self.n_bins - 1, out=shifted)
+        np.maximum(shifted, 0, out=shifted)
+        return shifted.astype(np.intp)
+
+    def bin_edges(self, bins: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self.lo + bins * self.width, self.lo + (bins + 1) * self.width
+
+    def edges_of(self, bin_index: int) -> np.ndarray:
+        """Ascending edges of the atoms of a level-1 bin (just its own two when unsplit)."""
+        edges = self.sub_edges.get(bin_index)
+        if edges is None:
+            edges = np.r_[self.bin_edges(np.array([bin_index]))]
+        return edges
+
+    def split(self, new_edges: dict[int, np.ndarray]) -> None:
+        """Splits level-1 bins at ascending edges (first and last: the bin's own edges)."""
+        self.sub_edges.update(new_edges)
+        self._rebuild()
+
+    def sub_of(self, values64: np.ndarray, bins: np.ndarray) -> np.ndarray:
+        """Global sub-atom index of values lying in split bins."""
+        found = np.searchsorted(self._sub_lower, values64, side="right") - 1
+        first = self._sub_start[bins]
+        return np.clip(found, first, first + self._sub_count[bins] - 1)
+
+    @property
+    def n_sub(self) -> int:
+        return self._sub_lower.size
+
+    def _rebuild(self) -> None:
+        split_bins = np.array(sorted(self.sub_edges), dtype=np.intp)
+        counts = np.array([self.sub_edges[b].size - 1 for b in split_bins], dtype=np.intp)
+        self.is_split = np.zeros(self.n_bins, dtype=bool)
+        self.is_split[split_bins] = True
+        self._sub_start = np.zeros(self.n_bins, dtype=np.intp)
+        self._sub_start[split_bins] = np.cumsum(counts) - counts
+        self._sub_count = np.ones(self.n_bins, dtype=np.intp)
+        self._sub_count[split_bins] = counts
+        lower = [self.sub_edges[b][:-1] for b in split_bins]
+        self._sub_lower = np.concatenate(lower) if lower else np.zeros(0)
+        upper = [self.sub_edges[b][1:] for b in split_bins]
+        self._sub_upper = np.concatenate(upper) if upper else np.zeros(0)
+        self.sub_bin = np.repeat(split_bins, counts)
+        # Atom order: level-1 bins ascending, a split bin replaced by its sub-bins.
+        atoms_per_bin = np.where(self.is_split, self._sub_count, 1)
+        self.atom_start = np.cumsum(atoms_per_bin) - atoms_per_bin
+        self.n_atoms = int(atoms_per_bin.sum())
+        self.atom_bin = np.repeat(np.arange(self.n_bins), atoms_per_bin)
+        self.atom_of_sub = self.atom_start[self.sub_bin] + (
+            np.arange(self.sub_bin.size) - self._sub_start[self.sub_bin]
+        )
+
+    def atom_of(self, values64: np.ndarray, bins: np.ndarray | None = None) -> np.ndarray:
+        if bins is None:
+            bins = self.bin_of(values64)
+        atoms = self.atom_start[bins]
+        split = self.is_split[bins]
+        if split.any():
+            atoms[split] = self.atom_of_sub[self.sub_of(values64[split], bins[split])]
+        return atoms
+
+    def atom_bounds(self, ids: np.ndarray, v_min: float, v_max: float):
+        """Lower and upper bounds (float64, shape of ids) of the values the atoms can hold."""
+        bins = self.atom_bin[ids]
+        low, high = self.bin_edges(bins)
+        # Values beyond the binned range were clipped into the end bins.
+        low = np.where(bins == 0, -np.inf, low - self.slack)
+        high = np.where(bins == self.n_bins - 1, np.inf, high + self.slack)
+        split = np.flatnonzero(self.is_split[bins])
+        if split.size:
+            # Inside a split bin the sub-edges are exact (searchsorted); its own edges keep slack.
+            position = ids[split] - self.atom_start[bins[split]]
+            sub = self._sub_start[bins[split]] + position
+            inner_low = position > 0
+            inner_high = position < self._sub_count[bins[split]] - 1
+            low[split[inner_low]] = self._sub_lower[sub[inner_low]]
+            high[split[inner_high]] = self._sub_upper[sub[inner_high]]
+        return np.clip(low, v_min, v_max), np.clip(high, v_min, v_max)
+
+
+class _StatsAccumulator:
+    """Per-atom count, sum and sum of squares about a member value of the atom (its reference)."""
+
+    def __init__(self, n_atoms: int):
+        self.count = np.zeros(n_atoms, dtype=np.int64)
+        self.reference = np.full(n_atoms, np.nan)
+        self.sum = np.zeros(n_atoms)
+        self.sum_sq = np.zeros(n_atoms)
+
+    def add(self, atoms: np.ndarray, values64: np.ndarray) -> None:
+        n_atoms = self.count.size
+        reference = self.reference[atoms]
+        missing = np.isnan(reference)
+        if missing.any():
+            # Reversed so the first occurrence wins: the reference then does not depend on blocking.
+            new_atoms = atoms[missing]
+            self.reference[new_atoms[::-1]] = values64[missing][::-1]
+            reference[missing] = self.reference[new_atoms]
+        deviation = values64 - reference
+        self.count += np.bincount(atoms, minlength=n_atoms)
+        self.sum += np.bincount(atoms, weights=deviation, minlength=n_atoms)
+        self.sum_sq += np.bincount(atoms, weights=deviation * deviation, minlength=n_atoms)
+
+
+def _histogram_pass(stream: _ValueStream, lo: float, hi: float, n_bins: int):
+    binning = _Binning(lo, hi, n_bins)
+    stats = _StatsAccumulator(binning.n_bins)
+    v_min, v_max = np.inf, -np.inf
+    for values in stream.blocks():
+        values64 = values.astype(np.float64, copy=False)
+        block_min, block_max = float(values64.min()), float(values64.max())
+        _checked_finite_range(block_min, block_max)
+        v_min, v_max = min(v_min, block_min), max(v_max, block_max)
+        stats.add(binning.bin_of(values64), values64)
+    if v_min > v_max:
+        raise _no_values_error()
+    return binning, stats, (v_min, v_max)
+
+
+def _values_in_bins(stream: _ValueStream, binning: _Binning, wanted_bins: np.ndarray):
+    """One pass yielding (values float64, their bins) of the values lying in the wanted bins."""
+    near = {np.dtype(t): binning.near_bins(wanted_bins, t) for t in (np.float32, np.float64)}
+    for values in stream.blocks():
+        values = values[near[values.dtype][binning.rough_bin_of(values)]]
+        values64 = values.astype(np.float64, copy=False)
+        bins = binning.bin_of(values64)
+        inside = wanted_bins[bins]
+        if inside.any():
+            yield values64[inside], bins[inside]
+
+
+def _refine_pass(stream: _ValueStream, binning: _Binning) -> _StatsAccumulator:
+    stats = _StatsAccumulator(binning.n_sub)
+    for values64, bins in _values_in_bins(stream, binning, binning.is_split):
+        stats.add(binning.sub_of(values64, bins), values64)
+    return stats
+
+
+def _gather_pass(stream: _ValueStream, binning: _Binning, wanted_atoms: np.ndarray):
+    """Distinct values (ascending float64) and their counts (int64) of the wanted atoms."""
+    wanted_bins = np.zeros(binning.n_bins, dtype=bool)
+    wanted_bins[binning.atom_bin[wanted_atoms]] = True
+    is_wanted = np.zeros(binning.n_atoms, dtype=bool)
+    is_wanted[wanted_atoms] = True
+    parts: list[tuple[np.ndarray, np.ndarray]] = []
+    held = 0
+    for values64, bins in _values_in_bins(stream, binning, wanted_bins):
+        values64 = values64[is_wanted[binning.atom_of(values64, bins)]]
+        if values64.size:
+            parts.append(np.unique(values64, return_counts=True))
+            held += parts[-1][0].size
+            if held > _GATHER_VALUES:
+                parts = [_merge_distinct(parts)]
+                held = parts[0][0].size
+    if not parts:
+        return np.zeros(0), np.zeros(0, dtype=np.int64)
+    return _merge_distinct(parts)
+
+
+def _merge_distinct(parts):
+    values = np.concatenate([p[0] for p in parts])
+    counts = np.concatenate([p[1] for p in parts])
+    distinct, inverse = np.unique(values, return_inverse=True)
+    return distinct, np.bincount(inverse, weights=counts).astype(np.int64)
+
+
+class _Atoms:
+    """The non-empty atoms in value order with their sufficient statistics and bounds."""
+
+    def __init__(self, ids, count, reference, sum_, sum_sq, low, high, v_min, v_max):
+        self.ids = ids  # atom number in the binning
+        self.count = count
+        self.reference = reference
+        self.sum = sum_
+        self.sum_sq = sum_sq
+        self.low = low
+        self.high = high
+        self.v_min = v_min
+        self.v_max = v_max
+        # Pure: all values equal (the sums about a member are exactly zero).
+        self.pure = (sum_sq == 0) & (sum_ == 0)
+
+    @classmethod
+    def from_level1(cls, binning: _Binning, stats: _StatsAccumulator, v_min, v_max) -> _Atoms:
+        return cls._build(binning, stats, None, v_min, v_max)
+
+    @classmethod
+    def after_refine(cls, binning, level1: _StatsAccumulator, sub: _StatsAccumulator, v_min,
+                     v_max) -> _Atoms:
+        return cls._build(binning, level1, sub, v_min, v_max)
+
+    @classmethod
+    def _build(cls, binning, level1, sub, v_min, v_max) -> _Atoms:
+        unsplit = np.flatnonzero((level1.count > 0) & ~binning.is_split)
+        sources = [(level1, unsplit, binning.atom_start[unsplit])]
+        if sub is not None:
+            filled = np.flatnonzero(sub.count > 0)
+            sources.append((sub, filled, binning.atom_of_sub[filled]))
+        ids = np.concatenate([source[2] for source in sources])
+        order = np.argsort(ids)
+        fields = [
+            np.concatenate([getattr(stats, name)[index] for stats, index, _ in sources])[order]
+            for name in ("count", "reference", "sum", "sum_sq")
+        ]
+        ids = ids[order]
+        return cls(ids, *fields, *binning.atom_bounds(ids, v_min, v_max), v_min, v_max)
+
+    @property
+    def size(self) -> int:
+        return self.ids.size
+
+    @property
+    def mean(self) -> np.ndarray:
+        return self.reference + self.sum / self.count
+
+    @property
+    def deviation(self) -> np.ndarray:
+        """Sum of squared deviations from the atom's mean."""
+        return np.maximum(self.sum_sq - self.sum * self.sum / self.count, 0.0)
+
+
+class _Sequence:
+    """Prefix sums of count, sum and sum of squares about the data mean, items in value order."""
+
+    def __init__(self, count, offset, sum_, sum_sq, extent=None):
+        count = count.astype(np.float64)
+        self.mean = float((count * offset + sum_).sum() / count.sum())
+        shift = offset - self.mean
+        centred_sum = sum_ + count * shift
+        centred_sq = sum_sq + 2.0 * shift * sum_ + count * shift * shift
+        self.prefixes = tuple(_accurate_cumsum(c) for c in (count, centred_sum, centred_sq))
+        counts, sums, squares = self.prefixes
+        self.total_cost = float(squares[-1] - sums[-1] ** 2 / counts[-1])
+        if extent is not None:
+            self.cost_error = _cost_rounding_error(count.size, np.abs(centred_sum).sum(),
+                                                   squares[-1], max(extent[1] - self.mean,
+                                                                    self.mean - extent[0]))
+
+    def tolerance(self, n_clusters: int, penalties=()) -> float:
+        """Bound on the rounding error of a DP value: n_clusters segment costs and penalties."""
+        penalty_scale = sum(float(p.max(initial=0.0)) for p in penalties)
+        eps = np.finfo(np.float64).eps
+        # Twice the cost error: reversed prefixes (total - prefix) add one more prefix error.
+        sums_error = 8 * eps * (self.total_cost + penalty_scale)
+        return (n_clusters + 1) * (2 * self.cost_error + sums_error)
+
+
+def _accurate_cumsum(values: np.ndarray, block: int = _CUMSUM_BLOCK) -> np.ndarray:
+    """Prefix sums with a leading 0, summed in blocks so that each carries a rounding error of at
+    most (block + 2) * levels * eps * sum(|values|), levels = ceil(log_block(size)), instead of
+    size * eps * sum(|values|) for a running sum."""
+    if values.size <= block:
+        return np.r_[0.0, np.cumsum(values)]
+    n_blocks = -(-values.size // block)
+    padded = np.zeros(n_blocks * block)
+    padded[: values.size] = values
+    within = np.cumsum(padded.reshape(n_blocks, block), axis=1)
+    before = _accurate_cumsum(within[:, -1], block)[:-1]
+    return np.r_[0.0, (within + before[:, None]).ravel()[: values.size]]
+
+
+def _cost_rounding_error(n_items, abs_sum, abs_squares, max_deviation) -> float:
+    """Bound on the rounding error of one segment cost q - s^2/n from prefix sums: the prefix
+    errors (see _accurate_cumsum) of q, and of s amplified by 2|s/n| <= 2 * max_deviation."""
+    eps = np.finfo(np.float64).eps
+    levels = max(1, int(np.ceil(np.log(max(n_items, 2)) / np.log(_CUMSUM_BLOCK))))
+    prefix = (_CUMSUM_BLOCK + 2) * levels * eps
+    return 2 * prefix * abs_squares + 4 * prefix * max_deviation * abs_sum + 8 * eps * abs_squares
+
+
+def _rounding_spread(count, mean, deviation, low, high):
+    """Bound h on min(sum of (t - x) over values x < t, sum of (x - t) over x > t), any t.
+
+    The two sums cross at the mean, where each is half the sum of absolute deviations: at most
+    sqrt(count * sum of squared deviations) / 2; the first is also at most count * (high - mean),
+    the second count * (mean - low).
+    """
+    return np.minimum.reduce([
+        0.5 * np.sqrt(count * deviation),
+        count * np.maximum(high - mean, 0.0),
+        count * np.maximum(mean - low, 0.0),
+    ])
+
+
+class _View:
+    """Runs of consecutive atoms between chosen split positions, with what the bounds need."""
+
+    def __init__(self, sequence: _Sequence, atoms: _Atoms, positions: np.ndarray, fine_spread):
+        self.mean = sequence.mean
+        self.n_atoms = positions.size - 1
+        self.prefixes = tuple(p[positions] for p in sequence.prefixes)
+        self.reversed_prefixes = tuple(p[-1] - p[::-1] for p in self.prefixes)
+        self.low = atoms.low[positions[:-1]]
+        self.high = atoms.high[positions[1:] - 1]
+        if self.n_atoms == atoms.size:
+            self.spread = fine_spread
+            return
+        # Merged runs: count, mean and squared deviation combined from the atoms', exactly.
+        starts = positions[:-1]
+        count = np.add.reduceat(atoms.count, starts).astype(np.float64)
+        atom_shift = atoms.mean - np.repeat(self.low, np.diff(positions))
+        mean_shift = np.add.reduceat(atoms.count * atom_shift, starts) / count
+        spread_shift = atom_shift - np.repeat(mean_shift, np.diff(positions))
+        deviation = np.add.reduceat(atoms.deviation + atoms.count * spread_shift**2, starts)
+        self.spread = _rounding_spread(count, self.low + mean_shift, deviation, self.low,
+                                       self.high)
+
+
+class _CutSets:
+    """For each cut, the split positions where it may lie: low..high and a mask over them."""
+
+    def __init__(self, low, high, masks):
+        self.low = np.asarray(low, dtype=np.intp)
+        self.high = np.asarray(high, dtype=np.intp)
+        self.masks = masks
+
+    @classmethod
+    def everywhere(cls, n_cuts: int, n_positions: int) -> _CutSets:
+        return cls(np.zeros(n_cuts), np.full(n_cuts, n_positions - 1),
+                   [np.ones(n_positions, dtype=bool) for _ in range(n_cuts)])
+
+    def trimmed(self) -> _CutSets | None:
+        """Ranges shrunk to the allowed positions and kept in cut order; None if inconsistent."""
+        first = np.array([lo + m.argmax() for lo, m in zip(self.low, self.masks)], np.intp)
+        last = np.array([lo + m.size - 1 - m[::-1].argmax()
+                         for lo, m in zip(self.low, self.masks)], np.intp)
+        first, last = _ordered_ranges(first, last, 0)
+        masks = [m[f - lo : t - lo + 1] for m, lo, f, t in zip(self.masks, self.low, first, last)]
+        if (first > last).any() or not all(m.any() for m in masks):
+            return None
+        return _CutSets(first, last, masks)
+
+    def union(self, n_positions: int) -> np.ndarray:
+        allowed = np.zeros(n_positions, dtype=bool)
+        for lo, mask in zip(self.low, self.masks):
+            allowed[lo : lo + mask.size] |= mask
+        return allowed
+
+    def refined(self, coarse: np.ndarray, fine: np.ndarray) -> _CutSets:
+        """The sets on a finer view (fine positions include the coarse ones): a fine split can
+        hold a cut if it is a feasible coarse split, or lies in or beside a coarse run that can
+        hold the cut inside."""
+        n_coarse = coarse.size - 1
+        run = np.searchsorted(coarse, fine, side="right") - 1
+        on_split = coarse[run] == fine
+        fine_index = np.searchsorted(fine, coarse)
+        lows, highs, masks = [], [], []
+        for lo, hi, mask in zip(self.low, self.high, self.masks):
+            feasible = np.zeros(n_coarse + 1, dtype=bool)
+            feasible[lo : hi + 1] = mask
+            holds = feasible[:-1] | feasible[1:]
+            start, stop = fine_index[max(lo - 1, 0)], fine_index[min(hi + 1, n_coarse)]
+            r = run[start : stop + 1]
+            inside = holds[np.minimum(r, n_coarse - 1)] & (r < n_coarse)
+            beside_below = holds[np.maximum(r - 1, 0)] & (r >= 1)
+            masks.append(np.where(on_split[start : stop + 1],
+                                  feasible[r] | inside | beside_below, inside))
+            lows.append(start)
+            highs.append(stop)
+        sets = _CutSets(lows, highs, masks)
+        return sets.trimmed() or _CutSets.everywhere(len(masks), fine.size)
+
+
+def _row_minima(prev, prefixes, rows, m_lo, m_hi, strict):
+    """For each i in rows (ascending): min and leftmost argmin over m in [m_lo, min(m_hi, i -
+    strict)] of prev[m - m_lo] + cost(m, i), cost being the sum of squares of the items between
+    prefix positions m and i (strict=1 keeps runs non-empty).
+
+    The cost obeys the quadrangle inequality, so the leftmost argmin does not decrease with i;
+    divide and conquer over rows then needs O((rows + columns) log rows) evaluations, done one
+    recursion level at a time so that each level is a few vectorised calls.
+    """
+    counts, sums, squares = prefixes
+    m_hi = min(m_hi, rows[-1] - strict)
+    if rows.size * (m_hi - m_lo + 1) <= _DENSE_CELLS:
+        # Small problem: one evaluation of the whole matrix beats the recursion's overhead.
+        m = np.arange(m_lo, m_hi + 1)[:, None]
+        s = sums[rows] - sums[m]
+        values = prev[m - m_lo] + (squares[rows] - squares[m]) - s * s / np.maximum(
+            counts[rows] - counts[m], 1.0)
+        values[m > rows - strict] = np.inf
+        arg = values.argmin(axis=0)
+        return values[arg, np.arange(rows.size)], arg + m_lo
+    best = np.empty(rows.size)
+    arg = np.empty(rows.size, dtype=np.intp)
+    row_lo = np.zeros(1, dtype=np.intp)
+    row_hi = np.full(1, rows.size - 1, dtype=np.intp)
+    col_lo = np.full(1, m_lo, dtype=np.intp)
+    col_hi = np.full(1, min(m_hi, rows[-1] - strict), dtype=np.intp)
+    while row_lo.size:
+        mid = (row_lo + row_hi) >> 1
+        i = rows[mid]
+        lengths = np.minimum(col_hi, i - strict) - col_lo + 1
+        ends = np.cumsum(lengths)
+        starts = ends - lengths
+        m = np.arange(ends[-1]) + np.repeat(col_lo - starts, lengths)
+        i = np.repeat(i, lengths)
+        s = sums[i] - sums[m]
+        values = prev[m - m_lo] + (squares[i] - squares[m]) - s * s / np.maximum(
+            counts[i] - counts[m], 1.0)
+        minima = np.minimum.reduceat(values, starts)
+        hits = np.flatnonzero(values == np.repeat(minima, lengths))
+        chosen = m[hits[np.searchsorted(hits, starts)]]
+        best[mid] = minima
+        arg[mid] = chosen
+        left = mid > row_lo
+        right = mid < row_hi
+        row_lo, row_hi, col_lo, col_hi = (
+            np.concatenate((row_lo[left], mid[right] + 1)),
+            np.concatenate((mid[left] - 1, row_hi[right])),
+            np.concatenate((col_lo[left], chosen[right])),
+            np.concatenate((chosen[left], col_hi[right])),
+        )
+    return best, arg
+
+
+def _segment_costs(prefixes, ends, starts=0):
+    counts, sums, squares = prefixes
+    s = sums[ends] - sums[starts]
+    return (squares[ends] - squares[starts]) - s * s / np.maximum(counts[ends] - counts[starts],
+                                                                  1.0)
+
+
+def _layered_dp(prefixes, ranges, weights, strict, stream):
+    """Least cost of cutting prefix positions 0..i into j+1 runs, for i in ranges[j].
+
+    Args:
+        prefixes: (counts, sums, squares) prefix arrays of shape (P,).
+        ranges: (n_layers, 2) inclusive position ranges, ascending in both columns; layer j's rows.
+        weights: None, or for each cut c a weight per position of ranges[c-1], subtracted when
+            the c-th cut lies there; -inf forbids it.
+        strict: 1 for non-empty runs, 0 to allow empty ones.
+
+    Returns:
+        (layers, args): layers[j] over the positions of ranges[j]; args[j] the position of the
+        last cut for each of them (args[0] is None).
+    """
+    layer = _segment_costs(prefixes, np.arange(ranges[0][0], ranges[0][1] + 1))
+    layers, args = [layer], [None]
+    for j in range(1, len(ranges)):
+        stream.check_cancelled()
+        prev = layer if weights is None else layer - weights[j - 1]
+        rows = np.arange(ranges[j][0], ranges[j][1] + 1)
+        layer, arg = _row_minima(prev, prefixes, rows, ranges[j - 1][0], ranges[j - 1][1], strict)
+        layers.append(layer)
+        args.append(arg)
+    return layers, args
+
+
+def _traced_cuts(ranges, args) -> np.ndarray:
+    position = ranges[-1][0]
+    cuts = []
+    for j in range(len(ranges) - 1, 0, -1):
+        position = args[j][position - ranges[j][0]]
+        cuts.append(position)
+    return np.array(cuts[::-1], dtype=np.intp)
+
+
+def _ordered_ranges(low, high, strict):
+    """Narrows per-cut position ranges so that cut c+1 can lie at least `strict` above cut c."""
+    step = np.arange(low.size) * strict
+    low = np.maximum.accumulate(low - step) + step
+    high = np.minimum.accumulate((high + step)[::-1])[::-1] - step
+    return low, high
+
+
+def _best_partition(prefixes, n_clusters, stream, low=None, high=None):
+    """Least-cost split of prefix positions 0..P-1 into n_clusters non-empty runs, the c-th cut
+    confined to positions low[c-1]..high[c-1] when given.
+
+    Returns:
+        (cost, cuts): cuts, shape (k-1,), ascending inner positions; (inf, None) if impossible.
+    """
+    last = prefixes[0].size - 1
+    cut_number = np.arange(1, n_clusters)
+    cut_low, cut_high = cut_number, last - (n_clusters - cut_number)
+    if low is not None:
+        cut_low, cut_high = np.maximum(cut_low, low), np.minimum(cut_high, high)
+    cut_low, cut_high = _ordered_ranges(cut_low, cut_high, 1)
+    if last < n_clusters or (cut_low > cut_high).any():
+        return np.inf, None
+    ranges = np.r_[np.c_[cut_low, cut_high], [[last, last]]]
+    layers, args = _layered_dp(prefixes, ranges, None, 1, stream)
+    return float(layers[-1][0]), _traced_cuts(ranges, args)
+
+
+def _polished_cost(prefixes, cuts: np.ndarray, max_rounds: int = 100) -> float:
+    """Cost of a partition of the atoms after Lloyd steps that move whole atoms (never worse)."""
+    counts, sums, _ = prefixes
+    n_atoms = counts.size - 1
+    atom_means = np.diff(sums) / np.diff(counts)
+    bounds = np.unique(np.r_[0, cuts, n_atoms])
+    cost = float(_segment_costs(prefixes, bounds[1:], bounds[:-1]).sum())
+    for _ in range(max_rounds):
+        centres = np.diff(sums[bounds]) / np.diff(counts[bounds])
+        moved = np.r_[0, np.searchsorted(atom_means, (centres[:-1] + centres[1:]) / 2), n_atoms]
+        if (np.diff(moved) <= 0).any():
+            break
+        moved_cost = float(_segment_costs(prefixes, moved[1:], moved[:-1]).sum())
+        if moved_cost >= cost:
+            break
+        bounds, cost = moved, moved_cost
+    return cost
+
+
+def _cut_penalties(view: _View, sets: _CutSets) -> list[np.ndarray]:
+    """For each cut j, per split s of its range: the most that moving an optimal partition's
+    j-th cut from inside an atom to that atom's edge at s can add to the cost.
+
+    A cut t inside atom b goes to the lower edge when t is below the atom's mean, else to the
+    upper one (so several cuts in one atom stay in order). With the centres held, the moved
+    values cost 2 * gap * min(sum of (t - x) below t, sum of (x - t) above t) <= 2 * gap * h_b
+    (see _rounding_spread), gap being the distance between the centres beside the cut. The
+    centre below is at least the mean of the atoms from the lowest place of cut j-1 up to b; the
+    centre above at most the mean of the atoms from b up to the highest place of cut j+1.
+    """
+    counts, sums, _ = view.prefixes
+    n_atoms = view.n_atoms
+    lowest_start = np.maximum(np.r_[0, sets.low[:-1]] - 1, 0)
+    highest_end = np.minimum(np.r_[sets.high[1:], n_atoms], n_atoms - 1) + 1
+    penalties = []
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for j, (lo, hi) in enumerate(zip(sets.low, sets.high)):
+            first_atom = max(lo - 1, 0)
+            b = np.arange(first_atom, min(hi, n_atoms - 1) + 1)
+            start, end = lowest_start[j], highest_end[j]
+            mean_below = np.where(
+                b > start,
+                view.mean + (sums[b] - sums[start]) / (counts[b] - counts[start]),
+                view.low[b],
+            )
+            mean_above = np.where(
+                b + 1 < end,
+                view.mean + (sums[end] - sums[b + 1]) / (counts[end] - counts[b + 1]),
+                view.high[b],
+            )
+            gap = np.minimum.reduce([
+                mean_above - mean_below,
+                2.0 * (view.high[b] - mean_below),
+                2.0 * (mean_above - view.low[b]),
+            ])
+            inside = 2.0 * np.maximum(gap, 0.0) * view.spread[b]
+            split = np.arange(lo, hi + 1)
+            penalty = np.zeros(split.size)
+            above = split < n_atoms
+            penalty[above] = inside[split[above] - first_atom]
+            below = split >= 1
+            penalty[below] = np.maximum(penalty[below], inside[split[below] - 1 - first_atom])
+            penalties.append(penalty)
+    return penalties
+
+
+def _tighten(view: _View, sets: _CutSets, upper, n_clusters, sequence, stream, seek_upper):
+    """Rounds of lower bounds that rule out cut positions, on one view; see _feasible_cuts."""
+    n_cuts = n_clusters - 1
+    for round_number in range(_BOUND_ROUNDS):
+        from_relaxation = seek_upper and round_number == 0
+        if not from_relaxation and view.n_atoms >= n_clusters:
+            upper = min(upper, _best_partition(view.prefixes, n_clusters, stream, sets.low,
+                                               sets.high)[0])
+        penalties = _cut_penalties(view, sets)
+        tolerance = sequence.tolerance(n_clusters, penalties)
+        weights = [np.where(mask, p, -np.inf) for mask, p in zip(sets.masks, penalties)]
+        ranges = np.c_[sets.low, sets.high]
+        if from_relaxation:  # one more layer to the end gives a partition: an upper bound
+            ranges = np.r_[ranges, [[view.n_atoms, view.n_atoms]]]
+        forward, args = _layered_dp(view.prefixes, ranges, weights, 0, stream)
+        if from_relaxation:
+            upper = min(upper, _polished_cost(view.prefixes, _traced_cuts(ranges, args)))
+        backward, _ = _layered_dp(view.reversed_prefixes,
+                                  view.n_atoms - ranges[:n_cuts][::-1, ::-1],
+                                  [w[::-1] for w in weights[::-1]], 0, stream)
+        masks = [
+            mask & (forward[c] + backward[n_cuts - 1 - c][::-1] - penalties[c]
+                    <= upper + tolerance)
+            for c, mask in enumerate(sets.masks)
+        ]
+        if all((new == old).all() for new, old in zip(masks, sets.masks)):
+            break
+        tighter = _CutSets(sets.low, sets.high, masks).trimmed() if all(
+            m.any() for m in masks) else None
+        if tighter is None:
+            break  # float rounding defeated a bound: keep the previous, proven sets
+        sets = tighter
+    return sets, upper
+
+
+def _view_strides(n_atoms: int, n_clusters: int) -> list[int]:
+    # Runs much wider than a cluster would make every bound useless.
+    coarsest = max(_COARSEST_VIEW_ATOMS, 32 * n_clusters)
+    strides = [1]
+    while n_atoms // (strides[-1] * 8) >= coarsest:
+        strides.append(strides[-1] * 8)
+    return strides[::-1]
+
+
+def _feasible_cuts(sequence: _Sequence, atoms: _Atoms, no_inner_cut, n_clusters, stream):
+    """Where the cuts of every optimal partition can lie, proven by bounds.
+
+    Each optimal cut lies at a split between atoms or inside an atom; moved to the nearer edge
+    (_cut_penalties) it gives a partition on splits, so the penalised DP with cut c at split s,
+    forward and backward, bounds from below the cost of any partition whose c-th cut is at or
+    beside s. Where that bound exceeds the cost of a known partition, no optimal cut c lies.
+    The bounds are computed on coarse runs of atoms first, then on finer views confined to the
+    runs still possible, and each view repeats the bounds while they keep ruling out positions.
+
+    Returns:
+        (sets, upper): _CutSets over the M+1 splits of the atoms; the cost of a partition.
+    """
+    n_cuts, n_atoms = n_clusters - 1, atoms.size
+    if n_cuts == 0:
+        return _CutSets([], [], []), sequence.total_cost
+    if n_atoms < n_clusters:  # nothing to prune with: every atom must be opened
+        return _CutSets.everywhere(n_cuts, n_atoms + 1), np.inf
+    fine_spread = np.where(no_inner_cut, 0.0, _rounding_spread(
+        atoms.count, atoms.mean, atoms.deviation, atoms.low, atoms.high))
+    sets, upper, coarse = None, np.inf, None
+    for stride in _view_strides(n_atoms, n_clusters):
+        positions = np.unique(np.r_[np.arange(0, n_atoms, stride), n_atoms])
+        view = _View(sequence, atoms, positions, fine_spread)
+        if coarse is None:
+            sets = _CutSets.everywhere(n_cuts, view.n_atoms + 1)
+        else:
+            sets = sets.refined(coarse, positions)
+        sets, upper = _tighten(view, sets, upper, n_clusters, sequence, stream,
+                               seek_upper=coarse is None)
+        coarse = positions
+    return sets, upper
+
+
+def _solve(stream: _ValueStream, binning: _Binning, atoms: _Atoms, n_clusters: int):
+    level1_stats = None
+    excluded = np.zeros(binning.n_atoms, dtype=bool)  # atom ids that cannot hold an optimal cut
+    refine_passes = 0
+    while True:
+        sequence = _Sequence(atoms.count, atoms.reference, atoms.sum, atoms.sum_sq,
+                             (atoms.v_min, atoms.v_max))
+        sets, _ = _feasible_cuts(sequence, atoms, atoms.pure | excluded[atoms.ids], n_clusters,
+                                 stream)
+        split_possible = sets.union(atoms.size + 1)
+        cut_inside = split_possible[:-1] | split_possible[1:]
+        candidate = cut_inside & ~atoms.pure & ~excluded[atoms.ids]
+        excluded[atoms.ids[~cut_inside & ~atoms.pure]] = True
+        candidate_values = int(atoms.count[candidate].sum())
+        if not candidate.any() or candidate_values <= _GATHER_VALUES or (
+            refine_passes >= _MAX_REFINE_PASSES
+        ):
+            break
+        if level1_stats is None:
+            level1_stats = _level1_snapshot(binning, atoms)
+        _split_candidates(binning, atoms, candidate)
+        excluded = _carry_exclusions(binning, excluded, atoms)
+        sub_stats = _refine_pass(stream, binning)
+        refine_passes += 1
+        atoms = _Atoms.after_refine(binning, level1_stats, sub_stats, atoms.v_min, atoms.v_max)
+    return _final_fit(stream, binning, atoms, sets, candidate, n_clusters)
+
+
+def _level1_snapshot(binning: _Binning, atoms: _Atoms) -> _StatsAccumulator:
+    """Level-1 statistics indexed by bin, taken before any bin is split."""
+    snapshot = _StatsAccumulator(binning.n_bins)
+    snapshot.count[atoms.ids] = atoms.count
+    snapshot.reference[atoms.ids] = atoms.reference
+    snapshot.sum[atoms.ids] = atoms.sum
+    snapshot.sum_sq[atoms.ids] = atoms.sum_sq
+    return snapshot
+
+
+def _split_candidates(binning: _Binning, atoms: _Atoms, candidate: np.ndarray) -> None:
+    """Splits every candidate atom into sub-bins, more of them where it holds more values.
+
+    The sub-bins span the atom's mean +- 8 standard deviations (at least 63/64 of its values,
+    by Chebyshev's inequality); two outer sub-bins take the rest of the atom.
+    """
+    chosen = np.flatnonzero(candidate)
+    weights = atoms.count[chosen] / atoms.count[chosen].sum()
+    pieces = np.maximum(2, np.ceil(weights * _REFINE_BINS)).astype(int)
+    spread = 8.0 * np.sqrt(atoms.deviation[chosen] / atoms.count[chosen])
+    new_edges: dict[int, list[np.ndarray]] = {}
+    for index, n_pieces, mean, reach in zip(chosen, pieces, atoms.mean[chosen], spread):
+        atom = int(atoms.ids[index])
+        bin_index = int(binning.atom_bin[atom])
+        edges = binning.edges_of(bin_index)
+        position = atom - int(binning.atom_start[bin_index])
+        low, high = edges[position], edges[position + 1]
+        inner = np.linspace(max(low, mean - reach), min(high, mean + reach), n_pieces + 1)
+        new_edges.setdefault(bin_index, [edges]).append(inner[(inner > low) & (inner < high)])
+    binning.split({b: np.unique(np.concatenate(parts)) for b, parts in new_edges.items()})
+
+
+def _carry_exclusions(binning: _Binning, excluded_old: np.ndarray, atoms: _Atoms) -> np.ndarray:
+    """Exclusions are facts about values, so map them from old atoms to the new ones by value."""
+    excluded = np.zeros(binning.n_atoms, dtype=bool)
+    old = np.flatnonzero(excluded_old)
+    if old.size:
+        kept = np.isin(atoms.ids, old)
+        excluded[binning.atom_of(atoms.reference[kept])] = True
+    return excluded
+
+
+def _final_fit(stream, binning, atoms: _Atoms, sets: _CutSets, candidate, n_clusters):
+    if candidate.any():
+        distinct, distinct_counts = _gather_pass(stream, binning, atoms.ids[candidate])
+    else:
+        distinct, distinct_counts = np.zeros(0), np.zeros(0, dtype=np.int64)
+    # Items in value order: the untouched atoms and the distinct values of the candidates.
+    atom_index = np.arange(atoms.size)
+    value_atom = np.searchsorted(atoms.ids, binning.atom_of(distinct))
+    order = np.argsort(np.r_[atom_index[~candidate], value_atom], kind="stable")
+    item_atom = np.r_[atom_index[~candidate], value_atom][order]
+    is_value = order >= atom_index.size - int(candidate.sum())
+    count = np.r_[atoms.count[~candidate], distinct_counts][order]
+    offset = np.r_[atoms.reference[~candidate], distinct][order]
+    sum_ = np.r_[atoms.sum[~candidate], np.zeros(distinct.size)][order]
+    sum_sq = np.r_[atoms.sum_sq[~candidate], np.zeros(distinct.size)][order]
+    if count.size < n_clusters:
+        raise InvalidInputError(
+            f"only {count.size} distinct valid values but {n_clusters} clusters requested; "
+            f"choose K \u2264 {count.size}"
+        )
+    # Cut positions that can hold an optimal cut: just below an atom where a cut is feasible,
+    # and around every gathered value.
+    split_possible = sets.union(atoms.size + 1)
+    allowed = np.zeros(count.size + 1, dtype=bool)
+    allowed[[0, -1]] = True
+    allowed[:-1] |= split_possible[item_atom] | is_value
+    allowed[1:] |= is_value
+    positions = np.flatnonzero(allowed)
+    # The c-th cut stays among the items of the atoms beside the splits where it is feasible.
+    first = np.maximum(sets.low - 1, 0)
+    last = sets.high
+    low = np.searchsorted(positions, np.searchsorted(item_atom, first, side="left"))
+    high = np.searchsorted(positions, np.searchsorted(item_atom, last, side="right"),
+                           side="right") - 1
+    prefixes = _Sequence(count, offset, sum_, sum_sq).prefixes
+    _, cuts = _best_partition(tuple(p[positions] for p in prefixes), n_clusters, stream, low,
+                              high)
+    if cuts is None:  # only if float rounding defeated the bounds: search every position
+        positions = np.arange(count.size + 1)
+        _, cuts = _best_partition(prefixes, n_clusters, stream)
+    return _result_from_cuts(count, offset, sum_, sum_sq, positions[cuts])
+
+
+def _result_from_cuts(count, offset, sum_, sum_sq, cuts) -> KMeans1DResult:
+    """The clusters of the items between the cuts, made consistent with nearest-centre labels.
+
+    The cuts are optimal, so Lloyd steps (each item to its nearest centre, then centres to the
+    means) change nothing but where two partitions tie within float rounding: they settle such
+    ties on the one that label_values reproduces.
+    """
+    item_mean = offset + sum_ / count
+    for _ in range(_MAX_LLOYD_STEPS):
+        centres = _segment_means(count, offset, sum_, cuts)
+        moved = np.searchsorted(item_mean, (centres[:-1] + centres[1:]) / 2, side="right")
+        if (moved == cuts).all() or (np.diff(np.r_[0, moved, count.size]) <= 0).any():
+            break
+        cuts = moved
+    centres = _segment_means(count, offset, sum_, cuts)
+    starts = np.r_[0, cuts]
+    # Cost about each cluster's own centre from each item's local statistics: no cancellation.
+    shift = offset - np.repeat(centres, np.diff(np.r_[starts, count.size]))
+    item_cost = sum_sq + 2.0 * shift * sum_ + count * shift * shift
+    return KMeans1DResult(
+        centres=centres,
+        inertia=float(np.add.reduceat(item_cost, starts).sum()),
+        counts=np.add.reduceat(count, starts).astype(np.int64),
+        n_values=int(count.sum()),
+    )
+
+
+def _segment_means(count, offset, sum_, cuts) -> np.ndarray:
+    starts = np.r_[0, cuts]
+    # About each segment's first value, so that a segment of equal values has exactly that mean.
+    base = offset[starts]
+    shift = offset - np.repeat(base, np.diff(np.r_[starts, count.size]))
+    return base + np.add.reduceat(count * shift + sum_, starts) / np.add.reduceat(count, starts)

@@ -1,0 +1,125 @@
+"""The per-pixel features of a clustering run: every band of every input raster, on one grid."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from osgeo import gdal
+
+from ..errors import InvalidInputError
+from .rasters import (
+    BandValidity,
+    RasterGrid,
+    Window,
+    check_north_up,
+    needs_float64,
+    open_raster,
+    warp_onto_grid,
+)
+
+
+@dataclass(frozen=True)
+class RasterInput:
+    """One input raster: a GDAL-readable source and the name the user knows it by (layer name)."""
+
+    source: str
+    name: str = ""
+
+
+class FeatureStack:
+    """All bands of all inputs as features of each pixel, aligned on the first input's grid.
+
+    Inputs on another grid (resolution, origin, size or CRS) are resampled onto the first
+    input's grid with nearest neighbour through a virtual warp; pixels they do not cover are
+    invalid. A pixel is valid only when every feature is valid: not nodata, not masked, finite.
+    """
+
+    def __init__(self, inputs: Sequence[RasterInput]):
+        if not inputs:
+            raise InvalidInputError("No input raster given: select at least one raster layer.")
+        self._datasets: list[gdal.Dataset] = []
+        self._bands: list[BandValidity] = []
+        described: list[tuple[str, str]] = []  # (band description, layer-based name)
+        first = open_raster(inputs[0].source, what="input raster")
+        self.grid = RasterGrid.of(first)
+        check_north_up(self.grid, inputs[0].source)
+        self.dtype = np.float32
+        for index, raster in enumerate(inputs):
+            dataset = first if index == 0 else open_raster(raster.source, what="input raster")
+            float64 = any(needs_float64(dataset.GetRasterBand(b + 1))
+                          for b in range(dataset.RasterCount))
+            if index > 0 and not self.grid.same_as(RasterGrid.of(dataset)):
+                dataset = warp_onto_grid(dataset, self.grid, float64=float64)
+            if float64:
+                self.dtype = np.float64
+            self._datasets.append(dataset)
+            layer_name = raster.name or os.path.splitext(os.path.basename(raster.source))[0]
+            for band_number in range(1, dataset.RasterCount + 1):
+                band = dataset.GetRasterBand(band_number)
+                self._bands.append(BandValidity(band))
+                layer_based = (layer_name if dataset.RasterCount == 1
+                               else f"{layer_name}@{band_number}")
+                described.append(((band.GetDescription() or "").strip(), layer_based))
+        self.names = feature_names(described)
+
+    @property
+    def n_features(self) -> int:
+        return len(self._bands)
+
+    @property
+    def block_height(self) -> int:
+        return max(1, self._bands[0].band.GetBlockSize()[1])
+
+    def read(self, window: Window) -> tuple[np.ndarray, np.ndarray]:
+        """Read the features of `window`.
+
+        Returns:
+            features: array of shape (n_features, height, width), float32 (float64 when an input
+                needs it), in the inputs' own units;
+            valid: bool array of shape (height, width).
+        """
+        features = np.empty((self.n_features, window.height, window.width), dtype=self.dtype)
+        valid = np.ones((window.height, window.width), dtype=bool)
+        for index, item in enumerate(self._bands):
+            values = item.band.ReadAsArray(window.col_off, window.row_off, window.width,
+                                           window.height, buf_type=_gdal_type(self.dtype))
+            if values is None:
+                raise InvalidInputError(
+                    f"Reading band {index + 1} failed: {gdal.GetLastErrorMsg()}")
+            features[index] = values
+            valid &= np.isfinite(values)
+            invalid = item.invalid(values, window.col_off, window.row_off)
+            if invalid is not None:
+                valid &= ~invalid
+        return features, valid
+
+    def close(self) -> None:
+        self._bands.clear()
+        self._datasets.clear()
+
+
+def feature_names(described: list[tuple[str, str]]) -> list[str]:
+    """One distinct name per feature: its band description, else its layer name (@band).
+
+    A description shared by several features (five dates of an index all described "NDVI")
+    names none of them: those take their layer names, which tell the dates apart. Names still
+    equal get a suffix: "x", "x (2)".
+    """
+    counts: dict[str, int] = {}
+    for description, _ in described:
+        counts[description] = counts.get(description, 0) + 1
+    names = [description if description and counts[description] == 1 else layer_based
+             for description, layer_based in described]
+    seen: dict[str, int] = {}
+    unique = []
+    for name in names:
+        seen[name] = seen.get(name, 0) + 1
+        unique.append(name if seen[name] == 1 else f"{name} ({seen[name]})")
+    return unique
+
+
+def _gdal_type(dtype) -> int:
+    return gdal.GDT_Float64 if dtype == np.float64 else gdal.GDT_Float32

@@ -1,0 +1,1 @@
+"""Minimum-area sieve of classified rasters."""
