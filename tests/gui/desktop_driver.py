@@ -174,7 +174,31 @@ def layer_report(layer, results):
     legend = model.layerLegendNodes(node) if node is not None else []
     report["legend"] = [str(item.data(Qt.DisplayRole) or "") for item in legend]
     report["legend_tooltips"] = [str(item.data(Qt.ToolTipRole) or "") for item in legend]
+    report["legend_cut_off"] = [str(item.data(Qt.DisplayRole)) for item in legend
+                                if not fits_in_layers_panel(model.legendNode2index(item))]
     return report
+
+
+def fits_in_layers_panel(index):
+    """Whether a legend entry's text ends inside the Layers panel as it is laid out."""
+    view = iface.layerTreeView()
+    view.expandAll()
+    text = str(index.data(Qt.DisplayRole) or "")
+    left = view.visualRect(index).left() + view.iconSize().width() + 8  # the symbol, a gap
+    return left + view.fontMetrics().horizontalAdvance(text) <= view.viewport().width()
+
+
+def written(results):
+    """Which results are files or folders that exist now (QGIS removes its temporary folder
+    when it quits, so the tests cannot look afterwards)."""
+    paths = {}
+    for name, value in results.items():
+        for item in value if isinstance(value, list) else [value]:
+            if os.path.isabs(item):
+                entries = len(os.listdir(item)) if os.path.isdir(item) else None
+                paths.setdefault(name, []).append({"path": item, "exists": os.path.exists(item),
+                                                   "entries": entries})
+    return paths
 
 
 def new_layers(since, results):
@@ -203,7 +227,9 @@ def describe_provider():
             "display_name": algorithm.displayName(),
             "is_model": isinstance(algorithm, QgsProcessingModelAlgorithm),
             "same_name_elsewhere": others.get(algorithm.displayName().casefold(), []),
+            "parameters": [definition.name() for definition in algorithm.parameterDefinitions()],
             "destinations": {definition.name(): {"type": definition.type(),
+                                                 "description": definition.description(),
                                                  "created_by_default": definition.createByDefault()}
                              for definition in algorithm.destinationParameterDefinitions()},
         } for algorithm in provider_algorithms()}
@@ -229,6 +255,12 @@ def prepare_data():
             RESULTS["prepared"].append({"algorithm": step["algorithm"], "error": str(error)})
 
 
+def models_toolbox():
+    """The display names under Models in the Processing toolbox (the user's own models)."""
+    models = QgsApplication.processingRegistry().providerById("model")
+    return sorted(algorithm.displayName() for algorithm in models.algorithms()) if models else []
+
+
 def run_dialog(dialog, timeout_s):
     """Press Run and wait for the end; return the outcome a person would see."""
     outcome = {"finished": False, "ok": False, "results": {}}
@@ -248,6 +280,7 @@ def run_dialog(dialog, timeout_s):
     if not refused and not wait_until(lambda: outcome["finished"], timeout_s):
         outcome["timed_out"] = True
     settle()
+    outcome["written"] = written(outcome["results"])
     outcome["refused"] = [popup["text"] for popup in RESULTS["popups"][popups_before:]]
     outcome["refused"] += message_bar_texts(dialog)
     outcome.setdefault("log_errors", log_errors(dialog) if not outcome["finished"] else [])
@@ -286,6 +319,7 @@ def run_dialogs():
             report["driver_error"] = traceback.format_exc()
         report["seconds"] = round(time.monotonic() - started, 1)
         report["layers"] = new_layers(layers_before, report.get("results", {}))
+        report["models_toolbox"] = models_toolbox()
         report["message_log"] = RESULTS["message_log"][message_log_before:]
         dialog.close()
         dialog.deleteLater()
@@ -327,6 +361,7 @@ def run_batch():
     dialog = BatchAlgorithmDialog(algorithm, parent=iface.mainWindow())
     dialog.show()
     panel = dialog.mainWidget()
+    panel.checkLoadLayersOnCompletion.setChecked(True)  # to see the results, as a person would
     panel.addRow(len(plan["rows"]) - panel.batchRowCount())
     context = panel.processing_context
     layers_before, message_log_before = len(ADDED_LAYER_IDS), len(RESULTS["message_log"])

@@ -24,65 +24,97 @@ PROVIDER = "rasterclustering"
 DESKTOP_TIMEOUT_S = float(os.environ.get("RASTERCLUSTERING_DESKTOP_TIMEOUT", 600))
 RUN_TIMEOUT_S = 180
 LANDSAT = "LC80200392015216LGN00"
+MODEL_TITLE = "NDVI zones in a field"
 
 # A class label as the legend shows it for one feature: number and centre, "1 · 0.171".
 CENTRE_LABEL = r"\d+ · -?\d+(\.\d+)?"
-# What the Layers panel shows of a label at its default width before cutting it off.
-MAX_LEGEND_LABEL_CHARS = 30
 # Sentences end so; a paragraph ending otherwise was cut (a hard line break in the help text).
 SENTENCE_END = (".", "!", "?", ":", ")", "…")
+# Lines QGIS itself adds to a model's help, "Algorithm author: …", without a full stop.
+QGIS_MODEL_HELP_LINE = r"(Algorithm author|Help author|Algorithm version): .*"
+
+
+def loaded_layers(run: dict) -> dict:
+    """Output name → the layer the run loaded for it."""
+    return {output: layer for layer in run["layers"] for output in layer["outputs"]}
+
+
+class LoadedLayer:
+    """An output loaded into the project as a layer; subclasses say what it must look like."""
+
+    def problems(self, run: dict, output: str) -> list[str]:
+        layer = loaded_layers(run).get(output)
+        if layer is None:
+            return [f"{output}: not loaded into the project"]
+        return [f"{output} ({layer['name']}): {problem}" for problem in self.of_layer(layer)]
+
+    def of_layer(self, layer: dict) -> list[str]:
+        return []
 
 
 @dataclass(frozen=True)
-class Classes:
-    """A paletted layer with `count` classes whose legend labels match `label` (regex)."""
+class Classes(LoadedLayer):
+    """A paletted layer with `count` classes whose legend labels match `label` (regex) and fit
+    in the Layers panel."""
 
     count: int
     label: str = r"\d+\b.*"
 
-    def problems(self, layer: dict) -> list[str]:
+    def of_layer(self, layer: dict) -> list[str]:
         if layer.get("renderer") != "paletted":
             return [f"renderer is {layer.get('renderer')!r}, not a paletted (class) renderer"]
         found = []
         if len(layer["classes"]) != self.count:
             found.append(f"{len(layer['classes'])} classes, expected {self.count}")
         # The legend shows the band's name, then one entry per class.
-        for label in layer["legend"][-len(layer["classes"]):]:
-            if not re.fullmatch(self.label, label):
-                found.append(f"legend label {label!r} does not read like {self.label!r}")
-            if len(label) > MAX_LEGEND_LABEL_CHARS:
-                found.append(f"legend label {label!r} is cut off in the Layers panel "
-                             f"(longer than {MAX_LEGEND_LABEL_CHARS} characters)")
+        found += [f"legend label {label!r} does not read like {self.label!r}"
+                  for label in layer["legend"][-len(layer["classes"]):]
+                  if not re.fullmatch(self.label, label)]
+        found += [f"legend label {label!r} is cut off in the Layers panel (1280×800 window)"
+                  for label in layer["legend_cut_off"]]
         return found
 
 
 @dataclass(frozen=True)
-class Ramp:
+class Ramp(LoadedLayer):
     """A continuous colour ramp (single-band pseudocolour)."""
 
-    def problems(self, layer: dict) -> list[str]:
+    def of_layer(self, layer: dict) -> list[str]:
         if layer.get("renderer") != "singlebandpseudocolor":
             return [f"renderer is {layer.get('renderer')!r}, not a pseudocolour ramp"]
         return []
 
 
 @dataclass(frozen=True)
-class Loaded:
-    """Any layer loaded into the project."""
-
-    def problems(self, layer: dict) -> list[str]:
-        return []
-
-
-@dataclass(frozen=True)
-class Rows:
+class Rows(LoadedLayer):
     """A table with `count` rows."""
 
     count: int
 
-    def problems(self, layer: dict) -> list[str]:
+    def of_layer(self, layer: dict) -> list[str]:
         rows = layer.get("features")
         return [] if rows == self.count else [f"{rows} rows, expected {self.count}"]
+
+
+@dataclass(frozen=True)
+class File:
+    """A file written by the run (an output that is no layer)."""
+
+    def problems(self, run: dict, output: str) -> list[str]:
+        paths = run["written"].get(output, [])
+        return [] if paths and all(path["exists"] for path in paths) else [
+            f"{output}: no file written ({paths or run['results'].get(output)!r})"]
+
+
+@dataclass(frozen=True)
+class InModelsToolbox:
+    """After the run, the Processing toolbox lists `title` under Models."""
+
+    title: str
+
+    def problems(self, run: dict, output: str) -> list[str]:
+        listed = run["models_toolbox"]
+        return [] if self.title in listed else [f"{self.title!r} not under Models: {listed}"]
 
 
 @dataclass(frozen=True)
@@ -99,7 +131,8 @@ class Case:
 CASES = {
     "kmeans": Case({"INPUT": ["scene"]}, {"OUTPUT": Classes(5), "STATISTICS": Rows(5)}),
     "bandmath": Case({"INPUT": ["scene"]}, {"OUTPUT": Ramp()}),
-    "calibrate": Case({"INPUT": ["landsat_red"]}, {"OUTPUT_LAYERS": Loaded()}, real_data=True),
+    "calibrate": Case({"INPUT": ["landsat_red"]}, {"OUTPUT_LAYERS": LoadedLayer()},
+                      real_data=True),
     "choosek": Case({"INPUT": ["ndvi"]}, {"TABLE": Rows(9)}),
     "sieve": Case({"INPUT": "ndvi_classes"}, {"OUTPUT": Classes(5, CENTRE_LABEL)}),
     "applycentroids": Case({"INPUT": ["ndvi"], "CENTROIDS": "ndvi_centroids"},
@@ -110,6 +143,7 @@ CASES = {
                                    "field": "landsat_field"},
                                   {"kmeans:zones": Classes(5, CENTRE_LABEL),
                                    "kmeans:statistics": Rows(5)}, real_data=True),
+    "copymodel": Case({}, {"OUTPUT": File(), "toolbox": InModelsToolbox(MODEL_TITLE)}),
 }
 BATCH_ROWS = [{"INPUT": ["ndvi"]}, {"INPUT": ["nir"]}]
 
@@ -236,29 +270,46 @@ def test_dialog_runs_with_only_the_required_inputs(desktop, desktop_data, name):
         f"the run from the dialog failed with {run['submitted']}: {run['log_errors']}")
     errors = [entry["message"] for entry in run["message_log"] if entry["level"] == "critical"]
     assert not errors, f"errors in QGIS's message log: {errors}"
-    layers = {output: layer for layer in run["layers"] for output in layer["outputs"]}
+    layers = loaded_layers(run)
     missing = []
     for output, destination in desktop["algorithms"][algorithm_id]["destinations"].items():
         if not destination["created_by_default"]:
             continue
-        value = run["results"].get(output)
+        paths = run["written"].get(output, [])
         if destination["type"] in ("sink", "vectorDestination"):
             present = output in layers
         elif destination["type"] == "folderDestination":
-            present = bool(value) and os.path.isdir(value) and bool(os.listdir(value))
+            present = bool(paths) and all(path["entries"] for path in paths)
         else:
-            present = bool(value) and os.path.exists(value)
+            present = bool(paths) and all(path["exists"] for path in paths)
         if not present:
-            missing.append(f"{output} ({destination['type']}): {value!r}")
+            missing.append(f"{output} ({destination['type']}): {run['results'].get(output)!r}")
     assert not missing, f"outputs not produced or not loaded: {missing}"
-    problems = []
-    for output, expected in case.outputs.items():
-        if output not in layers:
-            problems.append(f"{output}: not loaded into the project")
-            continue
-        problems += [f"{output} ({layers[output]['name']}): {problem}"
-                     for problem in expected.problems(layers[output])]
+    problems = [problem for output, expected in case.outputs.items()
+                for problem in expected.problems(run, output)]
     assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_loaded_layers_are_named_for_what_they_hold(desktop, desktop_data, name):
+    """Names that tell repeated runs apart: not just the output's label ("Classes"), and no
+    parameter ids ("OUTPUT") where a person reads them."""
+    if not case_data_present(CASES[name], desktop_data):
+        pytest.skip("needs ../shared/data (absent here)")
+    algorithm_id = f"{PROVIDER}:{name}"
+    run = desktop["dialogs"][algorithm_id]
+    descriptions = {output: destination["description"] for output, destination
+                    in desktop["algorithms"][algorithm_id]["destinations"].items()}
+    parameter_ids = {parameter for info in desktop["algorithms"].values()
+                     for parameter in info["parameters"] if parameter.isupper()}
+    problems = []
+    for layer in run["layers"]:
+        if any(layer["name"] == descriptions.get(output) for output in layer["outputs"]):
+            problems.append(f"{layer['name']!r} is only the output's label")
+        ids = parameter_ids & set(re.findall(r"[A-Z][A-Z_]+", layer["name"]))
+        if ids:
+            problems.append(f"{layer['name']!r} shows the parameter ids {sorted(ids)}")
+    assert not problems, "; ".join(problems)
 
 
 def test_batch_runs_two_rows_of_kmeans_with_defaults(desktop):
@@ -272,7 +323,7 @@ def test_batch_runs_two_rows_of_kmeans_with_defaults(desktop):
     classes = [layer for layer in batch["layers"] if layer.get("renderer") == "paletted"]
     assert len(classes) == len(BATCH_ROWS), f"loaded: {batch['layers']}"
     for layer in classes:
-        assert not Classes(5, CENTRE_LABEL).problems(layer), layer
+        assert not Classes(5, CENTRE_LABEL).of_layer(layer), layer
     names = [layer["name"] for layer in batch["layers"]]
     assert len(set(names)) == len(names), f"the rows' layers cannot be told apart: {names}"
 
@@ -289,9 +340,10 @@ def test_every_bundled_model_is_registered_and_valid(desktop):
 def test_help_panel_has_no_paragraph_ending_mid_sentence(desktop, name):
     blocks = desktop["help"][f"{PROVIDER}:{name}"]
     assert blocks, "the help panel is empty"
-    # A heading, a table cell or the last line (QGIS's "Algorithm author: …") need no full stop.
-    cut = [block["text"] for block in blocks[:-1]
+    # Headings, table cells and QGIS's own "Algorithm author: …" lines need no full stop.
+    cut = [block["text"] for block in blocks
            if not block["heading"] and not block["table_cell"]
+           and not re.fullmatch(QGIS_MODEL_HELP_LINE, block["text"])
            and not block["text"].endswith(SENTENCE_END)]
     assert not cut, "paragraphs of the help panel end mid-sentence:\n" + "\n".join(
         f"  …{text[-70:]!r}" for text in cut)
