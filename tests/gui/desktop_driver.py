@@ -40,7 +40,7 @@ from qgis.utils import active_plugins, iface
 PROVIDER_ID = "rasterclustering"
 PLAN = json.loads(open(os.environ["RASTERCLUSTERING_DESKTOP_PLAN"], encoding="utf-8").read())
 RESULTS = {"stage": "started", "finished": False, "popups": [], "message_log": []}
-WINDOW_SIZE = QSize(*PLAN.get("window_size", (1280, 800)))
+WINDOW_SIZE = QSize(1280, 800)  # a small laptop screen: what fits there fits anywhere
 
 
 def save_results():
