@@ -120,19 +120,17 @@ class InModelsToolbox:
 @dataclass(frozen=True)
 class Case:
     """How a person fills one dialog: the required inputs only (data names of `desktop_data`,
-    or lists of them), and what the loaded outputs must look like."""
+    or lists of them; a case whose data is absent skips), and what the outputs must be."""
 
     inputs: dict
     outputs: dict = field(default_factory=dict)
-    real_data: bool = False
 
 
 # One entry per algorithm and model of the provider (a new algorithm without one fails).
 CASES = {
     "kmeans": Case({"INPUT": ["scene"]}, {"OUTPUT": Classes(5), "STATISTICS": Rows(5)}),
     "bandmath": Case({"INPUT": ["scene"]}, {"OUTPUT": Ramp()}),
-    "calibrate": Case({"INPUT": ["landsat_red"]}, {"OUTPUT_LAYERS": LoadedLayer()},
-                      real_data=True),
+    "calibrate": Case({"INPUT": ["landsat_red"]}, {"OUTPUT_LAYERS": LoadedLayer()}),
     "choosek": Case({"INPUT": ["ndvi"]}, {"TABLE": Rows(9)}),
     "sieve": Case({"INPUT": "ndvi_classes"}, {"OUTPUT": Classes(5, CENTRE_LABEL)}),
     "applycentroids": Case({"INPUT": ["ndvi"], "CENTROIDS": "ndvi_centroids"},
@@ -142,7 +140,7 @@ CASES = {
     "ndvi_zones_in_a_field": Case({"bands": ["landsat_red", "landsat_nir"],
                                    "field": "landsat_field"},
                                   {"kmeans:zones": Classes(5, CENTRE_LABEL),
-                                   "kmeans:statistics": Rows(5)}, real_data=True),
+                                   "kmeans:statistics": Rows(5)}),
     "copymodel": Case({}, {"OUTPUT": File(), "toolbox": InModelsToolbox(MODEL_TITLE)}),
 }
 BATCH_ROWS = [{"INPUT": ["ndvi"]}, {"INPUT": ["nir"]}]
@@ -154,7 +152,7 @@ def desktop_data(request, scene, tmp_path_factory) -> dict:
     Landsat crop where ../shared/data exists, and outputs the driver makes first."""
     folder = tmp_path_factory.mktemp("desktop_data")
     data = {}
-    for name in ("scene", "ndvi", "nir", "aoi"):
+    for name in ("scene", "ndvi", "nir"):
         source = Path(getattr(scene, name))
         data[name] = str(shutil.copyfile(source, folder / source.name))
     data["ndvi_classes"] = str(folder / "ndvi_classes.tif")
