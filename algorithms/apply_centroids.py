@@ -178,7 +178,8 @@ class ApplyCentroidsAlgorithm(RasterClusteringAlgorithm):
             qml = write_class_style(output, model)
         except OSError as error:
             raise QgsProcessingException(f"Styling the output failed: {error}") from None
-        title = f"{layers_title(layers)} · {model.n_clusters} classes of saved centres"
+        title = (f"{layers_title(layers, model.feature_names)} · {model.n_clusters} classes of "
+                 "saved centres")
         style_on_load(context, output, qml, layer_name=title, abstract=class_abstract(model))
         statistics_id = write_class_statistics(self, parameters, self.STATISTICS, context,
                                                result.statistics, model)

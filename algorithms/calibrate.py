@@ -40,9 +40,10 @@ from .base import (
     core_errors_as_processing_exceptions,
     feedback_callables,
     gdal_source,
+    is_model_step,
     refuse_output_over_inputs,
 )
-from .styling import style_on_load, style_path
+from .styling import load_on_completion, style_on_load, style_path
 
 HELP = """<p>Converts the digital numbers (DN) of Landsat and Sentinel-2 band files into
 <b>reflectance</b> (0–1, dimensionless) or, for thermal bands, <b>brightness temperature</b>,
@@ -225,10 +226,16 @@ class CalibrateAlgorithm(RasterClusteringAlgorithm):
             if created_folder:  # leave no trace of the run, not even its empty folder
                 _remove_if_empty(folder)
             raise
-        for result in results:
+        for result, layer in zip(results, layers):
             _report(result, feedback)
-        if single_output:
-            style_on_load(context, single_output, style_path(single_output))
+            title = f"{layer.name()} · {result.calibrator.description}"
+            if single_output:
+                style_on_load(context, single_output, style_path(single_output), layer_name=title)
+            elif context.project() is not None and not is_model_step(context):
+                # Shown like the files of QGIS's own folder outputs are not (3.22): a desktop
+                # run would otherwise end with nothing on the map. A model's step leaves it to
+                # the model, which loads only its own outputs.
+                load_on_completion(context, str(result.output_path), self.OUTPUT_LAYERS, title)
         return {self.OUTPUT_FOLDER: folder, self.OUTPUT_LAYERS: output_paths,
                 self.OUTPUT: single_output or None}
 

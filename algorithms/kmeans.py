@@ -225,7 +225,7 @@ class KMeansAlgorithm(RasterClusteringAlgorithm):
         model = result.model
         feedback.pushInfo(f"Fitted {model.n_clusters} clusters on {result.fitted_pixels:,} pixels.")
         report_classes(feedback, model, result.statistics)
-        title = f"{layers_title(layers)} · {model.n_clusters} k-means classes"
+        title = f"{layers_title(layers, model.feature_names)} · {model.n_clusters} k-means classes"
         qml = write_class_style(output, model)
         style_on_load(context, output, qml, layer_name=title, abstract=class_abstract(model))
         if centroids_path:

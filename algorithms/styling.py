@@ -85,6 +85,17 @@ def style_on_load(context, output_path: str, qml_path: str, *, layer_name: str =
         details.name = layer_name
 
 
+def load_on_completion(context, raster_path: str, output_name: str, layer_name: str) -> None:
+    """Have QGIS load a raster the run wrote beside its declared outputs (e.g. each file of an
+    output folder), styled with the .qml beside it."""
+    from qgis.core import QgsProcessingContext, QgsProcessingUtils
+
+    details = QgsProcessingContext.LayerDetails(layer_name, context.project(), output_name,
+                                                QgsProcessingUtils.LayerHint.Raster)
+    context.addLayerToLoadOnCompletion(raster_path, details)
+    style_on_load(context, raster_path, style_path(raster_path), layer_name=layer_name)
+
+
 def name_on_load(context, output_id, layer_name: str) -> None:
     """Name the layer QGIS loads for `output_id` (a temporary output; files keep their name)."""
     if output_id and context.willLoadLayerOnCompletion(output_id):
