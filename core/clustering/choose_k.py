@@ -25,14 +25,13 @@ import numpy as np
 
 from ..errors import InvalidInputError
 from ..io.area_of_interest import AreaOfInterest, BoundingBox
-from ..io.feature_stack import FeatureStack, RasterInput
+from ..io.feature_stack import FeatureStack, RasterInput, iter_area_blocks
 from ..progress import Progress
 from .kmeans import (
     MAX_CLUSTERS,
     MIN_CLUSTERS,
     KMeansSettings,
     fit_several_features,
-    iter_area_blocks,
     sample_valid_pixels,
 )
 from .kmeans_1d import fit_kmeans_1d, label_values
