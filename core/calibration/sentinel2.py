@@ -12,7 +12,7 @@ from pathlib import Path
 from types import MappingProxyType
 
 from ..errors import InvalidInputError, MetadataError
-from .landsat import parse_number, read_text_file
+from .mtl import parse_number, read_text_file
 
 # band_id in the metadata is the index in this tuple (0–12).
 SENTINEL2_BANDS = (
