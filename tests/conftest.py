@@ -13,6 +13,7 @@ import gc
 import os
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 
 import pytest
@@ -47,7 +48,9 @@ def needs_qgis(config) -> bool:
 def pytest_configure(config):
     """Start QGIS through pytest-qgis (its `qgis_app`, `qgis_processing` fixtures) when needed."""
     if needs_qgis(config):
-        config.pluginmanager.import_plugin("pytest_qgis.plugin")
+        # Importing qgis.utils sets a process-wide "default" warnings filter: keep it out.
+        with warnings.catch_warnings():
+            config.pluginmanager.import_plugin("pytest_qgis.plugin")
 
 
 @pytest.fixture(scope="session")

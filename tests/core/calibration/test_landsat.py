@@ -7,6 +7,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from helpers import write_variant
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from raster_clustering.core.calibration import landsat as lm
@@ -88,16 +89,6 @@ LEGACY_ETM_MTL = """GROUP = L1_METADATA_FILE
 END_GROUP = L1_METADATA_FILE
 END
 """
-
-
-def _write_variant(source: Path, target: Path, *replacements: tuple[str, str]) -> Path:
-    """Copy a real metadata file with exact text replacements (each must occur)."""
-    text = source.read_text(encoding="utf-8")
-    for old, new in replacements:
-        assert old in text, f"{old!r} not in {source.name}"
-        text = text.replace(old, new)
-    target.write_text(text, encoding="utf-8")
-    return target
 
 
 @pytest.mark.shared_data
@@ -380,7 +371,7 @@ def test_missing_file_is_a_metadata_error(tmp_path):
 
 @pytest.mark.shared_data
 def test_half_a_coefficient_pair_names_the_missing_key(shared_data, tmp_path):
-    path = _write_variant(
+    path = write_variant(
         shared_data / THERMAL_TXT,
         tmp_path / "LC80200392015216LGN00_MTL.txt",
         ("    REFLECTANCE_ADD_BAND_4 = -0.100000\n", ""),

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import read_raster, small_regions_with_neighbours
+from helpers import read_raster, small_regions_with_neighbours, three_level_field
 from osgeo import gdal
 from raster_clustering.core.clustering.centroid_model import load_centroid_model
 from raster_clustering.core.clustering.kmeans import KMeansSettings, cluster_rasters
@@ -17,14 +17,6 @@ from scipy.optimize import linear_sum_assignment
 from sklearn.cluster import KMeans
 
 ORIGIN = (500000.0, 5800000.0)
-
-
-def three_level_field(seed=0, shape=(120, 150)):
-    """A one-band raster of three NDVI-like levels in spatial blocks, with noise."""
-    rng = np.random.default_rng(seed)
-    levels = np.array([0.15, 0.45, 0.8])
-    zone = (np.arange(shape[1])[None, :] * 3 // shape[1]).repeat(shape[0], axis=0)
-    return (levels[zone] + rng.normal(0, 0.04, shape)).astype(np.float32)
 
 
 def inertia(values, labels, centres):
