@@ -227,14 +227,24 @@ def parse_mtl_text(text: str, *, source: str = "<text>") -> MetadataTree:
     return next(iter(document.groups.values()))
 
 
-def _tree_from_xml(text: str, *, source: str) -> MetadataTree:
+def parse_xml(text: str, *, source: str,
+              fix: str = "Download the metadata file again.") -> ElementTree.Element:
+    """The root element of a metadata file's XML text.
+
+    Raises:
+        MetadataError: not well-formed XML (a truncated or damaged file); names `source` and
+            says `fix`.
+    """
     try:
-        root = ElementTree.fromstring(text)
+        return ElementTree.fromstring(text)
     except (ElementTree.ParseError, ValueError) as exc:
         raise MetadataError(
-            f"{source} is not well-formed XML ({exc}): the file is truncated or damaged. "
-            "Download the metadata file again."
+            f"{source} is not well-formed XML ({exc}): the file is truncated or damaged. {fix}"
         ) from None
+
+
+def _tree_from_xml(text: str, *, source: str) -> MetadataTree:
+    root = parse_xml(text, source=source)
     tree = MetadataTree(_local_name(root.tag).upper(), source=source)
     stack = [(root, tree)]
     while stack:
