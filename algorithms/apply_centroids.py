@@ -100,12 +100,12 @@ class ApplyCentroidsAlgorithm(RasterClusteringAlgorithm):
         """Declare the parameters (their names are the public API of models and qgis_process)."""
         self.add_with_help(QgsProcessingParameterMultipleLayers(
             self.INPUT, self.tr("Input rasters"), QgsProcessing.TypeRaster),
-            self.tr("The same bands, in the same order, as the rasters the centres were "
-                    "computed from."))
+            self.tr("The same bands, in the same order, as the rasters the centres were computed "
+                    "from."))
         self.add_with_help(QgsProcessingParameterFile(
             self.CENTROIDS, self.tr("Centroids JSON (from K-means)"), extension="json"),
-            self.tr("The Centroids file of a k-means run, or "
-                    "{\"NDVI\": [[1, [0.17]], [2, [0.4]]]}."))
+            self.tr("The Centroids file of a k-means run, or {\"NDVI\": [[1, [0.17]], [2, "
+                    "[0.4]]]}."))
         self.add_with_help(QgsProcessingParameterBoolean(
             self.STRICT_NAMES, self.tr("Require identical feature names"), defaultValue=False),
             self.tr("Refuse bands whose names differ from the centres' (default: apply by "
@@ -122,8 +122,7 @@ class ApplyCentroidsAlgorithm(RasterClusteringAlgorithm):
         self.add_with_help(QgsProcessingParameterFeatureSink(
             self.STATISTICS, self.tr("Class statistics"), QgsProcessing.TypeVector,
             optional=True, createByDefault=True),
-            self.tr("One row per class: centre, pixel count, area (m²), band "
-                    "mean/std/min/max."))
+            self.tr("One row per class: centre, pixel count, area (m²), band mean/std/min/max."))
 
     def checkParameterValues(self, parameters, context):
         """Refuse an unreadable JSON or a band count that differs from the centres' up front."""

@@ -13,7 +13,6 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
-from ..core.bandmath.band_names import LayerBands
 from ..core.bandmath.expression import syntax_help
 from ..core.bandmath.raster import (
     AUTO_SENSOR,
@@ -22,6 +21,7 @@ from ..core.bandmath.raster import (
     band_math_to_raster,
     compile_band_math,
     display_style,
+    layer_bands,
 )
 from ..core.bandmath.spectral_indices import SENSOR_TITLES, SENSORS, alias_help
 from ..core.errors import RasterClusteringError
@@ -35,7 +35,8 @@ from .base import (
 from .styling import style_on_load, write_pseudocolour_style
 
 SENSOR_CHOICES = (AUTO_SENSOR, *SENSORS)
-SENSOR_LABELS = ("Auto-detect from the file names", *(SENSOR_TITLES[name] for name in SENSORS))
+SENSOR_LABELS = ("Auto-detect (file names, band descriptions)",
+                 *(SENSOR_TITLES[name] for name in SENSORS))
 RESOLUTION_LABELS = {"finest": "Finest input resolution", "coarsest": "Coarsest input resolution",
                      "first": "Resolution and pixel edges of the first input read"}
 RESAMPLING_LABELS = {"near": "Nearest neighbour", "bilinear": "Bilinear", "cubic": "Cubic",
@@ -55,11 +56,16 @@ error that lists the names available.</li>
 <li><b>Expression</b> (EXPRESSION): e.g. <code>(B5 - B4) / (B5 + B4)</code>, <code>NDVI</code>,
 <code>where(NDVI &gt; 0.3, NDVI, 0)</code>. Parsed safely (no Python is run); a mistake is reported
 with its column. Syntax below.</li>
-<li><b>Sensor</b> (SENSOR): which bands an index name reads. Auto-detect (default) recognises
-Landsat (<code>LC08_…</code>, <code>LC8…</code>, <code>LE07_…</code>) and Sentinel-2
-(<code>S2A_…</code>, <code>T33UXX_…</code>, <code>B04</code>/<code>B8A</code> codes) file names;
-when the names tell nothing, an index is an error asking for the sensor. For a single multiband
-layer, Bk is its k-th band: an index is right only when the bands follow the preset's numbering.
+<li><b>Sensor</b> (SENSOR): which bands an index name reads. Auto-detect (default) reads the
+file names — Landsat (<code>LC08_…</code>, <code>LC8…</code>, <code>LE07_…</code>) and
+Sentinel-2 (<code>S2A_…</code>, <code>T33UXX_…</code>, <code>B04</code>/<code>B8A</code> codes) —
+and the band descriptions: a band described by what it holds (<code>red</code>,
+<code>nir</code>, <code>swir1</code>, …) is read for that role, and band codes in the
+descriptions (<code>B4</code>, <code>B8A</code>) name their bands. When nothing tells the bands,
+an index is an error asking for the sensor. Where the Sentinel-2 B8 is absent but B8A is present
+(20 m and 60 m products), B8A is read for NIR and the log says so. Without descriptions, Bk of a
+single multiband layer is its k-th band: an index is right only when the bands follow the
+sensor's numbering.
 <i>Generic</i> is blue, green, red, NIR, SWIR1, SWIR2 = B1…B6; NAIP (red, green, blue, NIR)
 does not follow it: write <code>(B4 - B1) / (B4 + B1)</code> for its NDVI.</li>
 <li><b>Calibrate digital numbers to reflectance / temperature first</b> (CALIBRATE, default off):
@@ -101,6 +107,15 @@ as a .qml beside the file and applied when the layer loads.</p>
 """
 
 
+def add_sensor_parameter(algorithm) -> None:
+    """Declare SENSOR: which bands the index names (NDVI, …) read; band math and zones."""
+    algorithm.add_with_help(QgsProcessingParameterEnum(
+        algorithm.SENSOR, algorithm.tr("Sensor (bands of index names)"),
+        options=[algorithm.tr(label) for label in SENSOR_LABELS], defaultValue=0),
+        algorithm.tr("Which bands NDVI, NDWI, … read; auto-detect reads the file names and the "
+                     "band descriptions."))
+
+
 class BandMathAlgorithm(RasterClusteringAlgorithm):
     """Band math: an expression over the bands of several rasters, aligned onto one grid."""
 
@@ -123,41 +138,42 @@ class BandMathAlgorithm(RasterClusteringAlgorithm):
     def initAlgorithm(self, config=None):
         """Declare the parameters (their names are the public API of models and qgis_process)."""
         self.add_with_help(QgsProcessingParameterMultipleLayers(
-            self.INPUT, "Input rasters", QgsProcessing.TypeRaster),
-            "Bands are B1…Bn of one multiband layer, the band code in each single-band file "
-            "name (…_B4.TIF, …_B04.jp2), or \"layer name@band\".")
-        self.add_with_help(QgsProcessingParameterString(self.EXPRESSION, "Expression",
+            self.INPUT, self.tr("Input rasters"), QgsProcessing.TypeRaster),
+            self.tr("Bands are B1…Bn of one multiband layer, the band code in each single-band "
+                    "file name (…_B4.TIF, …_B04.jp2), or \"layer name@band\"."))
+        self.add_with_help(QgsProcessingParameterString(self.EXPRESSION, self.tr("Expression"),
                                                         defaultValue="NDVI"),
-            "E.g. (B5 - B4) / (B5 + B4), NDVI, where(NDVI > 0.3, NDVI, 0).")
-        self.add_with_help(QgsProcessingParameterEnum(self.SENSOR, "Sensor (bands of index names)",
-                                                      options=list(SENSOR_LABELS), defaultValue=0),
-            "Which bands NDVI, NDWI, … read; auto-detect reads Landsat/Sentinel-2 file "
-            "names.")
+            self.tr("E.g. (B5 - B4) / (B5 + B4), NDVI, where(NDVI > 0.3, NDVI, 0)."))
+        add_sensor_parameter(self)
         self.add_with_help(QgsProcessingParameterBoolean(
-            self.CALIBRATE, "Calibrate digital numbers to reflectance / temperature first",
+            self.CALIBRATE, self.tr("Calibrate digital numbers to reflectance / temperature "
+                                    "first"),
             defaultValue=False),
-            "Landsat/Sentinel-2 single-band files: DN → reflectance (or brightness "
-            "temperature, K) from the metadata, block by block.")
+            self.tr("Landsat/Sentinel-2 single-band files: DN → reflectance (or brightness "
+                    "temperature, K) from the metadata, block by block."))
         self.add_with_help(QgsProcessingParameterFile(
-            self.METADATA, "Metadata file for calibration (MTL / MTD)",
+            self.METADATA, self.tr("Metadata file for calibration (MTL / MTD)"),
             behavior=QgsProcessingParameterFile.File, optional=True,
-            fileFilter="Scene metadata (*_MTL.txt *_MTL.json *_MTL.xml MTD_*.xml);;"
-                       "All files (*)"),
-            "Landsat _MTL.txt/.json/.xml or Sentinel-2 MTD_MSIL1C/2A.xml; found beside the "
-            "bands when empty.")
+            fileFilter=self.tr("Scene metadata (*_MTL.txt *_MTL.json *_MTL.xml MTD_*.xml);;All "
+                               "files (*)")),
+            self.tr("Landsat _MTL.txt/.json/.xml or Sentinel-2 MTD_MSIL1C/2A.xml; found beside "
+                    "the bands when empty."))
         self.add_with_help(QgsProcessingParameterEnum(
-            self.RESOLUTION, "Output resolution",
-            options=[RESOLUTION_LABELS[name] for name in RESOLUTIONS], defaultValue=0),
-            "Pixel size and edges of the output grid (over the inputs' common extent, in the "
-            "first input's CRS).", advanced=True)
+            self.RESOLUTION, self.tr("Output resolution"),
+            options=[self.tr(RESOLUTION_LABELS[name]) for name in RESOLUTIONS],
+            defaultValue=0),
+            self.tr("Pixel size and edges of the output grid (over the inputs' common extent, in "
+                    "the first input's CRS)."), advanced=True)
         self.add_with_help(QgsProcessingParameterEnum(
-            self.RESAMPLING, "Resampling of layers not on the output grid",
-            options=[RESAMPLING_LABELS[name] for name in RESAMPLINGS], defaultValue=0),
-            "Nearest neighbour keeps values as measured; bilinear/cubic smooth; average for "
-            "a coarser output.", advanced=True)
-        self.add_with_help(QgsProcessingParameterRasterDestination(self.OUTPUT, "Band math result"),
-            "Float32 GeoTIFF, nodata NaN, band description = index name or expression, "
-            "styled with a colour ramp.")
+            self.RESAMPLING, self.tr("Resampling of layers not on the output grid"),
+            options=[self.tr(RESAMPLING_LABELS[name]) for name in RESAMPLINGS],
+            defaultValue=0),
+            self.tr("Nearest neighbour keeps values as measured; bilinear/cubic smooth; average "
+                    "for a coarser output."), advanced=True)
+        self.add_with_help(QgsProcessingParameterRasterDestination(
+            self.OUTPUT, self.tr("Band math result")),
+            self.tr("Float32 GeoTIFF, nodata NaN, band description = index name or expression, "
+                    "styled with a colour ramp."))
 
     def checkParameterValues(self, parameters, context):
         """Refuse an empty input list or an expression that does not fit the layers."""
@@ -166,10 +182,9 @@ class BandMathAlgorithm(RasterClusteringAlgorithm):
             return valid, message
         layers = self.parameterAsLayerList(parameters, self.INPUT, context)
         if not layers:
-            return False, "Select at least one raster layer as input."
+            return False, self.tr("Select at least one raster layer as input.")
         try:
-            described = [LayerBands(layer.name(), gdal_source(layer, self.INPUT).source,
-                                    layer.bandCount()) for layer in layers]
+            described = layer_bands([gdal_source(layer, self.INPUT) for layer in layers])
             compile_band_math(described, self.parameterAsString(parameters, self.EXPRESSION,
                                                                 context),
                               sensor=self._sensor(parameters, context))

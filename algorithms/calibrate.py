@@ -121,34 +121,36 @@ class CalibrateAlgorithm(RasterClusteringAlgorithm):
     def initAlgorithm(self, config=None):
         """Declare the parameters (their names are the public API of models and qgis_process)."""
         self.add_with_help(QgsProcessingParameterMultipleLayers(
-            self.INPUT, "Band files", QgsProcessing.TypeRaster),
-            "Single-band files of digital numbers (…_B4.TIF, …_B04.jp2); one output each.")
+            self.INPUT, self.tr("Band files"), QgsProcessing.TypeRaster),
+            self.tr("Single-band files of digital numbers (…_B4.TIF, …_B04.jp2); one output "
+                    "each."))
         self.add_with_help(QgsProcessingParameterFile(
-            self.METADATA, "Metadata file (found beside the band when empty)",
+            self.METADATA, self.tr("Metadata file (found beside the band when empty)"),
             QgsProcessingParameterFile.File, optional=True,
-            fileFilter="Scene metadata (*_MTL.txt *_MTL.xml *_MTL.json *MTD_MSIL*.xml);;"
-                       "All files (*.*)"),
-            "Landsat <product id>_MTL.txt/.xml/.json or Sentinel-2 MTD_MSIL1C/MTD_MSIL2A.xml.")
+            fileFilter=self.tr("Scene metadata (*_MTL.txt *_MTL.xml *_MTL.json "
+                               "*MTD_MSIL*.xml);;All files (*.*)")),
+            self.tr("Landsat <product id>_MTL.txt/.xml/.json or Sentinel-2 "
+                    "MTD_MSIL1C/MTD_MSIL2A.xml."))
         self.add_with_help(QgsProcessingParameterString(
-            self.BAND, "Band (when the file name does not tell it)", optional=True),
-            "B4, 10, B6_VCID_1, SR_B4 or B8A; only with a single input.", advanced=True)
+            self.BAND, self.tr("Band (when the file name does not tell it)"), optional=True),
+            self.tr("B4, 10, B6_VCID_1, SR_B4 or B8A; only with a single input."), advanced=True)
         self.add_with_help(QgsProcessingParameterBoolean(
-            self.CELSIUS, "Temperatures in °C instead of kelvin", defaultValue=False),
-            "Thermal bands in degrees Celsius (T − 273.15).")
+            self.CELSIUS, self.tr("Temperatures in °C instead of kelvin"), defaultValue=False),
+            self.tr("Thermal bands in degrees Celsius (T − 273.15)."))
         self.add_with_help(QgsProcessingParameterBoolean(
-            self.CLIP, "Clip reflectance to [0, 1]", defaultValue=False),
-            "Off: values as the handbooks define them (may leave [0, 1] slightly).")
+            self.CLIP, self.tr("Clip reflectance to [0, 1]"), defaultValue=False),
+            self.tr("Off: values as the handbooks define them (may leave [0, 1] slightly)."))
         # Optional with a temporary default: processing.run and models may leave it out.
         self.add_with_help(QgsProcessingParameterFolderDestination(
-            self.OUTPUT_FOLDER, "Output folder", defaultValue=QgsProcessing.TEMPORARY_OUTPUT,
-            optional=True),
-            "One Float32 GeoTIFF per band, named <input name>_toa/_sr/_bt/_st.tif.")
+            self.OUTPUT_FOLDER, self.tr("Output folder"),
+            defaultValue=QgsProcessing.TEMPORARY_OUTPUT, optional=True),
+            self.tr("One Float32 GeoTIFF per band, named <input name>_toa/_sr/_bt/_st.tif."))
         self.add_with_help(QgsProcessingParameterRasterDestination(
-            self.OUTPUT, "Calibrated band (single input only)", optional=True,
+            self.OUTPUT, self.tr("Calibrated band (single input only)"), optional=True,
             createByDefault=False),
-            "For one input: write it to this GeoTIFF instead of the output folder.")
+            self.tr("For one input: write it to this GeoTIFF instead of the output folder."))
         self.addOutput(QgsProcessingOutputMultipleLayers(self.OUTPUT_LAYERS,
-                                                         "Calibrated layers"))
+                                                         self.tr("Calibrated layers")))
 
     def checkParameterValues(self, parameters, context):
         """Refuse what cannot work before any work starts."""

@@ -111,49 +111,54 @@ class ChooseKAlgorithm(RasterClusteringAlgorithm):
     def initAlgorithm(self, config=None):
         """Declare the parameters and outputs (their names are the public API of models)."""
         self.add_with_help(QgsProcessingParameterMultipleLayers(
-            self.INPUT, "Input rasters", QgsProcessing.TypeRaster),
-            "Every band of every layer is a feature; layers are aligned to the first one's grid.")
+            self.INPUT, self.tr("Input rasters"), QgsProcessing.TypeRaster),
+            self.tr("Every band of every layer is a feature; layers are aligned to the first "
+                    "one's grid."))
         add_area_parameters(self, pixels_role="whose pixels are clustered and scored")
         self.add_with_help(QgsProcessingParameterNumber(
-            self.K_MIN, "Smallest number of clusters", QgsProcessingParameterNumber.Integer,
+            self.K_MIN, self.tr("Smallest number of clusters"),
+            QgsProcessingParameterNumber.Integer,
             defaultValue=DEFAULT_K_MIN, minValue=MIN_CLUSTERS, maxValue=MAX_CLUSTERS),
-            f"First k tried, {MIN_CLUSTERS}–{MAX_CLUSTERS}.")
+            self.tr("First k tried, {}–{}.").format(MIN_CLUSTERS, MAX_CLUSTERS))
         self.add_with_help(QgsProcessingParameterNumber(
-            self.K_MAX, "Largest number of clusters", QgsProcessingParameterNumber.Integer,
+            self.K_MAX, self.tr("Largest number of clusters"), QgsProcessingParameterNumber.Integer,
             defaultValue=DEFAULT_K_MAX, minValue=MIN_CLUSTERS, maxValue=MAX_CLUSTERS),
-            "Last k tried (included); at least the smallest number of clusters.")
+            self.tr("Last k tried (included); at least the smallest number of clusters."))
         self.add_with_help(QgsProcessingParameterNumber(
-            self.SAMPLE_SIZE, "Silhouette sample size (pixels)",
+            self.SAMPLE_SIZE, self.tr("Silhouette sample size (pixels)"),
             QgsProcessingParameterNumber.Integer, defaultValue=DEFAULT_SAMPLE_SIZE,
             minValue=100, maxValue=MAX_SAMPLE_SIZE),
-            f"Seeded random pixels the silhouette is computed on (cost grows with its square); "
-            f"several features are fitted on {FIT_SAMPLE_FACTOR} times as many.")
+            self.tr("Seeded random pixels the silhouette is computed on (cost grows with its "
+                    "square); several features are fitted on {} times as many.").format(
+                FIT_SAMPLE_FACTOR))
         self.add_with_help(QgsProcessingParameterBoolean(
-            self.STANDARDIZE, "Standardize features (several features)", defaultValue=True),
-            "Scale each feature to unit variance before clustering, as K-means does.",
+            self.STANDARDIZE, self.tr("Standardize features (several features)"),
+            defaultValue=True),
+            self.tr("Scale each feature to unit variance before clustering, as K-means does."),
             advanced=True)
         self.add_with_help(QgsProcessingParameterNumber(
-            self.SEED, "Random seed", QgsProcessingParameterNumber.Integer, defaultValue=0,
-            minValue=0), "Same inputs and seed give the same scores.")
+            self.SEED, self.tr("Random seed"), QgsProcessingParameterNumber.Integer, defaultValue=0,
+            minValue=0), self.tr("Same inputs and seed give the same scores."))
         self.add_with_help(QgsProcessingParameterBoolean(
-            self.CALINSKI_HARABASZ, "Also compute the Calinski–Harabasz score",
-            defaultValue=False), "Adds a third score (higher is better) to the table and report.")
+            self.CALINSKI_HARABASZ, self.tr("Also compute the Calinski–Harabasz score"),
+            defaultValue=False), self.tr("Adds a third score (higher is better) to the table and "
+                                         "report."))
         self.add_with_help(QgsProcessingParameterFeatureSink(
             self.TABLE, self.tr("Scores"), QgsProcessing.TypeVector, optional=True,
             createByDefault=True),
-            "One row per k: k, inertia, silhouette, [calinski_harabasz], is_elbow, "
-            "is_recommended.")
+            self.tr("One row per k: k, inertia, silhouette, [calinski_harabasz], is_elbow, "
+                    "is_recommended."))
         self.add_with_help(QgsProcessingParameterFileDestination(
             self.REPORT, self.tr("Report"), fileFilter=self.tr("HTML files (*.html)"),
             optional=True, createByDefault=True),
-            "HTML report with the inertia and silhouette curves and the recommended k.")
+            self.tr("HTML report with the inertia and silhouette curves and the recommended k."))
         self.addOutput(QgsProcessingOutputNumber(self.RECOMMENDED_K,
-                                                 "Recommended number of clusters"))
+                                                 self.tr("Recommended number of clusters")))
 
     def checkParameterValues(self, parameters, context):
         """Refuse an empty input or a range that cannot be scored before any work starts."""
         if not self.parameterAsLayerList(parameters, self.INPUT, context):
-            return False, "Select at least one raster layer as input."
+            return False, self.tr("Select at least one raster layer as input.")
         k_min = self.parameterAsInt(parameters, self.K_MIN, context)
         k_max = self.parameterAsInt(parameters, self.K_MAX, context)
         if k_min > k_max:

@@ -32,34 +32,44 @@ def add_area_parameters(algorithm, *, pixels_role: str) -> None:
         pixels_role: what the area's pixels are for, e.g. "whose pixels fit the centres".
     """
     algorithm.add_with_help(QgsProcessingParameterFeatureSource(
-        algorithm.AOI, "Area of interest", [QgsProcessing.TypeVectorPolygon], optional=True),
-        f"Polygons (any CRS) {pixels_role}; \"selected features only\" works.")
+        algorithm.AOI, algorithm.tr("Area of interest"), [QgsProcessing.TypeVectorPolygon],
+        optional=True),
+        algorithm.tr("Polygons (any CRS) {}; \"selected features only\" works.").format(
+            pixels_role))
     algorithm.add_with_help(QgsProcessingParameterExtent(
-        algorithm.EXTENT, "Extent", optional=True),
-        f"Bounding box (any CRS) {pixels_role}; intersected with the AOI.")
+        algorithm.EXTENT, algorithm.tr("Extent"), optional=True),
+        algorithm.tr("Bounding box (any CRS) {}; intersected with the area of "
+                     "interest.").format(pixels_role))
 
 
 def add_sieve_parameters(algorithm) -> None:
     """Declare the algorithm's MIN_AREA (m², 0 = no sieve) and CONNECTIVITY (4 or 8)."""
     algorithm.add_with_help(QgsProcessingParameterNumber(
-        algorithm.MIN_AREA, "Minimum zone area (m²)", QgsProcessingParameterNumber.Double,
+        algorithm.MIN_AREA, algorithm.tr("Minimum zone area (m²)"),
+        QgsProcessingParameterNumber.Double,
         defaultValue=0, minValue=0, optional=True),
-        "Zones smaller than this are merged into their largest neighbour after labelling; "
-        "0 or empty = no sieve. The reference clustering API accepts 1000–999999 m².")
+        algorithm.tr("Zones smaller than this are merged into their largest neighbour after "
+                     "labelling; 0 or empty = no sieve. The reference clustering API accepts "
+                     "1000–999999 m²."))
     add_connectivity_parameter(
-        algorithm, "Connectivity of zones",
-        "4: pixels touch by their sides; 8: also by their corners (for MIN_AREA).")
+        algorithm, algorithm.tr("Connectivity of zones"),
+        algorithm.tr("4: pixels touch by their sides; 8: also by their corners (for the "
+                     "minimum zone area)."))
 
 
 def add_connectivity_parameter(algorithm, description: str, help_text: str) -> None:
-    """Declare CONNECTIVITY: the number 4 or 8 (default 8), chosen from a list in the dialogs."""
+    """Declare CONNECTIVITY: the number 4 or 8 (default 8), chosen from a list in the dialogs.
+
+    Args:
+        description, help_text: the label and help, translated by the caller.
+    """
     parameter = QgsProcessingParameterNumber(
-        algorithm.CONNECTIVITY, algorithm.tr(description), QgsProcessingParameterNumber.Integer,
+        algorithm.CONNECTIVITY, description, QgsProcessingParameterNumber.Integer,
         defaultValue=8, minValue=4, maxValue=8)
     # A dotted path: the Processing GUI imports the widget only when a dialog shows it.
     parameter.setMetadata({"widget_wrapper": {
         "class": f"{__package__}.widgets.ConnectivityWidgetWrapper"}})
-    algorithm.add_with_help(parameter, algorithm.tr(help_text))
+    algorithm.add_with_help(parameter, help_text)
 
 
 def connectivity_problem(algorithm, parameters, context) -> str | None:

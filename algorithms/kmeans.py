@@ -149,8 +149,8 @@ class KMeansAlgorithm(RasterClusteringAlgorithm):
         self.add_with_help(QgsProcessingParameterNumber(
             self.SAMPLE_SIZE, self.tr("Sample size for several features (pixels)"),
             QgsProcessingParameterNumber.Integer, defaultValue=DEFAULT_SAMPLE_SIZE,
-            minValue=MAX_CLUSTERS), self.tr("Pixels drawn at random from the area to fit "
-                                            "several features and estimate quantiles."),
+            minValue=MAX_CLUSTERS), self.tr("Pixels drawn at random from the area to fit several "
+                                            "features and estimate quantiles."),
             advanced=True)
         self.add_with_help(QgsProcessingParameterBoolean(
             self.STANDARDIZE, self.tr("Standardize features (several features)"),
@@ -171,8 +171,7 @@ class KMeansAlgorithm(RasterClusteringAlgorithm):
         self.add_with_help(QgsProcessingParameterFeatureSink(
             self.STATISTICS, self.tr("Class statistics"), QgsProcessing.TypeVector,
             optional=True, createByDefault=True),
-            self.tr("One row per class: centre, pixel count, area (m²), band "
-                    "mean/std/min/max."))
+            self.tr("One row per class: centre, pixel count, area (m²), band mean/std/min/max."))
 
     def checkParameterValues(self, parameters, context):
         """Refuse what cannot work before any work starts."""
@@ -184,8 +183,8 @@ class KMeansAlgorithm(RasterClusteringAlgorithm):
             return False, problem
         quantiles = self._clip_quantiles(parameters, context)
         if quantiles is not None and not 0 <= quantiles[0] < quantiles[1] <= 100:
-            return False, self.tr("Clip quantiles must be two percentiles 0 ≤ low < high ≤ "
-                                  "100, e.g. 0.5, 99.5; leave both empty for no clipping.")
+            return False, self.tr("Clip quantiles must be two percentiles 0 ≤ low < high ≤ 100, "
+                                  "e.g. 0.5, 99.5; leave both empty for no clipping.")
         return super().checkParameterValues(parameters, context)
 
     def _min_area(self, parameters, context):

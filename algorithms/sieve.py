@@ -117,31 +117,36 @@ class SieveAlgorithm(RasterClusteringAlgorithm):
 
     def initAlgorithm(self, config=None):
         """Declare the parameters (their names are the public API of models and qgis_process)."""
-        self.add_with_help(QgsProcessingParameterRasterLayer(self.INPUT, "Classified raster"),
-            "Integer classes (Byte … Int32), e.g. a K-means output; a file GDAL reads.")
+        self.add_with_help(QgsProcessingParameterRasterLayer(
+            self.INPUT, self.tr("Classified raster")),
+            self.tr("Integer classes (Byte … Int32), e.g. a K-means output; a file GDAL reads."))
         # Optional only because QGIS 3.22 does not fall back to the default of a missing band:
         # qgis_process would demand BAND (QGIS issue 54370, fixed later by PR 54414).
         self.add_with_help(QgsProcessingParameterBand(
-            self.BAND, "Band", defaultValue=1, parentLayerParameterName=self.INPUT,
+            self.BAND, self.tr("Band"), defaultValue=1, parentLayerParameterName=self.INPUT,
             optional=True),
-            "The band holding the classes (default, or empty: 1).")
+            self.tr("The band holding the classes (default, or empty: 1)."))
         # minValue is inclusive in QGIS: 0 passes it, and checkParameterValues refuses it.
         self.add_with_help(QgsProcessingParameterNumber(
-            self.MIN_AREA, "Minimum region area (m²)", QgsProcessingParameterNumber.Double,
+            self.MIN_AREA, self.tr("Minimum region area (m²)"), QgsProcessingParameterNumber.Double,
             defaultValue=1000, minValue=0),
-            "Regions smaller than this many square metres on the ground (> 0) are merged into "
-            "their largest neighbour. The reference clustering API accepts 1000–999999 m².")
+            self.tr("Regions smaller than this many square metres on the ground (> 0) are merged "
+                    "into their largest neighbour. The reference clustering API accepts "
+                    "1000–999999 m²."))
         add_connectivity_parameter(
-            self, "Connectivity", "4: pixels of a region share a side; 8: they may also touch by "
-            "a corner.")
-        self.add_with_help(QgsProcessingParameterRasterDestination(self.OUTPUT, "Sieved classes"),
-            "GeoTIFF with the input's type, grid, nodata, colour table and style.")
+            self, self.tr("Connectivity"),
+            self.tr("4: pixels of a region share a side; 8: they may also touch by a corner."))
+        self.add_with_help(QgsProcessingParameterRasterDestination(self.OUTPUT, self.tr("Sieved "
+                                                                                        "classes")),
+            self.tr("GeoTIFF with the input's type, grid, nodata, colour table and style."))
         for name, description in (
-                (self.PIXEL_THRESHOLD_MIN, "Fewest pixels a region needs (largest pixels)"),
-                (self.PIXEL_THRESHOLD_MAX, "Most pixels a region needs (smallest pixels)"),
-                (self.PIXEL_AREA_MIN_M2, "Smallest pixel area (m²)"),
-                (self.PIXEL_AREA_MAX_M2, "Largest pixel area (m²)"),
-                (self.CHANGED_PIXELS, "Valid pixels whose class changed")):
+                (self.PIXEL_THRESHOLD_MIN, self.tr("Fewest pixels a region needs (largest "
+                                                   "pixels)")),
+                (self.PIXEL_THRESHOLD_MAX, self.tr("Most pixels a region needs (smallest "
+                                                   "pixels)")),
+                (self.PIXEL_AREA_MIN_M2, self.tr("Smallest pixel area (m²)")),
+                (self.PIXEL_AREA_MAX_M2, self.tr("Largest pixel area (m²)")),
+                (self.CHANGED_PIXELS, self.tr("Valid pixels whose class changed"))):
             self.addOutput(QgsProcessingOutputNumber(name, description))
 
     def checkParameterValues(self, parameters, context):

@@ -11,7 +11,6 @@ from qgis.core import (
     QgsProcessingException,
     QgsProcessingMultiStepFeedback,
     QgsProcessingParameterBoolean,
-    QgsProcessingParameterEnum,
     QgsProcessingParameterExtent,
     QgsProcessingParameterFeatureSink,
     QgsProcessingParameterFeatureSource,
@@ -26,7 +25,7 @@ from qgis.core import (
 
 from ..core.clustering.kmeans import MAX_CLUSTERS, MIN_CLUSTERS
 from ..core.io.rasters import remove_raster_files
-from .band_math import SENSOR_LABELS
+from .band_math import add_sensor_parameter
 from .base import (
     RasterClusteringAlgorithm,
     gdal_source,
@@ -60,7 +59,9 @@ calibration; found beside the bands when empty.</li>
 or a band-math expression such as <code>(B4 - B3) / (B4 + B3)</code>. Its name keys the centroid
 JSON: <code>{"NDVI": [[1, [0.171]], …]}</code>.</li>
 <li><b>Sensor</b> (SENSOR): which bands an index name reads (auto-detected from Landsat and
-Sentinel-2 file names; <i>Generic</i> = blue, green, red, NIR, SWIR1, SWIR2 = B1…B6).</li>
+Sentinel-2 file names and from band descriptions such as <code>red</code>, <code>nir</code> or
+<code>B8A</code>, as in <i>Band math</i>; <i>Generic</i> = blue, green, red, NIR, SWIR1, SWIR2 =
+B1…B6).</li>
 <li><b>Number of zones</b> (CLUSTERS): 2–255, default 5.</li>
 <li><b>Area of interest</b> (AOI, optional): polygons in any CRS (reprojected), e.g. a field;
 the zones are fitted on, and the output clipped to, the pixels inside.</li>
@@ -116,55 +117,59 @@ class ZonesAlgorithm(RasterClusteringAlgorithm):
     def initAlgorithm(self, config=None):
         """Declare the parameters (their names are the public API of models and qgis_process)."""
         self.add_with_help(QgsProcessingParameterMultipleLayers(
-            self.INPUT, "Band layers", QgsProcessing.TypeRaster),
-            "The bands the index reads: one multiband layer, or single-band files named with "
-            "their band code (…_B4.TIF, …_B04.jp2).")
+            self.INPUT, self.tr("Band layers"), QgsProcessing.TypeRaster),
+            self.tr("The bands the index reads: one multiband layer, or single-band files named "
+                    "with their band code (…_B4.TIF, …_B04.jp2)."))
         self.add_with_help(QgsProcessingParameterBoolean(
-            self.CALIBRATE, "Calibrate digital numbers to reflectance first", defaultValue=False),
-            "Landsat/Sentinel-2 single-band files: DN → reflectance from the scene metadata.")
+            self.CALIBRATE, self.tr("Calibrate digital numbers to reflectance first"),
+            defaultValue=False),
+            self.tr("Landsat/Sentinel-2 single-band files: DN → reflectance from the scene "
+                    "metadata."))
         self.add_with_help(QgsProcessingParameterFile(
-            self.METADATA, "Metadata file for calibration (MTL / MTD)",
+            self.METADATA, self.tr("Metadata file for calibration (MTL / MTD)"),
             behavior=QgsProcessingParameterFile.File, optional=True,
-            fileFilter="Scene metadata (*_MTL.txt *_MTL.json *_MTL.xml MTD_*.xml);;"
-                       "All files (*)"),
-            "Landsat _MTL.txt/.json/.xml or Sentinel-2 MTD_MSIL1C/2A.xml; found beside the "
-            "bands when empty.")
-        self.add_with_help(QgsProcessingParameterString(self.EXPRESSION, "Index or expression",
+            fileFilter=self.tr("Scene metadata (*_MTL.txt *_MTL.json *_MTL.xml MTD_*.xml);;All "
+                               "files (*)")),
+            self.tr("Landsat _MTL.txt/.json/.xml or Sentinel-2 MTD_MSIL1C/2A.xml; found beside "
+                    "the bands when empty."))
+        self.add_with_help(QgsProcessingParameterString(self.EXPRESSION, self.tr("Index or "
+                                                                                 "expression"),
                                                         defaultValue="NDVI"),
-            "An index name (NDVI, NDWI, …) or an expression, e.g. (B4 - B3) / (B4 + B3); "
-            "it names the centroids.")
-        self.add_with_help(QgsProcessingParameterEnum(self.SENSOR, "Sensor (bands of index names)",
-                                                      options=list(SENSOR_LABELS), defaultValue=0),
-            "Which bands NDVI, NDWI, … read; auto-detect reads Landsat/Sentinel-2 file "
-            "names.")
+            self.tr("An index name (NDVI, NDWI, …) or an expression, e.g. (B4 - B3) / (B4 + B3); "
+                    "it names the centroids."))
+        add_sensor_parameter(self)
         self.add_with_help(QgsProcessingParameterNumber(
-            self.CLUSTERS, "Number of zones", QgsProcessingParameterNumber.Integer,
+            self.CLUSTERS, self.tr("Number of zones"), QgsProcessingParameterNumber.Integer,
             defaultValue=5, minValue=MIN_CLUSTERS, maxValue=MAX_CLUSTERS),
-            "Number of zones k, 2–255.")
+            self.tr("Number of zones k, 2–255."))
         self.add_with_help(QgsProcessingParameterFeatureSource(
-            self.AOI, "Area of interest (field)", [QgsProcessing.TypeVectorPolygon],
+            self.AOI, self.tr("Area of interest (field)"), [QgsProcessing.TypeVectorPolygon],
             optional=True),
-            "Polygons (any CRS) whose pixels fit the zones; the output is clipped to them.")
-        self.add_with_help(QgsProcessingParameterExtent(self.EXTENT, "Extent", optional=True),
-            "Bounding box (any CRS) whose pixels fit the zones; intersected with the AOI.")
+            self.tr("Polygons (any CRS) whose pixels fit the zones; the output is clipped to "
+                    "them."))
+        self.add_with_help(QgsProcessingParameterExtent(
+            self.EXTENT, self.tr("Extent"), optional=True),
+            self.tr("Bounding box (any CRS) whose pixels fit the zones; intersected with the "
+                    "area of interest."))
         add_sieve_parameters(self)
         self.add_with_help(QgsProcessingParameterNumber(
-            self.SEED, "Random seed", QgsProcessingParameterNumber.Integer, defaultValue=0,
-            minValue=0), "Same inputs and seed give identical outputs.")
-        self.add_with_help(QgsProcessingParameterRasterDestination(self.OUTPUT, "Zones"),
-            "Classified GeoTIFF: UInt8, nodata 0, zones 1..k, styled.")
+            self.SEED, self.tr("Random seed"), QgsProcessingParameterNumber.Integer, defaultValue=0,
+            minValue=0), self.tr("Same inputs and seed give identical outputs."))
+        self.add_with_help(QgsProcessingParameterRasterDestination(self.OUTPUT, self.tr("Zones")),
+            self.tr("Classified GeoTIFF: UInt8, nodata 0, zones 1..k, styled."))
         self.add_with_help(QgsProcessingParameterFileDestination(
             self.CENTROIDS, self.tr("Centroids"), fileFilter=self.tr("JSON files (*.json)"),
             optional=True, createByDefault=True),
-            "Zone centres as JSON keyed by the index, e.g. {\"NDVI\": [[1, [0.171]], …]}.")
+            self.tr("Zone centres as JSON keyed by the index, e.g. {\"NDVI\": [[1, [0.171]], "
+                    "…]}."))
         self.add_with_help(QgsProcessingParameterFeatureSink(
             self.STATISTICS, self.tr("Zone statistics"), QgsProcessing.TypeVector,
             optional=True, createByDefault=True),
-            "One row per zone: centre, pixel count, area (m²), index mean/std/min/max.")
+            self.tr("One row per zone: centre, pixel count, area (m²), index mean/std/min/max."))
         self.add_with_help(QgsProcessingParameterRasterDestination(
-            self.INDEX, "Index raster", optional=True, createByDefault=False),
-            "The Float32 index the zones come from; a removed temporary file when not "
-            "requested.")
+            self.INDEX, self.tr("Index raster"), optional=True, createByDefault=False),
+            self.tr("The Float32 index the zones come from; a removed temporary file when not "
+                    "requested."))
 
     def checkParameterValues(self, parameters, context):
         """Refuse what cannot work before any work starts, with the children's own checks.

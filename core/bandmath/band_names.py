@@ -35,6 +35,14 @@ _LANDSAT_PRESETS = {
 }
 
 
+# Band descriptions that name a role of the index formulas (`spectral_indices.ROLES`), compared
+# in lower case without spaces, dashes or underscores.
+_ROLE_DESCRIPTIONS = {
+    "blue": "blue", "green": "green", "red": "red", "rededge": "red_edge", "rededge1": "red_edge",
+    "nir": "nir", "nearinfrared": "nir", "swir1": "swir1", "swir2": "swir2",
+}
+
+
 @dataclass(frozen=True)
 class LayerBands:
     """One input layer as band math sees it.
@@ -43,11 +51,17 @@ class LayerBands:
         name: the layer name shown in QGIS (used in `"name@band"` references).
         file_name: the file path or name the layer reads (its band code is parsed from it).
         band_count: number of bands, >= 1.
+        descriptions: the band descriptions stored in the file, one per band ("" when none).
     """
 
     name: str
     file_name: str
     band_count: int
+    descriptions: tuple[str, ...] = ()
+
+    def reference(self, band: int) -> str:
+        """The band-math variable that always names band `band` of this layer."""
+        return f"{self.name}@{band}"
 
 
 @dataclass(frozen=True)
@@ -123,6 +137,24 @@ def _sensor_of_file(file_name: str) -> str | None:
         if match.group(2) or (len(match.group(1)) == 2 and match.group(1).startswith("0")):
             return "sentinel2"
     return None
+
+
+def described_bands(layers: Sequence[LayerBands]) -> dict[str, tuple[int, int]]:
+    """The bands whose description names what they hold: a role ("red", "NIR", "SWIR 1") or a
+    band code ("B4", "B04", "B8A", "SR_B5").
+
+    Returns:
+        role or normalised band code -> (layer index, band number); a role or code that several
+        bands are described with names none of them.
+    """
+    found: dict[str, list[tuple[int, int]]] = {}
+    for index, layer in enumerate(layers):
+        for band, description in enumerate(layer.descriptions, start=1):
+            role = _ROLE_DESCRIPTIONS.get(re.sub(r"[\s_-]", "", description.lower()))
+            key = role or parse_band_code(description.strip())
+            if key:
+                found.setdefault(key, []).append((index, band))
+    return {key: places[0] for key, places in found.items() if len(places) == 1}
 
 
 def detect_sensor(file_names: Sequence[str]) -> str | None:

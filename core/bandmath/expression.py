@@ -15,7 +15,14 @@ import numpy as np
 
 from ..errors import ExpressionError, InvalidInputError
 from .band_names import normalize_band_code
-from .spectral_indices import ALIASES, SENSORS, alias_expression, find_alias
+from .spectral_indices import (
+    ALIASES,
+    BandPreset,
+    alias_expression,
+    find_alias,
+    sensor_choices,
+    sensor_preset,
+)
 
 MAX_EXPRESSION_LENGTH = 10_000
 """Longest accepted expression, in characters."""
@@ -648,7 +655,7 @@ _REFUSED_NODES = {
 class _Compiler:
     """Turns a parsed expression into the compiled tree, refusing anything off the whitelist."""
 
-    def __init__(self, source: _Source, variables: _Variables, sensor: str | None,
+    def __init__(self, source: _Source, variables: _Variables, sensor: BandPreset | None,
                  used: dict[str, None], alias_site: tuple[_Compiler, ast.AST, str] | None = None):
         self.source = source
         self.variables = variables
@@ -726,14 +733,14 @@ class _Compiler:
         if self.sensor is None:
             raise self.fail(
                 node, f"{name} needs a sensor preset to know which bands to read",
-                f"Choose the sensor ({', '.join(SENSORS)}) or type the formula with bands, "
+                f"Choose the sensor ({sensor_choices()}) or type the formula with bands, "
                 "e.g. (B5 - B4) / (B5 + B4).")
         try:
             formula = alias_expression(name, self.sensor)
         except ExpressionError as error:
             raise self.fail(node, str(error).rstrip(".")) from None
         source = _Source(formula)
-        context = f"{name} for {self.sensor} is {formula}"
+        context = f"{name} for {self.sensor.title} is {formula}"
         inner = _Compiler(source, self.variables, self.sensor, self.used, (self, node, context))
         return _Alias(name, inner.compile(_parse(source)))
 
@@ -858,7 +865,8 @@ def _as_block(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
     return np.where(infinite, np.nan, block) if infinite.any() else block
 
 
-def compile_expression(text: str, *, variables: Collection[str], sensor: str | None = None,
+def compile_expression(text: str, *, variables: Collection[str],
+                       sensor: str | BandPreset | None = None,
                        ambiguous: Mapping[str, Sequence[str]] | None = None
                        ) -> CompiledExpression:
     """Parse and check a band-math expression.
@@ -873,7 +881,8 @@ def compile_expression(text: str, *, variables: Collection[str], sensor: str | N
         text: the expression as typed.
         variables: the variable names available, e.g. `band_variables(...).bands`. Band-code
             names match however they are typed (`B04` finds `B4`).
-        sensor: the preset (spectral_indices.SENSORS) aliases expand for; None refuses aliases.
+        sensor: what aliases expand for: a sensor of spectral_indices.SENSORS or a BandPreset;
+            None refuses aliases.
         ambiguous: names to refuse as ambiguous -> the variables to suggest instead
             (`band_variables(...).ambiguous`).
 
@@ -885,9 +894,8 @@ def compile_expression(text: str, *, variables: Collection[str], sensor: str | N
             names the column and the offending part and says how to fix it.
         InvalidInputError: an unknown sensor preset.
     """
-    if sensor is not None and sensor not in SENSORS:
-        raise InvalidInputError(f"Unknown sensor preset '{sensor}': use one of "
-                                f"{', '.join(SENSORS)} or None.")
+    if isinstance(sensor, str):
+        sensor = sensor_preset(sensor)
     if not isinstance(text, str):
         raise ExpressionError(f"The expression must be text, not {type(text).__name__}.")
     if len(text) > MAX_EXPRESSION_LENGTH:

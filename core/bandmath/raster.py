@@ -33,9 +33,24 @@ from ..io.rasters import (
     write_block,
 )
 from ..progress import Progress
-from .band_names import BandVariables, LayerBands, band_variables, detect_sensor
+from .band_names import (
+    BandVariables,
+    LayerBands,
+    band_variables,
+    described_bands,
+    detect_sensor,
+)
 from .expression import CompiledExpression, compile_expression
-from .spectral_indices import ALIASES, SENSOR_TITLES, SENSORS
+from .spectral_indices import (
+    ALIASES,
+    ROLES,
+    SENSOR_BANDS,
+    SENSOR_TITLES,
+    SENSORS,
+    SUBSTITUTE_BANDS,
+    BandPreset,
+    sensor_choices,
+)
 
 AUTO_SENSOR = "auto"
 """Sensor choice that detects the preset from the input file names."""
@@ -144,7 +159,10 @@ def layer_bands(inputs: Sequence[RasterInput]) -> list[LayerBands]:
     layers = []
     for raster in inputs:
         dataset = open_raster(raster.source, what="input raster")
-        layers.append(LayerBands(_layer_name(raster), raster.source, dataset.RasterCount))
+        descriptions = tuple((dataset.GetRasterBand(band).GetDescription() or "").strip()
+                             for band in range(1, dataset.RasterCount + 1))
+        layers.append(LayerBands(_layer_name(raster), raster.source, dataset.RasterCount,
+                                 descriptions))
         dataset = None
     return layers
 
@@ -158,8 +176,9 @@ def compile_band_math(layers: Sequence[LayerBands], expression: str, *,
     """Compile an expression over the bands of `layers`.
 
     Variables: see band_names.band_variables (B1…Bn of a single multiband layer, the band code
-    of each single-band file, always "layer name@band"). Aliases (NDVI, …) expand for the
-    sensor preset: `sensor`, or with AUTO_SENSOR the one the file names reveal.
+    of each single-band file, always "layer name@band"). Aliases (NDVI, …) read the bands of
+    `band_preset`: the sensor's band codes, or with AUTO_SENSOR those of the sensor the file
+    names and band descriptions reveal and the bands described by their role (red, nir, …).
 
     Args:
         layers: the input layers in order.
@@ -178,37 +197,106 @@ def compile_band_math(layers: Sequence[LayerBands], expression: str, *,
         raise InvalidInputError(f"Unknown sensor preset '{sensor}': use {AUTO_SENSOR} or one of "
                                 f"{', '.join(SENSORS)}.")
     variables = band_variables(layers)
-    messages = []
-    preset = sensor
-    if sensor == AUTO_SENSOR:
-        preset = detect_sensor([layer.file_name for layer in layers])
-        if preset is not None:
-            messages.append(f"Sensor detected from the file names: {SENSOR_TITLES[preset]} "
-                            f"({preset}).")
-    compiled = _compile(expression, variables, preset, layers, auto=sensor == AUTO_SENSOR)
+    preset, messages = band_preset(layers, variables, sensor)
+    compiled = _compile(expression, variables, preset, layers)
     described = compiled.display_name
     if compiled.expanded_text != described:
         described += f" = {compiled.expanded_text}"
         if preset is not None:
-            described += f" (sensor preset {preset})"
+            described += f" (bands of {preset.title})"
     messages.append(f"Expression: {described}")
     sources = {name: variables.bands[name] for name in compiled.variables_used}
     for name, (layer, band) in sources.items():
         messages.append(f"{name} = band {band} of '{layers[layer].name}' "
                         f"({os.path.basename(layers[layer].file_name)})")
-    return BandMathPlan(compiled, preset, sources, tuple(messages))
+    return BandMathPlan(compiled, preset.sensor if preset else None, sources, tuple(messages))
 
 
-def _compile(text: str, variables: BandVariables, preset: str | None,
-             layers: Sequence[LayerBands], *, auto: bool) -> CompiledExpression:
-    def attempt(sensor: str | None) -> CompiledExpression:
-        return compile_expression(text, variables=variables.bands, sensor=sensor,
+def band_preset(layers: Sequence[LayerBands], variables: BandVariables,
+                sensor: str = AUTO_SENSOR) -> tuple[BandPreset | None, list[str]]:
+    """Which band each role of an index (red, nir, …) reads, and how that was decided.
+
+    With a chosen sensor, each role reads the sensor's band code (`sensor_preset`). With
+    AUTO_SENSOR, the sensor is the one the file names or band descriptions reveal
+    (`detect_sensor`), and a band described by its role ("red", "nir") reads that role. In
+    both cases a code is looked up among the band descriptions first ("B8" is the band described
+    "B8"), then among the band variables (file-name codes, B1…Bn of a multiband layer); a code
+    missing from all of them takes the sensor's documented stand-in when that is present (B8A
+    for Sentinel-2's B8, at 20 m and 60 m).
+
+    Returns:
+        (the preset, or None when nothing tells the bands; messages for the log).
+    """
+    messages: list[str] = []
+    described = described_bands(layers)
+    if sensor == AUTO_SENSOR:
+        sensor = detect_sensor(_sensor_clues(layers))
+        if sensor is not None:
+            messages.append(f"Sensor detected from the file names and band descriptions: "
+                            f"{SENSOR_TITLES[sensor]}.")
+        roles = {role: place for role, place in described.items() if role in ROLES}
+    else:
+        roles = {}
+    if sensor is None and not roles:
+        return None, messages
+    bands: dict[str, str] = {}
+    for role in ROLES:
+        if role in roles:
+            bands[role] = _variable_of(layers, variables, roles[role])
+            continue
+        code = SENSOR_BANDS[sensor].get(role) if sensor else None
+        if code is None:
+            continue
+        substitute = SUBSTITUTE_BANDS.get(sensor, {}).get(code)
+        if code in described:
+            bands[role] = _variable_of(layers, variables, described[code])
+        elif code in variables.bands or substitute is None:
+            bands[role] = code
+        elif substitute in described or substitute in variables.bands:
+            bands[role] = (_variable_of(layers, variables, described[substitute])
+                           if substitute in described else substitute)
+            messages.append(f"{code} ({role}) is not among the inputs: {substitute} is read in "
+                            f"its place, as {SENSOR_TITLES[sensor]} products at 20 m and 60 m "
+                            "require.")
+        else:
+            bands[role] = code
+    if roles:
+        named = ", ".join(f"{role} = band {band} of '{layers[layer].name}'"
+                          for role, (layer, band) in roles.items())
+        messages.append(f"Bands named by their descriptions: {named}.")
+    title = SENSOR_TITLES[sensor] if sensor else "the band descriptions"
+    if sensor and roles:
+        title += " and the band descriptions"
+    return BandPreset(title, bands, sensor), messages
+
+
+def _sensor_clues(layers: Sequence[LayerBands]) -> list[str]:
+    """What tells the sensor: the file names, and the band descriptions (B8A, B04, …)."""
+    return [layer.file_name for layer in layers] + [
+        description for layer in layers for description in layer.descriptions if description]
+
+
+def _variable_of(layers: Sequence[LayerBands], variables: BandVariables,
+                 place: tuple[int, int]) -> str:
+    """A band-math variable naming band `place` = (layer index, band): its short name (B3) when
+    it has one, else its layer reference ("scene@3")."""
+    for name, target in variables.bands.items():
+        if target == place and "@" not in name:
+            return name
+    layer, band = place
+    return '"' + layers[layer].reference(band).replace('"', '\\"') + '"'
+
+
+def _compile(text: str, variables: BandVariables, preset: BandPreset | None,
+             layers: Sequence[LayerBands]) -> CompiledExpression:
+    def attempt(bands: BandPreset | None) -> CompiledExpression:
+        return compile_expression(text, variables=variables.bands, sensor=bands,
                                   ambiguous=variables.ambiguous)
 
     try:
         return attempt(preset)
     except ExpressionError as error:
-        if preset is not None or not auto:
+        if preset is not None:
             raise
         try:  # would a sensor have helped? Then say so rather than "needs a preset".
             attempt("generic")
@@ -216,10 +304,10 @@ def _compile(text: str, variables: BandVariables, preset: str | None,
             raise error from None
         names = ", ".join(os.path.basename(layer.file_name) for layer in layers)
         raise ExpressionError(
-            f"The expression uses an index whose bands depend on the sensor, but the file names "
-            f"({names}) reveal no sensor (or several). Choose the sensor preset: "
-            + "; ".join(f"{key} = {title}" for key, title in SENSOR_TITLES.items())
-            + ". Or write the formula with bands, e.g. (B4 - B3) / (B4 + B3).") from None
+            f"The expression uses an index whose bands depend on the sensor, but neither the "
+            f"file names ({names}) nor the band descriptions tell the sensor or which band is "
+            f"red, nir, …. Choose the sensor: {sensor_choices()}. Or describe the bands (red, "
+            "nir, …), or write the formula with bands, e.g. (B4 - B3) / (B4 + B3).") from None
 
 
 def _mentions_alias(text: str) -> list[str]:

@@ -44,7 +44,47 @@ SENSOR_BANDS: Mapping[str, Mapping[str, str]] = MappingProxyType(
     }
 )
 
+#: A sensor's documented stand-in for a band its other products have: Sentinel-2's 20 m and
+#: 60 m products hold the narrow NIR band B8A (865 nm) but not the 10 m B8 (842 nm).
+SUBSTITUTE_BANDS: Mapping[str, Mapping[str, str]] = MappingProxyType(
+    {"sentinel2": MappingProxyType({"B8": "B8A"})})
+
 _ROLE_WORD = re.compile(r"\b(" + "|".join(ROLES) + r")\b")
+
+
+@dataclass(frozen=True)
+class BandPreset:
+    """Which band each role (red, nir, …) of an index formula reads.
+
+    Attributes:
+        title: how the user knows it: a sensor's title as the Sensor drop-down shows it
+            ("Sentinel-2 MSI"), or "the band descriptions".
+        bands: role -> the band-math variable read for it: a band code ("B8") or a layer
+            reference ('"scene@4"').
+        sensor: the sensor of SENSORS whose codes it reads, or None.
+    """
+
+    title: str
+    bands: Mapping[str, str]
+    sensor: str | None = None
+
+
+def sensor_preset(sensor: str) -> BandPreset:
+    """The preset of a sensor of SENSORS: its band codes.
+
+    Raises:
+        InvalidInputError: unknown sensor.
+    """
+    if sensor not in SENSOR_BANDS:
+        raise InvalidInputError(
+            f"Unknown sensor preset '{sensor}': use one of {', '.join(SENSORS)}."
+        )
+    return BandPreset(SENSOR_TITLES[sensor], SENSOR_BANDS[sensor], sensor)
+
+
+def sensor_choices() -> str:
+    """The sensors as the Sensor drop-down lists them, for messages."""
+    return "; ".join(SENSOR_TITLES[name] for name in SENSORS)
 
 
 @dataclass(frozen=True)
@@ -111,18 +151,19 @@ def find_alias(name: str) -> SpectralIndex | None:
     return ALIASES.get(name.upper())
 
 
-def alias_expression(alias: str, sensor: str) -> str:
-    """The band-math expression of an index for a sensor preset.
+def alias_expression(alias: str, preset: str | BandPreset) -> str:
+    """The band-math expression of an index for a sensor or another band preset.
 
     Args:
         alias: an index name from ALIASES (case-insensitive), e.g. "ndvi".
-        sensor: a preset from SENSORS.
+        preset: a sensor of SENSORS, or a BandPreset.
 
     Returns:
-        The formula with band codes, e.g. "(B8 - B4) / (B8 + B4)" for NDVI on "sentinel2".
+        The formula with the preset's bands, e.g. "(B8 - B4) / (B8 + B4)" for NDVI on
+        "sentinel2".
 
     Raises:
-        ExpressionError: unknown alias, or the sensor lacks a band the index needs (NDRE has no
+        ExpressionError: unknown alias, or the preset lacks a band the index needs (NDRE has no
             red edge on Landsat or "generic").
         InvalidInputError: unknown sensor.
     """
@@ -131,20 +172,18 @@ def alias_expression(alias: str, sensor: str) -> str:
         raise ExpressionError(
             f"'{alias}' is not a known index: use one of {', '.join(ALIASES)}."
         )
-    if sensor not in SENSOR_BANDS:
-        raise InvalidInputError(
-            f"Unknown sensor preset '{sensor}': use one of {', '.join(SENSORS)}."
-        )
-    bands = SENSOR_BANDS[sensor]
-    missing = [role for role in index.roles if role not in bands]
+    if not isinstance(preset, BandPreset):
+        preset = sensor_preset(preset)
+    missing = [role for role in index.roles if role not in preset.bands]
     if missing:
-        having = [name for name in SENSORS if all(role in SENSOR_BANDS[name] for role in missing)]
+        having = [SENSOR_TITLES[name] for name in SENSORS
+                  if all(role in SENSOR_BANDS[name] for role in missing)]
         raise ExpressionError(
-            f"{index.name} needs a {', '.join(missing)} band, which the '{sensor}' preset "
-            f"({SENSOR_TITLES[sensor]}) lacks: choose the sensor "
-            f"{' or '.join(having) or '(none has one)'} or write the formula with your own bands."
+            f"{index.name} needs a {', '.join(missing)} band; there is none in {preset.title}: "
+            f"choose the sensor {' or '.join(having) or '(none has one)'} or write the formula "
+            "with your own bands."
         )
-    return _ROLE_WORD.sub(lambda match: bands[match.group(1)], index.formula)
+    return _ROLE_WORD.sub(lambda match: preset.bands[match.group(1)], index.formula)
 
 
 def _help_rows() -> list[list[str]]:

@@ -285,7 +285,8 @@ class TestErrors:
         from qgis.core import QgsProcessingException
 
         image = shared_data / "sentinel2" / "S2_20210527_Aberystwyth_SR_10band_EPSG27700_10m.tif"
-        with pytest.raises(QgsProcessingException, match="reveal no sensor"):
+        with pytest.raises(QgsProcessingException,
+                           match="neither the file names .* nor the band descriptions"):
             run({"INPUT": [str(image)], "EXPRESSION": "NDVI"}, tmp_path)
 
     def test_cancelling_leaves_no_output(self, shared_data, tmp_path):

@@ -216,9 +216,32 @@ class TestFailureLeavesNothing:
                                                                  tmp_path):
         from qgis.core import QgsProcessingException
 
-        with pytest.raises(QgsProcessingException, match="Choose the sensor preset"):
-            run({"INPUT": [str(scene.scene)]}, tmp_path)
-        assert file_names(tmp_path) == []
+        stack = tmp_path / "inputs" / "stack.tif"  # the scene's bands without their descriptions
+        stack.parent.mkdir()
+        gdal.Translate(str(stack), str(scene.scene))
+        undescribed = gdal.Open(str(stack), gdal.GA_Update)
+        for band in range(1, undescribed.RasterCount + 1):
+            undescribed.GetRasterBand(band).SetDescription("")
+        undescribed = None
+        outputs = tmp_path / "outputs"
+        outputs.mkdir()
+        # The sensors as the drop-down lists them, not internal ids.
+        with pytest.raises(QgsProcessingException,
+                           match="Choose the sensor: Sentinel-2 MSI; Landsat 8-9 OLI;"):
+            run({"INPUT": [str(stack)]}, outputs)
+        assert file_names(outputs) == []
+
+    def test_band_descriptions_tell_the_bands_with_the_default_sensor(self, provider, scene,
+                                                                      tmp_path, recorder):
+        # The demo's scene.tif: bands described blue, green, red, nir, swir1, swir2.
+        auto = run({"INPUT": [str(scene.scene)]}, tmp_path, name="auto", feedback=recorder)
+        generic = run({"INPUT": [str(scene.scene)], "SENSOR": GENERIC_SENSOR}, tmp_path,
+                      name="generic")
+        assert np.array_equal(read_raster(auto["OUTPUT"]), read_raster(generic["OUTPUT"]))
+        told = [info for info in recorder.infos
+                if info.startswith("Bands named by their descriptions:")]
+        assert told and "red = band 3 of 'scene'" in told[0]
+        assert "nir = band 4 of 'scene'" in told[0]
 
     def test_a_bad_connectivity_is_refused_before_band_math_runs(self, provider, scene,
                                                                  tmp_path, recorder):

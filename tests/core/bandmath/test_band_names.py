@@ -5,7 +5,12 @@ from pathlib import Path
 import pytest
 from osgeo import gdal
 from raster_clustering.core.bandmath import band_names
-from raster_clustering.core.bandmath.band_names import LayerBands, band_variables, detect_sensor
+from raster_clustering.core.bandmath.band_names import (
+    LayerBands,
+    band_variables,
+    described_bands,
+    detect_sensor,
+)
 from raster_clustering.core.bandmath.spectral_indices import SENSORS
 from raster_clustering.core.errors import InvalidInputError
 
@@ -236,3 +241,33 @@ def test_band_variables_refuses_empty_input():
         band_variables([])
     with pytest.raises(InvalidInputError, match="no bands"):
         band_variables([LayerBands("empty", "empty.tif", 0)])
+
+
+@pytest.mark.parametrize(("descriptions", "expected"), [
+    (("blue", "green", "red", "nir", "swir1", "swir2"),
+     {"blue": (0, 1), "green": (0, 2), "red": (0, 3), "nir": (0, 4), "swir1": (0, 5),
+      "swir2": (0, 6)}),
+    (("Red", "Near infrared", "SWIR 1", "Red-edge"),
+     {"red": (0, 1), "nir": (0, 2), "swir1": (0, 3), "red_edge": (0, 4)}),
+    (("B02", "B8A", "SR_B5", "B4 TOA reflectance"),
+     {"B2": (0, 1), "B8A": (0, 2), "B5": (0, 3), "B4": (0, 4)}),
+    (("red", "red", "nir"), {"nir": (0, 3)}),  # a role two bands claim names neither
+    (("NDVI", "", "band 1"), {}),
+])
+def test_band_descriptions_name_roles_and_codes(descriptions, expected):
+    layer = LayerBands("stack", "stack.tif", len(descriptions), tuple(descriptions))
+    assert described_bands([layer]) == expected
+
+
+def test_band_descriptions_in_several_layers_name_their_layer():
+    layers = [LayerBands("a", "a.tif", 1, ("red",)), LayerBands("b", "b.tif", 1, ("nir",))]
+    assert described_bands(layers) == {"red": (0, 1), "nir": (1, 1)}
+
+
+@pytest.mark.parametrize(("clues", "sensor"), [
+    (["stack.tif", "B02", "B03", "B04", "B8A"], "sentinel2"),
+    (["stack.tif", "blue", "green", "red", "nir"], None),
+    (["LC08_L2SP_047027_20201204_20210313_02_T1_stack.tif", "B4", "B5"], "landsat89"),
+])
+def test_band_codes_in_descriptions_reveal_the_sensor_as_file_names_do(clues, sensor):
+    assert detect_sensor(clues) == sensor

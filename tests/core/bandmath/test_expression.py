@@ -215,7 +215,7 @@ def test_errors_inside_an_alias_point_at_the_alias():
     with pytest.raises(ExpressionError) as raised:
         compile_expression("100 * NDVI", variables=["B4", "B5"], sensor="sentinel2")
     message = str(raised.value)
-    assert message.startswith("NDVI for sentinel2 is (B8 - B4) / (B8 + B4), but: B8 is not")
+    assert message.startswith("NDVI for Sentinel-2 MSI is (B8 - B4) / (B8 + B4), but: B8 is not")
     assert "(column 7: 'NDVI')" in message
 
 

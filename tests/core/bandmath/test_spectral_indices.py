@@ -86,7 +86,8 @@ def test_alias_expression_text(alias, sensor, text):
 
 @pytest.mark.parametrize("sensor", ["landsat89", "landsat457", "generic"])
 def test_ndre_is_refused_without_a_red_edge(sensor):
-    with pytest.raises(ExpressionError, match="sentinel2"):
+    # Named as the Sensor drop-down shows them, not by internal ids.
+    with pytest.raises(ExpressionError, match="none in .*: choose the sensor Sentinel-2 MSI "):
         spectral_indices.alias_expression("NDRE", sensor)
 
 
