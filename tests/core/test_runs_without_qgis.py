@@ -1,4 +1,5 @@
-"""A run of tests/core alone starts no QGIS and writes nothing into the checkout."""
+"""The core never imports QGIS, and a run of tests/core alone starts no QGIS and writes nothing
+into the checkout."""
 
 import os
 import shutil
@@ -32,3 +33,11 @@ def test_a_core_run_imports_no_qgis_and_writes_nothing_into_the_checkout(tmp_pat
     assert " passed" in completed.stdout and "QGIS modules: []" in completed.stdout, \
         completed.stdout
     assert sorted(path.relative_to(checkout) for path in checkout.rglob("*")) == before
+
+
+def test_core_never_imports_qgis():
+    modules = sorted((REPO_ROOT / "core").rglob("*.py"))
+    assert len(modules) > 20
+    for module in modules:
+        text = module.read_text(encoding="utf-8")
+        assert "import qgis" not in text and "from qgis" not in text, module
