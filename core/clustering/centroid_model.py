@@ -1,8 +1,11 @@
 """Cluster centres with everything needed to reapply them: feature names, scaling, clipping.
 
-Saved as the centroid JSON. With one feature the file has exactly the reference API's shape,
-``{"NDVI": [[1, [0.171]], [2, [0.404]]]}``; with several features the first key lists the
+Saved as the centroid JSON. With one feature the file of k-means has exactly the reference API's
+shape, ``{"NDVI": [[1, [0.171]], [2, [0.404]]]}``; with several features the first key lists the
 feature names and the entries hold one value per feature, followed by the model's metadata.
+Other methods add how they measure distances and memberships (``method``, ``distance_metric``,
+``metric_transform``, ``fuzziness``), so that saved fuzzy c-means centres label, measure and
+weigh pixels as the fit did.
 """
 
 from __future__ import annotations
@@ -16,9 +19,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import InvalidInputError
+from .distances import DISTANCE_METRICS, memberships_of, squared_distances
 from .kmeans_1d import label_values
 
 FEATURE_SEPARATOR = ", "
+KMEANS = "k-means"
 ORDERING_1D = "ascending centre value"
 ORDERING_ND = "ascending mean of the standardized centre values"
 
@@ -35,6 +40,12 @@ class CentroidModel:
         clip_lower, clip_upper: float64 arrays (n_features,) the features are clipped to before
             labelling, or None.
         clip_quantiles: the (low, high) percentiles the clip bounds came from, for the record.
+        metric_transform: float64 (n_features, n_features) applied after standardizing, so that
+            Euclidean distances there are the fit's norm (see `distances.metric_transform`),
+            or None for the Euclidean norm.
+        distance_metric: the norm's name, one of `distances.DISTANCE_METRICS`.
+        fuzziness: the fuzzy c-means exponent m, or None for hard clusters (no memberships).
+        method: what fitted the centres ("k-means", "fuzzy c-means", "ISODATA"), for the record.
     """
 
     feature_names: tuple[str, ...]
@@ -44,6 +55,10 @@ class CentroidModel:
     clip_lower: np.ndarray | None = None
     clip_upper: np.ndarray | None = None
     clip_quantiles: tuple[float, float] | None = None
+    metric_transform: np.ndarray | None = None
+    distance_metric: str = "euclidean"
+    fuzziness: float | None = None
+    method: str = KMEANS
 
     @property
     def n_clusters(self) -> int:
@@ -60,13 +75,33 @@ class CentroidModel:
             prepared = np.clip(prepared, self.clip_lower, self.clip_upper)
         if self.mean is not None:
             prepared = (prepared - self.mean) / self.std
+        if self.metric_transform is not None:
+            prepared = prepared @ self.metric_transform
         return prepared
 
     def model_centres(self) -> np.ndarray:
-        """The centres in the model's (standardized) space."""
-        if self.mean is None:
-            return self.centres
-        return (self.centres - self.mean) / self.std
+        """The centres in the model's (standardized, transformed) space."""
+        centres = self.centres if self.mean is None else (self.centres - self.mean) / self.std
+        return centres if self.metric_transform is None else centres @ self.metric_transform
+
+    def distances_to(self, features: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        """Distance (float64, n_pixels) of each pixel of raw features (n_pixels, n_features) to
+        the centre of its class `labels` (1..k), in the model's space: the fit's units."""
+        offsets = self.prepare(features) - self.model_centres()[labels.astype(np.intp) - 1]
+        return np.sqrt(np.einsum("ij,ij->i", offsets, offsets))
+
+    def memberships(self, features: np.ndarray) -> np.ndarray:
+        """Fuzzy memberships (float64, n_pixels × k, rows summing to 1) of raw features.
+
+        Raises:
+            InvalidInputError: the model has no fuzziness (hard clusters).
+        """
+        if self.fuzziness is None:
+            raise InvalidInputError(
+                f"The centres come from {self.method}, which has no memberships: use centres "
+                "saved by fuzzy c-means.")
+        squared = squared_distances(self.prepare(features), self.model_centres())
+        return memberships_of(squared, self.fuzziness)
 
     def label(self, features: np.ndarray) -> np.ndarray:
         """Class numbers 1..k (uint8, or uint16 past 255) of raw features (n_pixels, n_features).
@@ -99,6 +134,14 @@ class CentroidModel:
             document["clip"] = None if self.clip_lower is None else {
                 "quantiles": list(self.clip_quantiles or ()),
                 "lower": self.clip_lower.tolist(), "upper": self.clip_upper.tolist()}
+        if self.method != KMEANS:
+            document["method"] = self.method
+        if self.distance_metric != "euclidean" or self.metric_transform is not None:
+            document["distance_metric"] = self.distance_metric
+            document["metric_transform"] = (None if self.metric_transform is None
+                                            else self.metric_transform.tolist())
+        if self.fuzziness is not None:
+            document["fuzziness"] = self.fuzziness
         return document
 
     def save(self, path: str | os.PathLike) -> None:
@@ -156,6 +199,15 @@ def centroid_model_from_json(document, *, source: str = "centroid JSON") -> Cent
         rows.append([_finite(v, fail) for v in entry[1]])
     scaling = document.get("standardize")
     clip = document.get("clip")
+    method = document.get("method", KMEANS)
+    if not isinstance(method, str):
+        fail("'method' should be a name")
+    metric = document.get("distance_metric", "euclidean")
+    if metric not in DISTANCE_METRICS:
+        fail(f"'distance_metric' should be one of {', '.join(DISTANCE_METRICS)}")
+    fuzziness = document.get("fuzziness")
+    if fuzziness is not None and not _finite(fuzziness, fail) > 1:
+        fail("'fuzziness' should be a number greater than 1")
     return CentroidModel(
         tuple(names), np.array(rows, dtype=np.float64),
         mean=_vector(scaling, "mean", len(names), fail),
@@ -163,7 +215,10 @@ def centroid_model_from_json(document, *, source: str = "centroid JSON") -> Cent
         clip_lower=_vector(clip, "lower", len(names), fail),
         clip_upper=_vector(clip, "upper", len(names), fail),
         clip_quantiles=tuple(clip["quantiles"]) if isinstance(clip, dict)
-        and isinstance(clip.get("quantiles"), list) and len(clip["quantiles"]) == 2 else None)
+        and isinstance(clip.get("quantiles"), list) and len(clip["quantiles"]) == 2 else None,
+        metric_transform=_matrix(document.get("metric_transform"), len(names), fail),
+        distance_metric=metric, fuzziness=None if fuzziness is None else float(fuzziness),
+        method=method)
 
 
 def _finite(value, fail) -> float:
@@ -187,6 +242,15 @@ def _vector(section, name: str, length: int, fail, *, positive: bool = False):
     if positive and np.any(vector <= 0):
         fail(f"'{name}' values must be positive")
     return vector
+
+
+def _matrix(rows, size: int, fail):
+    if rows is None:
+        return None
+    if not isinstance(rows, list) or len(rows) != size or not all(
+            isinstance(row, list) and len(row) == size for row in rows):
+        fail(f"'metric_transform' should be {size} rows of {size} numbers")
+    return np.array([[_finite(v, fail) for v in row] for row in rows], dtype=np.float64)
 
 
 def names_match(model: CentroidModel, feature_names: Sequence[str]) -> bool:

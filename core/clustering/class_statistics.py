@@ -18,6 +18,8 @@ class ClassStatistics:
         area_m2: their area in square metres.
         mean, std, minimum, maximum: float64 arrays (n_bands,) of the input bands within the
             class (population standard deviation); NaN when the class has no pixel.
+        mean_membership: fuzzy classes: the mean membership of the class's pixels in it (NaN
+            when it has none); None for hard classes.
     """
 
     class_number: int
@@ -27,6 +29,7 @@ class ClassStatistics:
     std: np.ndarray
     minimum: np.ndarray
     maximum: np.ndarray
+    mean_membership: float | None = None
 
 
 class ClassStatisticsAccumulator:
@@ -105,10 +108,13 @@ class ClassStatisticsAccumulator:
 
 def statistics_table(statistics: Sequence[ClassStatistics], *, band_names: Sequence[str],
                      centres: np.ndarray) -> tuple[list[str], list[list]]:
-    """Column names and rows of the per-class table (class, centres, count, area, band stats)."""
+    """Column names and rows of the per-class table (class, centres, count, area, band stats,
+    and the mean membership of fuzzy classes)."""
+    fuzzy = any(row.mean_membership is not None for row in statistics)
     columns = ["class"] + [f"centre_{name}" for name in band_names] + ["pixel_count", "area_m2"]
     for name in band_names:
         columns += [f"{name}_mean", f"{name}_std", f"{name}_min", f"{name}_max"]
+    columns += ["mean_membership"] if fuzzy else []
     rows = []
     for row in statistics:
         values = [row.class_number, *map(float, centres[row.class_number - 1]),
@@ -116,5 +122,6 @@ def statistics_table(statistics: Sequence[ClassStatistics], *, band_names: Seque
         for band in range(len(band_names)):
             values += [float(row.mean[band]), float(row.std[band]), float(row.minimum[band]),
                        float(row.maximum[band])]
+        values += [float(row.mean_membership)] if fuzzy else []
         rows.append(values)
     return columns, rows

@@ -77,6 +77,19 @@ class FeatureStack:
     def block_height(self) -> int:
         return max(1, self._bands[0].band.GetBlockSize()[1])
 
+    @property
+    def decoded_bytes(self) -> int:
+        """Bytes of every feature of the whole grid, decoded."""
+        return self.grid.width * self.grid.height * self.n_features * np.dtype(self.dtype).itemsize
+
+    @property
+    def strip_bytes(self) -> int:
+        """Bytes of the features of one full-width block `iter_area_blocks` reads."""
+        rows = rows_per_block(width=self.grid.width, n_bands=self.n_features,
+                              block_height=self.block_height)
+        return min(rows, self.grid.height) * self.grid.width * self.n_features * np.dtype(
+            self.dtype).itemsize
+
     def read(self, window: Window) -> tuple[np.ndarray, np.ndarray]:
         """Read the features of `window`.
 

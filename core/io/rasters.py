@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -196,6 +197,41 @@ def iter_windows(window: Window, rows: int) -> Iterator[Window]:
         yield Window(window.col_off, row, window.width, height)
 
 
+#: The least block cache a streamed run is given: GDAL's own sieve and writers read and write
+#: rows of tiles through it.
+MIN_BLOCK_CACHE_BYTES = 64 << 20
+_cache_lock = threading.Lock()
+_cache_wishes: list[int] = []
+_cache_original: list[int] = []
+
+
+@contextmanager
+def gdal_cache_for(data_bytes: int, strip_bytes: int) -> Iterator[None]:
+    """GDAL's block cache sized to a streamed run over `data_bytes` of decoded input read in
+    strips of `strip_bytes`, and restored afterwards.
+
+    When the data fits in the cache it is left as it is: later passes over the raster find its
+    blocks decoded. When it does not, passes that read it in order never find a block still
+    cached, so the cache would only hold memory (5 % of RAM by default): it is cut to a few
+    strips (at least MIN_BLOCK_CACHE_BYTES). Runs in other threads at the same time get the
+    largest size any of them needs.
+    """
+    with _cache_lock:
+        if not _cache_wishes:
+            _cache_original[:] = [gdal.GetCacheMax()]
+        original = _cache_original[0]
+        wish = original if data_bytes <= original else min(
+            original, max(MIN_BLOCK_CACHE_BYTES, 4 * strip_bytes))
+        _cache_wishes.append(wish)
+        gdal.SetCacheMax(max(_cache_wishes))
+    try:
+        yield
+    finally:
+        with _cache_lock:
+            _cache_wishes.remove(wish)
+            gdal.SetCacheMax(max(_cache_wishes) if _cache_wishes else original)
+
+
 def temporary_path_for(path: str | os.PathLike) -> Path:
     """A hidden temporary name beside `path`, so the final rename stays on one file system."""
     path = Path(path)
@@ -240,15 +276,18 @@ def atomic_raster_output(path: str | os.PathLike) -> Iterator[Path]:
 
 
 def create_geotiff(path: str | os.PathLike, grid: RasterGrid, *, data_type: int,
-                   band_count: int = 1, nodata: float | None = None) -> gdal.Dataset:
-    """Create a tiled, compressed GeoTIFF on `grid`.
+                   band_count: int = 1, nodata: float | None = None,
+                   interleave_bands: bool = False) -> gdal.Dataset:
+    """Create a tiled, compressed GeoTIFF on `grid`; `interleave_bands` stores each band's
+    tiles apart (INTERLEAVE=BAND), so bands written one after the other need not share tiles.
 
     Raises:
         InvalidInputError: the file cannot be created.
     """
     driver = gdal.GetDriverByName("GTiff")
+    options = GEOTIFF_CREATION_OPTIONS + (["INTERLEAVE=BAND"] if interleave_bands else [])
     dataset = driver.Create(str(path), grid.width, grid.height, band_count, data_type,
-                            options=GEOTIFF_CREATION_OPTIONS)
+                            options=options)
     if dataset is None:
         raise InvalidInputError(f"Cannot create '{path}': {gdal.GetLastErrorMsg()}")
     dataset.SetGeoTransform(grid.geotransform)

@@ -1,0 +1,119 @@
+"""Fuzzy c-means (Bezdek 1981) with the distance norms of Management Zone Analyst (Fridgen et al.
+2004, Agron. J. 96:100–108): the fit on a sample, and the memberships of any points."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import InvalidInputError
+from .distances import DISTANCE_METRICS, memberships_of, squared_distances
+
+#: MZA's default exponent: crisp enough for management zones (memberships near 0 or 1 except
+#: at zone borders), where Bezdek's textbook m = 2 makes five or more zones almost uniform.
+DEFAULT_FUZZINESS = 1.3
+#: MZA's stopping rule: memberships change by less than this, or this many iterations.
+DEFAULT_TOLERANCE = 1e-4
+DEFAULT_MAX_ITERATIONS = 300
+
+
+@dataclass(frozen=True)
+class FuzzyFit:
+    """A fuzzy c-partition of the points.
+
+    Attributes:
+        centres: float64 (n_clusters, n_features), in the points' space.
+        memberships: float64 (n_points, n_clusters), each row summing to 1.
+        iterations: centre updates made.
+        objective: J_m = Σ_k Σ_i u_ik^m d_ik², at the returned centres and memberships.
+        converged: the largest membership change fell below the tolerance.
+    """
+
+    centres: np.ndarray
+    memberships: np.ndarray
+    iterations: int
+    objective: float
+    converged: bool
+
+
+def check_fuzzy_options(fuzziness: float, metric: str) -> None:
+    """Refuse an exponent m ≤ 1 (hard k-means, memberships undefined) or an unknown norm."""
+    if not np.isfinite(fuzziness) or fuzziness <= 1.0:
+        raise InvalidInputError(
+            f"FUZZINESS must be a number greater than 1 (1 would be hard k-means; MZA's default "
+            f"is {DEFAULT_FUZZINESS}), not {fuzziness:g}.")
+    if metric not in DISTANCE_METRICS:
+        raise InvalidInputError(f"DISTANCE_METRIC must be one of {', '.join(DISTANCE_METRICS)}, "
+                                f"not {metric!r}.")
+
+
+def fuzzy_memberships(points: np.ndarray, centres: np.ndarray, fuzziness: float) -> np.ndarray:
+    """Memberships (n, c) of points (n, f) in the clusters of centres (c, f), same space."""
+    return memberships_of(squared_distances(points, centres), fuzziness)
+
+
+def fit_fuzzy_cmeans(points: np.ndarray, n_clusters: int, *, fuzziness: float = DEFAULT_FUZZINESS,
+                     seed: int = 0, tolerance: float = DEFAULT_TOLERANCE,
+                     max_iterations: int = DEFAULT_MAX_ITERATIONS,
+                     initial_centres: np.ndarray | None = None, is_cancelled=None) -> FuzzyFit:
+    """Fuzzy c-means by Bezdek's alternating optimisation, vectorised.
+
+    Starts from k-means++ centres (scikit-learn's, seeded), whose memberships are U⁽⁰⁾; then
+    repeats v_i = Σ_k u_ik^m x_k / Σ_k u_ik^m and the membership update until no membership
+    changes by `tolerance` or more (max_ik |u_ik⁽ʳ⁺¹⁾ − u_ik⁽ʳ⁾|) or `max_iterations` updates.
+
+    Args:
+        points: float64 (n, f), already in the metric's space (see `metric_transform`).
+        n_clusters: c, 2 ≤ c ≤ n.
+        fuzziness: the exponent m > 1.
+        seed: seeds k-means++.
+        initial_centres: (c, f) to start from instead of k-means++.
+        is_cancelled: returns True to stop (CancelledError is the caller's to raise).
+
+    Raises:
+        InvalidInputError: m ≤ 1, or fewer distinct points than clusters.
+    """
+    check_fuzzy_options(fuzziness, "euclidean")
+    points = np.asarray(points, dtype=np.float64)
+    if initial_centres is None:
+        initial_centres = _kmeans_plus_plus(points, n_clusters, seed)
+    centres = np.array(initial_centres, dtype=np.float64)
+    memberships = fuzzy_memberships(points, centres, fuzziness)
+    converged = False
+    iterations = 0
+    while iterations < max_iterations and not converged:
+        if is_cancelled is not None and is_cancelled():
+            break
+        weights = memberships ** fuzziness
+        totals = weights.sum(axis=0)
+        centres = (weights.T @ points) / totals[:, None]
+        updated = fuzzy_memberships(points, centres, fuzziness)
+        converged = float(np.abs(updated - memberships).max()) < tolerance
+        memberships = updated
+        iterations += 1
+    squared = squared_distances(points, centres)
+    objective = float(np.sum(memberships ** fuzziness * squared))
+    return FuzzyFit(centres, memberships, iterations, objective, converged)
+
+
+def _kmeans_plus_plus(points: np.ndarray, n_clusters: int, seed: int) -> np.ndarray:
+    """Seeded k-means++ centres; refuses data with fewer distinct points than clusters (D²
+    sampling picks an already chosen point again only when no other is left)."""
+    from sklearn.cluster import kmeans_plusplus
+
+    if len(points) < n_clusters:
+        raise InvalidInputError(
+            f"The area has only {len(points)} valid pixels, fewer than the {n_clusters} "
+            "clusters requested. Choose fewer clusters or a larger area.")
+    centres, _ = kmeans_plusplus(points, n_clusters, random_state=seed)
+    if len(np.unique(centres, axis=0)) < n_clusters:
+        raise InvalidInputError(
+            f"The area has fewer distinct valid pixel values than the {n_clusters} clusters "
+            "requested. Choose fewer clusters.")
+    return centres
+
+
+def hard_labels(memberships: np.ndarray) -> np.ndarray:
+    """Class numbers 1..c of the highest membership (the lower class on a tie)."""
+    return np.argmax(memberships, axis=1) + 1
