@@ -20,11 +20,11 @@ from peers import CLUSTERS, PEERS, TOOLS, make_stack, partition_quality
 RESULTS = PEERS.parent / "multiband" / "results.json"
 
 
-def run_tool(tool, size: int, k: int) -> dict:
+def run_tool(tool, size: int, k: int, label: str) -> dict:
     inputs = make_stack(size)
     output = RESULTS.parent / f"{tool.key}_{size}_{k}.tif"
     measured = measure(f"{tool.name}, {size}², k = {k}", tool.command(inputs, k, output))
-    row = {"tool": tool.name, "key": tool.key, "size": size, "k": k,
+    row = {"tool": tool.name, "key": tool.key, "label": label, "size": size, "k": k,
            "seconds": measured["seconds"], "peak_mib": measured["peak_mib"],
            "date": time.strftime("%Y-%m-%d %H:%M"), **partition_quality(inputs, output)}
     output.unlink()
@@ -38,6 +38,7 @@ def main() -> None:
     parser.add_argument("--naive", action="store_true", help="also scikit-learn on all pixels")
     parser.add_argument("--repeat", type=int, default=1, help="runs of our k-means per case")
     parser.add_argument("--clusters", type=int, nargs="*", default=list(CLUSTERS))
+    parser.add_argument("--label", default="", help="tags the rows, e.g. the code's version")
     arguments = parser.parse_args()
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     rows = json.loads(RESULTS.read_text()) if RESULTS.exists() else []
@@ -47,7 +48,7 @@ def main() -> None:
         for k in arguments.clusters:
             for tool in tools:
                 for _ in range(arguments.repeat if tool.key == "ours" else 1):
-                    rows.append(run_tool(tool, size, k))
+                    rows.append(run_tool(tool, size, k, arguments.label))
                     RESULTS.write_text(json.dumps(rows, indent=1))
 
 
