@@ -5,10 +5,12 @@ from .band_math import BandMathAlgorithm
 from .bundled_models import CopyModelAlgorithm
 from .calibrate import CalibrateAlgorithm
 from .choose_k import ChooseKAlgorithm
+from .fuzzy_cmeans import FuzzyCMeansAlgorithm
+from .isodata import IsodataAlgorithm
 from .kmeans import KMeansAlgorithm
 from .sieve import SieveAlgorithm
 from .zones import ZonesAlgorithm
 
 ALGORITHM_CLASSES = [KMeansAlgorithm, CalibrateAlgorithm, BandMathAlgorithm, SieveAlgorithm,
                      ApplyCentroidsAlgorithm, ChooseKAlgorithm, ZonesAlgorithm,
-                     CopyModelAlgorithm]
+                     FuzzyCMeansAlgorithm, IsodataAlgorithm, CopyModelAlgorithm]

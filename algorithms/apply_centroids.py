@@ -14,6 +14,7 @@ from qgis.core import (
 
 from ..core.clustering.apply_centroids import apply_centroids, check_features, usable_model
 from ..core.clustering.centroid_model import load_centroid_model
+from ..core.clustering.classify import PixelOutputs
 from ..core.errors import InvalidInputError
 from .base import (
     RasterClusteringAlgorithm,
@@ -23,8 +24,10 @@ from .base import (
     feedback_callables,
     gdal_source,
     layers_title,
+    optional_output_layer,
     refuse_output_over_inputs,
 )
+from .clustering import style_pixel_outputs
 from .common_outputs import (
     add_area_parameters,
     add_sieve_parameters,
@@ -37,7 +40,8 @@ from .common_outputs import (
 from .styling import class_abstract, name_on_load, style_on_load, write_class_style
 
 HELP = """<p>Classifies rasters with the <b>centres saved by Raster k-means clustering</b> (its
-Centroids JSON) instead of fitting new ones, so zones of one date can be compared with another
+Centroids JSON; also those of Fuzzy c-means zones and ISODATA clustering) instead of fitting new
+ones, so zones of one date can be compared with another
 date, or one field's zones carried to the next field: a pixel gets the class of its nearest saved
 centre, with the same features, scaling, clipping, class numbers, colours and labels as the run
 that saved them. Applied to the raster K-means ran on, with the same area options, the result is
@@ -72,8 +76,13 @@ neighbour after labelling.</li>
 <ul><li><b>Classes</b> (OUTPUT): UInt8 GeoTIFF, nodata 0, classes numbered as in the JSON and
 styled as K-means styles them (colour table and category names inside, a .qml beside).</li>
 <li><b>Class statistics</b> (STATISTICS): one row per class: centre, pixel count, area in m² and
-mean/std/min/max of every input band within the class. A class without any pixel is reported
-in the log: many empty classes suggest rasters in other units than the centres'.</li></ul>
+mean/std/min/max of every input band within the class (with fuzzy c-means centres, also each
+zone's mean membership). A class without any pixel is reported in the log: many empty classes
+suggest rasters in other units than the centres'.</li>
+<li><b>Distance to the class centre</b> (DISTANCE, optional): Float32 GeoTIFF of each pixel's
+distance to its class's centre, in the units and norm of the run that saved the centres; NaN
+where nodata. On another date it shows where the saved centres no longer fit (clouds, new
+crops).</li></ul>
 """
 
 
@@ -95,6 +104,7 @@ class ApplyCentroidsAlgorithm(RasterClusteringAlgorithm):
     CONNECTIVITY = "CONNECTIVITY"
     OUTPUT = "OUTPUT"
     STATISTICS = "STATISTICS"
+    DISTANCE = "DISTANCE"
 
     def initAlgorithm(self, config=None):
         """Declare the parameters (their names are the public API of models and qgis_process)."""
@@ -123,6 +133,11 @@ class ApplyCentroidsAlgorithm(RasterClusteringAlgorithm):
             self.STATISTICS, self.tr("Class statistics"), QgsProcessing.TypeVector,
             optional=True, createByDefault=True),
             self.tr("One row per class: centre, pixel count, area (m²), band mean/std/min/max."))
+        self.add_with_help(QgsProcessingParameterRasterDestination(
+            self.DISTANCE, self.tr("Distance to the class centre"), optional=True,
+            createByDefault=True),
+            self.tr("Float32 GeoTIFF: each pixel's distance to its class's saved centre, in the "
+                    "units of the run that saved them; NaN where nodata."))
 
     def checkParameterValues(self, parameters, context):
         """Refuse an unreadable JSON or a band count that differs from the centres' up front."""
@@ -154,7 +169,9 @@ class ApplyCentroidsAlgorithm(RasterClusteringAlgorithm):
         raster_crs = layers[0].crs()
         centroids_path = self.parameterAsFile(parameters, self.CENTROIDS, context)
         output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
-        refuse_output_over_inputs(output, inputs)
+        distance = optional_output_layer(self, parameters, self.DISTANCE, context)
+        for path in (output, distance):
+            refuse_output_over_inputs(path, inputs)
         geometry_wkt = area_geometry_wkt(self.parameterAsSource(parameters, self.AOI, context),
                                          raster_crs, context, feedback)
         bbox = extent_in_crs(self, parameters, self.EXTENT, context, raster_crs)
@@ -166,6 +183,7 @@ class ApplyCentroidsAlgorithm(RasterClusteringAlgorithm):
                 strict_names=self.parameterAsBool(parameters, self.STRICT_NAMES, context),
                 min_area_m2=optional_min_area(self, parameters, self.MIN_AREA, context),
                 connectivity=self.parameterAsInt(parameters, self.CONNECTIVITY, context),
+                pixel_outputs=PixelOutputs(distance_path=distance),
                 progress=progress, is_cancelled=is_cancelled)
         for message in result.messages:
             feedback.pushWarning(message)
@@ -184,4 +202,5 @@ class ApplyCentroidsAlgorithm(RasterClusteringAlgorithm):
         statistics_id = write_class_statistics(self, parameters, self.STATISTICS, context,
                                                result.statistics, model)
         name_on_load(context, statistics_id, f"{title}: statistics")
-        return {self.OUTPUT: output, self.STATISTICS: statistics_id}
+        style_pixel_outputs(self, context, PixelOutputs(distance_path=distance), result, title)
+        return {self.OUTPUT: output, self.STATISTICS: statistics_id, self.DISTANCE: distance}

@@ -321,6 +321,13 @@ def optional_range(algorithm, parameters, name, context) -> tuple[float, float] 
     return float(values[0]), float(values[1])
 
 
+def optional_output_layer(algorithm, parameters, name, context) -> str | None:
+    """The path of an optional raster output, or None when the run does not ask for it."""
+    if parameters.get(name) in (None, ""):
+        return None
+    return algorithm.parameterAsOutputLayer(parameters, name, context) or None
+
+
 def layers_title(layers, feature_names=()) -> str:
     """The inputs of a run as its output layers' names tell them: the one feature's name when
     there is one feature (a band description such as NDVI, which a model's temporary inputs,

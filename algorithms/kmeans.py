@@ -2,45 +2,11 @@
 
 from __future__ import annotations
 
-from qgis.core import (
-    QgsProcessing,
-    QgsProcessingParameterBoolean,
-    QgsProcessingParameterFeatureSink,
-    QgsProcessingParameterFileDestination,
-    QgsProcessingParameterMultipleLayers,
-    QgsProcessingParameterNumber,
-    QgsProcessingParameterRange,
-    QgsProcessingParameterRasterDestination,
-)
+from qgis.core import QgsProcessingParameterNumber, QgsProcessingParameterRange
 
-from ..core.clustering.kmeans import (
-    DEFAULT_SAMPLE_SIZE,
-    MAX_CLUSTERS,
-    MIN_CLUSTERS,
-    KMeansSettings,
-    cluster_rasters,
-)
-from .base import (
-    RasterClusteringAlgorithm,
-    area_geometry_wkt,
-    core_errors_as_processing_exceptions,
-    extent_in_crs,
-    feedback_callables,
-    gdal_source,
-    layers_title,
-    optional_range,
-    refuse_output_over_inputs,
-)
-from .common_outputs import (
-    add_area_parameters,
-    add_sieve_parameters,
-    connectivity_problem,
-    optional_min_area,
-    report_classes,
-    report_sieve,
-    write_class_statistics,
-)
-from .styling import class_abstract, name_on_load, style_on_load, write_class_style
+from ..core.clustering.kmeans import DEFAULT_SAMPLE_SIZE, KMeansSettings
+from .base import optional_range
+from .clustering import ClusteringAlgorithm
 
 HELP = """<p>Groups the pixels of one or more rasters into <b>k classes</b> by k-means, without
 training data: management zones from NDVI, water/land from NIR, vegetation classes from several
@@ -90,8 +56,10 @@ corner belong to the same zone.</li>
 <h3>Method</h3>
 <p>One feature: the centres are the <b>exact optimum</b> of 1-D k-means over all valid pixels of
 the area (dynamic programming on the sorted values' histogram, refined on the data), better than
-the local optimum of ordinary k-means. Several features: scikit-learn's k-means++ (4 restarts)
-on the seeded sample. Every pixel then takes its nearest centre.</p>
+the local optimum of ordinary k-means. Several features: Lloyd's k-means (scikit-learn) on the
+seeded sample, from the best of 30 k-means++ starts on a 20,000-pixel part of it (the 3 best
+refined on the whole sample), so that the result does not depend on a lucky start. Every pixel
+then takes its nearest centre.</p>
 <p>Classes are numbered 1..k in ascending centre value (one feature) or ascending mean of the
 standardized centre values (several features). Nodata is 0.</p>
 <h3>Outputs</h3>
@@ -102,139 +70,51 @@ one colour per class labelled with its centre (a .qml beside it and a colour tab
 layer name); for several features the key lists the features and the file also records the
 scaling and clipping, so "Classify with saved centres" can reapply it.</li>
 <li><b>Class statistics</b> (STATISTICS): one row per class: centre, pixel count, area in m², and
-mean/std/min/max of every input band within the class.</li></ul>
+mean/std/min/max of every input band within the class.</li>
+<li><b>Distance to the class centre</b> (DISTANCE, optional): Float32 GeoTIFF of each pixel's
+distance to the centre of its class (after the sieve), in the units the fit measured: the band's
+own for one feature, standardized units when standardizing several, after clipping to the
+percentiles; NaN where the class is nodata. Large distances show where the centres fit badly
+(clouds, a new crop); styled from 0 to its 98th percentile.</li></ul>
 """
 
 
-class KMeansAlgorithm(RasterClusteringAlgorithm):
+class KMeansAlgorithm(ClusteringAlgorithm):
     """K-means clustering with an area of interest."""
 
     NAME = "kmeans"
     DISPLAY_NAME = "Raster k-means clustering"
     HELP = HELP
     ICON = "kmeans.svg"
+    DEFAULT_SAMPLE_SIZE = DEFAULT_SAMPLE_SIZE
+    CLASSES_NAME = "k-means classes"
 
-    INPUT = "INPUT"
-    CLUSTERS = "CLUSTERS"
-    AOI = "AOI"
-    EXTENT = "EXTENT"
-    CLIP = "CLIP"
-    SEED = "SEED"
-    SAMPLE_SIZE = "SAMPLE_SIZE"
-    STANDARDIZE = "STANDARDIZE"
     CLIP_QUANTILES = "CLIP_QUANTILES"
-    MIN_AREA = "MIN_AREA"
-    CONNECTIVITY = "CONNECTIVITY"
-    OUTPUT = "OUTPUT"
-    CENTROIDS = "CENTROIDS"
-    STATISTICS = "STATISTICS"
 
-    def initAlgorithm(self, config=None):
-        """Declare the parameters (their names are the public API of models and qgis_process)."""
-        self.add_with_help(QgsProcessingParameterMultipleLayers(
-            self.INPUT, self.tr("Input rasters"), QgsProcessing.TypeRaster),
-            self.tr("Every band of every layer is a feature; layers are aligned to the first "
-                    "one's grid."))
-        self.add_with_help(QgsProcessingParameterNumber(
-            self.CLUSTERS, self.tr("Number of clusters"), QgsProcessingParameterNumber.Integer,
-            defaultValue=5, minValue=MIN_CLUSTERS, maxValue=MAX_CLUSTERS),
-            self.tr("Number of classes k, 2–255."))
-        add_area_parameters(self, pixels_role=self.tr("whose pixels fit the centres"))
-        self.add_with_help(QgsProcessingParameterBoolean(
-            self.CLIP, self.tr("Clip the output to the area"), defaultValue=True),
-            self.tr("Output only the area (nodata outside); otherwise classify the whole raster."))
-        self.add_with_help(QgsProcessingParameterNumber(
-            self.SEED, self.tr("Random seed"), QgsProcessingParameterNumber.Integer,
-            defaultValue=0, minValue=0), self.tr("Same inputs and seed give identical outputs."))
-        self.add_with_help(QgsProcessingParameterNumber(
-            self.SAMPLE_SIZE, self.tr("Sample size for several features (pixels)"),
-            QgsProcessingParameterNumber.Integer, defaultValue=DEFAULT_SAMPLE_SIZE,
-            minValue=MAX_CLUSTERS), self.tr("Pixels drawn at random from the area to fit several "
-                                            "features and estimate quantiles."),
-            advanced=True)
-        self.add_with_help(QgsProcessingParameterBoolean(
-            self.STANDARDIZE, self.tr("Standardize features (several features)"),
-            defaultValue=True),
-            self.tr("Scale each feature to unit variance before clustering."), advanced=True)
+    def add_method_parameters(self):
+        self.add_clusters_parameter(self.tr("Number of clusters"),
+                                    self.tr("Number of classes k, 2–255."))
+
+    def add_advanced_method_parameters(self):
         self.add_with_help(QgsProcessingParameterRange(
             self.CLIP_QUANTILES, self.tr("Clip features to these percentiles (e.g. 0.5, 99.5)"),
             QgsProcessingParameterNumber.Double, optional=True),
             self.tr("Clip outliers (clouds) before fitting; empty = no clipping."), advanced=True)
-        add_sieve_parameters(self)
-        self.add_with_help(QgsProcessingParameterRasterDestination(
-            self.OUTPUT, self.tr("Classes")),
-            self.tr("Classified GeoTIFF: UInt8, nodata 0, classes 1..k, styled."))
-        self.add_with_help(QgsProcessingParameterFileDestination(
-            self.CENTROIDS, self.tr("Centroids"), fileFilter=self.tr("JSON files (*.json)"),
-            optional=True, createByDefault=True),
-            self.tr("Cluster centres as JSON, e.g. {\"NDVI\": [[1, [0.171]], [2, [0.404]]]}."))
-        self.add_with_help(QgsProcessingParameterFeatureSink(
-            self.STATISTICS, self.tr("Class statistics"), QgsProcessing.TypeVector,
-            optional=True, createByDefault=True),
-            self.tr("One row per class: centre, pixel count, area (m²), band mean/std/min/max."))
 
-    def checkParameterValues(self, parameters, context):
-        """Refuse what cannot work before any work starts."""
-        layers = self.parameterAsLayerList(parameters, self.INPUT, context)
-        if not layers:
-            return False, self.tr("Select at least one raster layer as input.")
-        problem = connectivity_problem(self, parameters, context)
-        if problem:
-            return False, problem
+    def method_problem(self, parameters, context):
         quantiles = self._clip_quantiles(parameters, context)
         if quantiles is not None and not 0 <= quantiles[0] < quantiles[1] <= 100:
-            return False, self.tr("Clip quantiles must be two percentiles 0 ≤ low < high ≤ 100, "
-                                  "e.g. 0.5, 99.5; leave both empty for no clipping.")
-        return super().checkParameterValues(parameters, context)
-
-    def _min_area(self, parameters, context):
-        return optional_min_area(self, parameters, self.MIN_AREA, context)
+            return self.tr("Clip quantiles must be two percentiles 0 ≤ low < high ≤ 100, "
+                           "e.g. 0.5, 99.5; leave both empty for no clipping.")
+        return None
 
     def _clip_quantiles(self, parameters, context):
         return optional_range(self, parameters, self.CLIP_QUANTILES, context)
 
-    def processAlgorithm(self, parameters, context, feedback):
-        """Fit, label, style, and write the centroid JSON and the statistics table."""
-        layers = self.parameterAsLayerList(parameters, self.INPUT, context)
-        inputs = [gdal_source(layer, self.INPUT) for layer in layers]
-        raster_crs = layers[0].crs()
-        output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
-        centroids_path = self.parameterAsFileOutput(parameters, self.CENTROIDS, context)
-        for path in (output, centroids_path):
-            refuse_output_over_inputs(path, inputs)
-        geometry_wkt = area_geometry_wkt(self.parameterAsSource(parameters, self.AOI, context),
-                                         raster_crs, context, feedback)
-        bbox = extent_in_crs(self, parameters, self.EXTENT, context, raster_crs)
-        settings = KMeansSettings(
+    def fit_settings(self, parameters, context):
+        return KMeansSettings(
             n_clusters=self.parameterAsInt(parameters, self.CLUSTERS, context),
             seed=self.parameterAsInt(parameters, self.SEED, context),
             sample_size=self.parameterAsInt(parameters, self.SAMPLE_SIZE, context),
             standardize=self.parameterAsBool(parameters, self.STANDARDIZE, context),
             clip_quantiles=self._clip_quantiles(parameters, context))
-        progress, is_cancelled = feedback_callables(feedback)
-        with core_errors_as_processing_exceptions():
-            result = cluster_rasters(
-                inputs, output, settings=settings, geometry_wkt=geometry_wkt, bbox=bbox,
-                clip_to_area=self.parameterAsBool(parameters, self.CLIP, context),
-                min_area_m2=self._min_area(parameters, context),
-                connectivity=self.parameterAsInt(parameters, self.CONNECTIVITY, context),
-                progress=progress, is_cancelled=is_cancelled)
-        for message in result.messages:
-            feedback.pushWarning(message)
-        report_sieve(feedback, result.sieve)
-        model = result.model
-        feedback.pushInfo(f"Fitted {model.n_clusters} clusters on {result.fitted_pixels:,} pixels.")
-        report_classes(feedback, model, result.statistics)
-        title = f"{layers_title(layers, model.feature_names)} · {model.n_clusters} k-means classes"
-        qml = write_class_style(output, model)
-        style_on_load(context, output, qml, layer_name=title, abstract=class_abstract(model))
-        if centroids_path:
-            model.save(centroids_path)
-        statistics_id = self._write_statistics(parameters, context, result)
-        name_on_load(context, statistics_id, f"{title}: statistics")
-        return {self.OUTPUT: output, self.CENTROIDS: centroids_path or None,
-                self.STATISTICS: statistics_id}
-
-    def _write_statistics(self, parameters, context, result):
-        return write_class_statistics(self, parameters, self.STATISTICS, context,
-                                      result.statistics, result.model)

@@ -1,7 +1,8 @@
 """Classify rasters with saved cluster centres (a centroid JSON), e.g. another date of one scene.
 
-The centres, scaling, clipping and class numbering come from the JSON written by k-means (or
-the reference API's one-feature shape); labelling, sieving, styling and statistics are k-means's.
+The centres, scaling, clipping, norm and class numbering come from the JSON written by k-means,
+fuzzy c-means or ISODATA (or the reference API's one-feature shape); labelling, sieving, styling,
+statistics and per-pixel rasters are theirs.
 """
 
 from __future__ import annotations
@@ -15,12 +16,12 @@ import numpy as np
 from ..errors import InvalidInputError
 from ..io.area_of_interest import AreaOfInterest, BoundingBox
 from ..io.feature_stack import FeatureStack, RasterInput
-from ..io.rasters import RasterGrid
+from ..io.rasters import RasterGrid, gdal_cache_for
 from ..progress import Progress
 from ..sieve.sieve import SieveReport
 from .centroid_model import CentroidModel, load_centroid_model, names_match
 from .class_statistics import ClassStatistics
-from .classify import check_sieve_options, write_classified_raster
+from .classify import PixelOutputs, check_sieve_options, write_classified_raster
 from .kmeans import MAX_CLUSTERS
 
 
@@ -34,6 +35,7 @@ class ApplyResult:
         output_grid: the grid of the written raster.
         messages: warnings for the user (feature names that differ, empty classes, ...).
         sieve: what the minimum-area sieve did, or None without one.
+        distance_p98: see `classify.ClassifiedRaster`.
     """
 
     model: CentroidModel
@@ -41,13 +43,15 @@ class ApplyResult:
     output_grid: RasterGrid
     messages: list[str] = field(default_factory=list)
     sieve: SieveReport | None = None
+    distance_p98: float | None = None
 
 
 def apply_centroids(inputs: Sequence[RasterInput], centroids: CentroidModel | str | os.PathLike,
                     output_path: str | os.PathLike, *, geometry_wkt: str | None = None,
                     bbox: BoundingBox | None = None, clip_to_area: bool = True,
                     strict_names: bool = False, min_area_m2: float | None = None,
-                    connectivity: int = 8, progress=None, is_cancelled=None) -> ApplyResult:
+                    connectivity: int = 8, pixel_outputs: PixelOutputs | None = None,
+                    progress=None, is_cancelled=None) -> ApplyResult:
     """Label every pixel with its nearest saved centre and write the classified raster.
 
     The output is what k-means writes for the same centres: UInt8 GeoTIFF, nodata 0, classes
@@ -67,6 +71,8 @@ def apply_centroids(inputs: Sequence[RasterInput], centroids: CentroidModel | st
         strict_names: refuse features whose names differ from the centres' (by default they
             are applied by position, with a warning).
         min_area_m2, connectivity: the minimum-area sieve, as in `kmeans.cluster_rasters`.
+        pixel_outputs: per-pixel rasters to write, as in `kmeans.cluster_rasters` (memberships
+            need centres saved by fuzzy c-means).
         progress, is_cancelled: see `core.progress`.
 
     Returns:
@@ -90,12 +96,13 @@ def apply_centroids(inputs: Sequence[RasterInput], centroids: CentroidModel | st
             area = AreaOfInterest(stack.grid, geometry_wkt=geometry_wkt, bbox=bbox)
         window = area.window if area is not None and clip_to_area else stack.grid.full_window
         mask_area = area if clip_to_area else None
-        written = write_classified_raster(
-            stack, model, output_path, window, mask_area, min_area_m2=min_area_m2,
-            connectivity=connectivity, steps=steps)
+        with gdal_cache_for(stack.decoded_bytes, stack.strip_bytes):
+            written = write_classified_raster(
+                stack, model, output_path, window, mask_area, min_area_m2=min_area_m2,
+                connectivity=connectivity, pixel_outputs=pixel_outputs, steps=steps)
         messages += written.warnings + _empty_class_warnings(written.statistics)
         return ApplyResult(model, written.statistics, stack.grid.sub_grid(window), messages,
-                           written.sieve)
+                           written.sieve, written.distance_p98)
     finally:
         stack.close()
 

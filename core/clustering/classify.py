@@ -37,6 +37,7 @@ NODATA_CLASS = 0
 PIXEL_NODATA = float("nan")
 # Membership values computed at once (pixels × classes): bounds the memory of a block.
 _MEMBERSHIP_VALUES = 1 << 22
+_DISTANCE_SAMPLE = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -63,11 +64,14 @@ class ClassifiedRaster:
         statistics: one row per class of the written raster, classes 1..k.
         sieve: what the minimum-area sieve did, or None without one.
         warnings: for the user (class areas unknown, the sieve's warnings), in the order met.
+        distance_p98: the 98th percentile of the distances written (estimated on at most about
+            a million of them), to style the distance raster; None without one.
     """
 
     statistics: list[ClassStatistics]
     sieve: SieveReport | None = None
     warnings: list[str] = field(default_factory=list)
+    distance_p98: float | None = None
 
 
 def check_sieve_options(min_area_m2: float | None, connectivity: int) -> None:
@@ -121,7 +125,8 @@ def write_classified_raster(stack: FeatureStack, model: CentroidModel, output_pa
         remove_raster_files(output_path)
         raise
     return ClassifiedRaster(sieved.statistics, report,
-                            [*written.warnings, *report.warnings, *sieved.warnings])
+                            [*written.warnings, *report.warnings, *sieved.warnings],
+                            sieved.distance_p98)
 
 
 def write_classes(stack: FeatureStack, model: CentroidModel, output_path, window: Window,
@@ -153,7 +158,8 @@ def write_classes(stack: FeatureStack, model: CentroidModel, output_path, window
             # Close now, so the sidecar GDAL writes on closing exists before a failed run's
             # temporary files are removed.
             dataset = band = None
-    return ClassifiedRaster(pixels.with_memberships(statistics.result()), warnings=warnings)
+    return ClassifiedRaster(pixels.with_memberships(statistics.result()), warnings=warnings,
+                            distance_p98=pixels.distance_p98())
 
 
 def class_statistics_of(stack: FeatureStack, model: CentroidModel, labels_path, window: Window,
@@ -174,7 +180,8 @@ def class_statistics_of(stack: FeatureStack, model: CentroidModel, labels_path, 
             first_row = block.row_off - window.row_off
             statistics.add(labels, features, row_areas[first_row:first_row + block.height])
             pixels.add(labels, features, block, window)
-    return ClassifiedRaster(pixels.with_memberships(statistics.result()), warnings=warnings)
+    return ClassifiedRaster(pixels.with_memberships(statistics.result()), warnings=warnings,
+                            distance_p98=pixels.distance_p98())
 
 
 class _PixelRasters:
@@ -193,10 +200,14 @@ class _PixelRasters:
         self._stack = ExitStack()
         self._datasets: list[gdal.Dataset] = []
         self._bands: dict[str, list[gdal.Band]] = {}
+        self._names: set[str] = set()
         n_bands = (self._outputs.distance_path is not None) + (
             model.n_clusters if self._outputs.membership_path is not None else 0)
         self._input_strip_bytes = input_strip_bytes
         self._output_bytes = grid.width * grid.height * n_bands * 4
+        # Every stride-th valid distance estimates the percentile that styles the raster.
+        self._stride = max(1, grid.width * grid.height // _DISTANCE_SAMPLE)
+        self._distance_sample: list[np.ndarray] = []
 
     def __enter__(self) -> _PixelRasters:
         stack = self._stack.__enter__()
@@ -220,6 +231,7 @@ class _PixelRasters:
                 for index, band in enumerate(bands, start=1):
                     band.SetDescription(description(index))
                 self._bands[name] = bands
+                self._names.add(name)
         except BaseException as error:
             self._close()
             self._stack.__exit__(type(error), error, error.__traceback__)
@@ -257,6 +269,7 @@ class _PixelRasters:
         if "distance" in self._bands:
             distance = np.full(labels.shape, PIXEL_NODATA, dtype=np.float32)
             distance[valid] = self._model.distances_to(points, classes)
+            self._distance_sample.append(distance[valid][::self._stride])
             write_block(self._bands["distance"][0], distance, part, window)
         if not self._fuzzy:
             return
@@ -268,6 +281,13 @@ class _PixelRasters:
             values = np.full(labels.shape, PIXEL_NODATA, dtype=np.float32)
             values[valid] = memberships[:, index]
             write_block(band, values, part, window)
+
+    def distance_p98(self) -> float | None:
+        """The 98th percentile of the sampled distances (None without a distance raster)."""
+        if "distance" not in self._names:
+            return None
+        sample = np.concatenate(self._distance_sample) if self._distance_sample else []
+        return float(np.percentile(sample, 98)) if len(sample) else 0.0
 
     def with_memberships(self, statistics: list[ClassStatistics]) -> list[ClassStatistics]:
         """The statistics with each class's mean membership of its pixels (fuzzy models)."""

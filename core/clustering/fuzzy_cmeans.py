@@ -1,5 +1,5 @@
-"""Fuzzy c-means (Bezdek 1981) with the distance norms of Management Zone Analyst (Fridgen et al.
-2004, Agron. J. 96:100–108): the fit on a sample, and the memberships of any points."""
+"""Fuzzy c-means zones (Bezdek 1981) with the distance norms of Management Zone Analyst
+(Fridgen et al. 2004, Agron. J. 96:100–108), fitted on a seeded sample of the area's pixels."""
 
 from __future__ import annotations
 
@@ -8,7 +8,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import InvalidInputError
-from .distances import DISTANCE_METRICS, memberships_of, squared_distances
+from ..io.area_of_interest import AreaOfInterest
+from ..io.feature_stack import FeatureStack
+from ..progress import Progress
+from .distances import DISTANCE_METRICS, memberships_of, metric_transform, squared_distances
+from .kmeans import Fit, check_sampled_fit, draw_fit_sample
 
 #: MZA's default exponent: crisp enough for management zones (memberships near 0 or 1 except
 #: at zone borders), where Bezdek's textbook m = 2 makes five or more zones almost uniform.
@@ -16,6 +20,57 @@ DEFAULT_FUZZINESS = 1.3
 #: MZA's stopping rule: memberships change by less than this, or this many iterations.
 DEFAULT_TOLERANCE = 1e-4
 DEFAULT_MAX_ITERATIONS = 300
+#: Pixels sampled to fit: each iteration costs (pixels × clusters), so fewer than k-means's
+#: million; ample for the centres of a few hundred zones.
+DEFAULT_SAMPLE_SIZE = 200_000
+METHOD = "fuzzy c-means"
+
+
+@dataclass(frozen=True)
+class FuzzyCMeansSettings:
+    """How to fit fuzzy c-means zones.
+
+    Attributes:
+        n_clusters: number of zones c, 2..255.
+        fuzziness: the exponent m > 1 (see DEFAULT_FUZZINESS).
+        distance_metric: one of DISTANCE_METRICS; its norm matrix comes from the sample (after
+            standardizing, with which "diagonal" equals "euclidean").
+        seed, sample_size, standardize, clip_quantiles: as for k-means (`KMeansSettings`);
+            the fit always uses the sample, also for one feature (standardizing is ignored for
+            one feature: it changes no membership).
+        tolerance, max_iterations: the stopping rule (MZA's defaults).
+    """
+
+    n_clusters: int = 5
+    fuzziness: float = DEFAULT_FUZZINESS
+    distance_metric: str = "euclidean"
+    seed: int = 0
+    sample_size: int = DEFAULT_SAMPLE_SIZE
+    standardize: bool = True
+    clip_quantiles: tuple[float, float] | None = None
+    tolerance: float = DEFAULT_TOLERANCE
+    max_iterations: int = DEFAULT_MAX_ITERATIONS
+
+    def validate(self) -> None:
+        check_sampled_fit(self.n_clusters, self.sample_size, self.clip_quantiles)
+        check_fuzzy_options(self.fuzziness, self.distance_metric)
+
+    def fit(self, stack: FeatureStack, area: AreaOfInterest, steps: Progress) -> Fit:
+        """Fuzzy c-means on the area's sample; the ordered model and its log lines."""
+        sample = draw_fit_sample(stack, area, self, steps.span(0.0, 0.5))
+        transform = metric_transform(sample.points, self.distance_metric)
+        points = sample.points if transform is None else sample.points @ transform
+        fit = fit_fuzzy_cmeans(points, self.n_clusters, fuzziness=self.fuzziness, seed=self.seed,
+                               tolerance=self.tolerance, max_iterations=self.max_iterations,
+                               is_cancelled=steps.cancelled)
+        steps.check()
+        model = sample.model(centres_of(sample.points, fit.memberships, self.fuzziness),
+                             metric_transform=transform, distance_metric=self.distance_metric,
+                             fuzziness=self.fuzziness, method=METHOD)
+        state = "converged" if fit.converged else "stopped at the iteration limit"
+        return Fit(model, len(sample.points), (
+            f"Fuzzy c-means {state} after {fit.iterations} iterations (m = {self.fuzziness:g}, "
+            f"{self.distance_metric} distance); objective J = {fit.objective:.6g}.",))
 
 
 @dataclass(frozen=True)
@@ -85,9 +140,7 @@ def fit_fuzzy_cmeans(points: np.ndarray, n_clusters: int, *, fuzziness: float = 
     while iterations < max_iterations and not converged:
         if is_cancelled is not None and is_cancelled():
             break
-        weights = memberships ** fuzziness
-        totals = weights.sum(axis=0)
-        centres = (weights.T @ points) / totals[:, None]
+        centres = centres_of(points, memberships, fuzziness)
         updated = fuzzy_memberships(points, centres, fuzziness)
         converged = float(np.abs(updated - memberships).max()) < tolerance
         memberships = updated
@@ -112,6 +165,12 @@ def _kmeans_plus_plus(points: np.ndarray, n_clusters: int, seed: int) -> np.ndar
             f"The area has fewer distinct valid pixel values than the {n_clusters} clusters "
             "requested. Choose fewer clusters.")
     return centres
+
+
+def centres_of(points: np.ndarray, memberships: np.ndarray, fuzziness: float) -> np.ndarray:
+    """The centres (c, f) of a fuzzy partition: v_i = Σ_k u_ik^m x_k / Σ_k u_ik^m."""
+    weights = memberships ** fuzziness
+    return (weights.T @ points) / weights.sum(axis=0)[:, None]
 
 
 def hard_labels(memberships: np.ndarray) -> np.ndarray:

@@ -11,7 +11,18 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import InvalidInputError
+from ..io.area_of_interest import AreaOfInterest
+from ..io.feature_stack import FeatureStack
+from ..progress import Progress
 from .distances import squared_distances
+from .kmeans import (
+    DEFAULT_SAMPLE_SIZE,
+    MAX_CLUSTERS,
+    MIN_CLUSTERS,
+    Fit,
+    check_sampled_fit,
+    draw_fit_sample,
+)
 
 DEFAULT_MIN_CLUSTERS, DEFAULT_MAX_CLUSTERS = 2, 10
 #: θ_N: a class with fewer than this share of the points is dissolved.
@@ -70,6 +81,38 @@ class IsodataOptions:
         if self.max_iterations < 1:
             raise InvalidInputError(
                 f"MAX_ITERATIONS must be at least 1, not {self.max_iterations}.")
+
+
+METHOD = "ISODATA"
+
+
+@dataclass(frozen=True)
+class IsodataSettings:
+    """ISODATA on a seeded sample of the area: its options, and the sample as for k-means
+    (`KMeansSettings`: seed, sample_size, standardize, clip_quantiles)."""
+
+    options: IsodataOptions = IsodataOptions()
+    seed: int = 0
+    sample_size: int = DEFAULT_SAMPLE_SIZE
+    standardize: bool = True
+    clip_quantiles: tuple[float, float] | None = None
+
+    def validate(self) -> None:
+        self.options.validate(lowest=MIN_CLUSTERS, highest=MAX_CLUSTERS)
+        check_sampled_fit(self.options.max_clusters, self.sample_size, self.clip_quantiles,
+                          name="MAX_CLUSTERS")
+
+    def fit(self, stack: FeatureStack, area: AreaOfInterest, steps: Progress) -> Fit:
+        """ISODATA on the area's sample; the ordered model and its log lines."""
+        sample = draw_fit_sample(stack, area, self, steps.span(0.0, 0.5))
+        fit = fit_isodata(sample.points, self.options, seed=self.seed,
+                          is_cancelled=steps.cancelled)
+        steps.check()
+        model = sample.model(fit.centres, method=METHOD)
+        return Fit(model, len(sample.points), (
+            f"ISODATA: {model.n_clusters} classes after {fit.iterations} iterations from "
+            f"{self.options.initial_clusters} ({fit.splits} split, {fit.merges} merged, "
+            f"{fit.dissolved} dissolved).",))
 
 
 @dataclass(frozen=True)

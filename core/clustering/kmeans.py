@@ -116,6 +116,7 @@ class ClusteringResult:
     messages: list[str] = field(default_factory=list)
     sieve: SieveReport | None = None
     notes: tuple[str, ...] = ()
+    distance_p98: float | None = None
 
 
 def cluster_rasters(inputs: Sequence[RasterInput], output_path: str | os.PathLike, *,
@@ -164,7 +165,8 @@ def cluster_rasters(inputs: Sequence[RasterInput], output_path: str | os.PathLik
                 pixel_outputs=pixel_outputs, steps=steps.span(0.5, 1.0))
         return ClusteringResult(fit.model, written.statistics,
                                 stack.grid.sub_grid(output_window), fit.fitted_pixels,
-                                written.warnings, written.sieve, fit.notes)
+                                written.warnings, written.sieve, fit.notes,
+                                written.distance_p98)
     finally:
         stack.close()
 
