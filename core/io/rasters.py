@@ -207,21 +207,22 @@ _cache_original: list[int] = []
 
 @contextmanager
 def gdal_cache_for(data_bytes: int, strip_bytes: int) -> Iterator[None]:
-    """GDAL's block cache sized to a streamed run over `data_bytes` of decoded input read in
-    strips of `strip_bytes`, and restored afterwards.
+    """GDAL's block cache sized to a streamed run over `data_bytes` of decoded rasters handled
+    in strips of `strip_bytes`, and restored afterwards.
 
-    When the data fits in the cache it is left as it is: later passes over the raster find its
-    blocks decoded. When it does not, passes that read it in order never find a block still
-    cached, so the cache would only hold memory (5 % of RAM by default): it is cut to a few
-    strips (at least MIN_BLOCK_CACHE_BYTES). Runs in other threads at the same time get the
-    largest size any of them needs.
+    When the data fits in the cache, the cache is cut to the data and a few strips: later
+    passes over the raster find its blocks decoded. When it does not, passes that read it in
+    order never find a block still cached, so the cache would only hold memory (5 % of RAM by
+    default): it is cut to a few strips. Never below MIN_BLOCK_CACHE_BYTES, never above what it
+    was. Runs nested or in other threads at the same time get the largest size any needs.
     """
     with _cache_lock:
         if not _cache_wishes:
             _cache_original[:] = [gdal.GetCacheMax()]
         original = _cache_original[0]
-        wish = original if data_bytes <= original else min(
-            original, max(MIN_BLOCK_CACHE_BYTES, 4 * strip_bytes))
+        strips = 4 * strip_bytes
+        need = data_bytes + strips if data_bytes + strips <= original else strips
+        wish = min(original, max(MIN_BLOCK_CACHE_BYTES, need))
         _cache_wishes.append(wish)
         gdal.SetCacheMax(max(_cache_wishes))
     try:
