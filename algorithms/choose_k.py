@@ -6,6 +6,7 @@ from qgis.core import (
     QgsProcessing,
     QgsProcessingOutputNumber,
     QgsProcessingParameterBoolean,
+    QgsProcessingParameterEnum,
     QgsProcessingParameterFeatureSink,
     QgsProcessingParameterFileDestination,
     QgsProcessingParameterMultipleLayers,
@@ -19,10 +20,14 @@ from ..core.clustering.choose_k import (
     DEFAULT_SAMPLE_SIZE,
     FIT_SAMPLE_FACTOR,
     MAX_SAMPLE_SIZE,
+    METHODS,
     ChooseKSettings,
     choose_k,
 )
+from ..core.clustering.distances import DISTANCE_METRICS
+from ..core.clustering.fuzzy_cmeans import DEFAULT_FUZZINESS
 from ..core.clustering.kmeans import MAX_CLUSTERS, MIN_CLUSTERS
+from ..core.errors import InvalidInputError
 from ..core.reports.choose_k import write_report
 from .base import (
     RasterClusteringAlgorithm,
@@ -30,19 +35,20 @@ from .base import (
     core_errors_as_processing_exceptions,
     extent_in_crs,
     feedback_callables,
-        gdal_source,
+    gdal_source,
     layers_title,
     refuse_output_over_inputs,
 )
 from .common_outputs import add_area_parameters, write_table
 from .styling import name_on_load
 
-HELP = f"""<p>Helps choose the <b>number of clusters k</b> for Raster k-means clustering: fits
-k-means
-for every k of a range on the pixels of the area and scores each fit with the <b>inertia</b>
-(for the elbow method) and the <b>silhouette</b>, optionally the Calinski–Harabasz score. The
-result is a table, an HTML report with both curves (inline SVG, readable offline in any
-browser), and the <b>recommended k</b> as a number a model can pass to K-means.</p>
+HELP = f"""<p>Helps choose the <b>number of clusters k</b> for Raster k-means clustering (or
+Fuzzy c-means zones): fits the method for every k of a range on the pixels of the area and
+scores each fit with the <b>inertia</b> (for the elbow method) and the <b>silhouette</b>,
+optionally the Calinski–Harabasz score, and for fuzzy c-means with Management Zone Analyst's
+<b>FPI</b> and <b>NCE</b>. The result is a table, an HTML report with the curves (inline SVG,
+readable offline in any browser), and the <b>recommended k</b> as a number a model can pass to
+K-means.</p>
 <h3>Parameters</h3>
 <ul>
 <li><b>Input rasters</b> (INPUT): as in K-means: every band of every layer is one feature, the
@@ -64,22 +70,36 @@ unit variance before clustering and scoring, as K-means does.</li>
 <li><b>Also compute the Calinski–Harabasz score</b> (CALINSKI_HARABASZ, default no): also compute
 this score (third
 curve and column).</li>
+<li><b>Method</b> (METHOD, default k-means): 0 k-means, 1 fuzzy c-means (as Fuzzy c-means zones
+fits it, on the fit sample also for one feature).</li>
+<li><b>Fuzziness exponent m</b> (FUZZINESS, advanced, default {DEFAULT_FUZZINESS}) and
+<b>Distance</b> (DISTANCE_METRIC, advanced, default Euclidean): fuzzy c-means's exponent and norm,
+as in Fuzzy c-means zones.</li>
 </ul>
 <h3>Method</h3>
 <p><b>Inertia</b> (within-cluster sum of squares) comes from K-means's own fit. One feature: the
 exact 1-D optimum over <i>all</i> valid pixels of the area, so the curve is the true minimum for
-each k. Several features: k-means++ (4 restarts) on a seeded sample of {FIT_SAMPLE_FACTOR} × the
+each k. Several features: k-means (the best of many k-means++ starts) on a seeded sample of
+{FIT_SAMPLE_FACTOR} × the
 silhouette sample size (100,000 pixels by default), the inertia summed over that sample (in
 standardized
 units when standardizing). <b>Silhouette</b>: scikit-learn's mean silhouette coefficient on the
 silhouette sample, each pixel labelled with its nearest centre (−1..1; higher is better; above
 0.5 a reasonable structure, above 0.7 a strong one).</p>
-<p><b>Recommended k</b>: the highest silhouette (the smallest k on a tie). <b>Elbow</b> (shown for
-judgement): with k and inertia each scaled to 0..1, the k whose point lies farthest below the
+<p><b>Fuzzy c-means</b>: the inertia is that of the hard zones (nearest centre) in the norm; the
+<b>fuzziness performance index</b> FPI = 1 − (c·F − 1)/(c − 1), with F the mean over the fit
+sample of each pixel's sum of squared memberships, and the <b>normalized classification
+entropy</b> NCE = n/(n − c) · (−Σ u ln u)/n measure how much the zones overlap; both are 0 for
+crisp zones.</p>
+<p><b>Recommended k</b>: k-means: the highest silhouette (the smallest k on a tie). Fuzzy
+c-means: MZA's rule, the k where FPI and NCE are both lowest; when their minima fall on different
+k, the k with the lowest sum of FPI and NCE, each scaled to 0..1 over the range (so both count
+alike); on a tie, the smallest k. <b>Elbow</b> (shown for judgement): with k and inertia each
+scaled to 0..1, the k whose point lies farthest below the
 chord from the first to the last point (the knee of the kneedle method).</p>
 <h3>Outputs</h3>
 <ul><li><b>Scores</b> (TABLE): one row per k: k, inertia, silhouette, [calinski_harabasz],
-is_elbow, is_recommended (1 or 0).</li>
+[fpi, nce], is_elbow, is_recommended (1 or 0).</li>
 <li><b>Report</b> (REPORT): HTML with the inertia and silhouette curves, the recommended k and the
 elbow marked, the values and the method.</li>
 <li><b>Recommended number of clusters</b> (RECOMMENDED_K): a number; in a model, feed it to
@@ -104,6 +124,9 @@ class ChooseKAlgorithm(RasterClusteringAlgorithm):
     STANDARDIZE = "STANDARDIZE"
     SEED = "SEED"
     CALINSKI_HARABASZ = "CALINSKI_HARABASZ"
+    METHOD = "METHOD"
+    FUZZINESS = "FUZZINESS"
+    DISTANCE_METRIC = "DISTANCE_METRIC"
     TABLE = "TABLE"
     REPORT = "REPORT"
     RECOMMENDED_K = "RECOMMENDED_K"
@@ -143,11 +166,26 @@ class ChooseKAlgorithm(RasterClusteringAlgorithm):
             self.CALINSKI_HARABASZ, self.tr("Also compute the Calinski–Harabasz score"),
             defaultValue=False), self.tr("Adds a third score (higher is better) to the table and "
                                          "report."))
+        self.add_with_help(QgsProcessingParameterEnum(
+            self.METHOD, self.tr("Method"), options=[self.tr("k-means"),
+                                                     self.tr("fuzzy c-means")],
+            defaultValue=0),
+            self.tr("k-means, or fuzzy c-means with Management Zone Analyst's FPI and NCE."))
+        self.add_with_help(QgsProcessingParameterNumber(
+            self.FUZZINESS, self.tr("Fuzziness exponent m"), QgsProcessingParameterNumber.Double,
+            defaultValue=DEFAULT_FUZZINESS, minValue=1.0),
+            self.tr("Fuzzy c-means: greater than 1, as in Fuzzy c-means zones."), advanced=True)
+        self.add_with_help(QgsProcessingParameterEnum(
+            self.DISTANCE_METRIC, self.tr("Distance"),
+            options=[self.tr("Euclidean"), self.tr("Diagonal (features over their standard "
+                                                   "deviations)"),
+                     self.tr("Mahalanobis (inverse covariance)")], defaultValue=0),
+            self.tr("Fuzzy c-means: the norm, as in Fuzzy c-means zones."), advanced=True)
         self.add_with_help(QgsProcessingParameterFeatureSink(
             self.TABLE, self.tr("Scores"), QgsProcessing.TypeVector, optional=True,
             createByDefault=True),
-            self.tr("One row per k: k, inertia, silhouette, [calinski_harabasz], is_elbow, "
-                    "is_recommended."))
+            self.tr("One row per k: k, inertia, silhouette, [calinski_harabasz], [fpi, nce], "
+                    "is_elbow, is_recommended."))
         self.add_with_help(QgsProcessingParameterFileDestination(
             self.REPORT, self.tr("Report"), fileFilter=self.tr("HTML files (*.html)"),
             optional=True, createByDefault=True),
@@ -167,7 +205,24 @@ class ChooseKAlgorithm(RasterClusteringAlgorithm):
         if sample_size <= k_max:
             return False, (f"SAMPLE_SIZE ({sample_size}) must be larger than K_MAX ({k_max}); "
                            f"the default is {DEFAULT_SAMPLE_SIZE:,}.")
+        try:
+            self._settings(parameters, context).validate()
+        except InvalidInputError as error:
+            return False, str(error)
         return super().checkParameterValues(parameters, context)
+
+    def _settings(self, parameters, context) -> ChooseKSettings:
+        return ChooseKSettings(
+            k_min=self.parameterAsInt(parameters, self.K_MIN, context),
+            k_max=self.parameterAsInt(parameters, self.K_MAX, context),
+            sample_size=self.parameterAsInt(parameters, self.SAMPLE_SIZE, context),
+            seed=self.parameterAsInt(parameters, self.SEED, context),
+            standardize=self.parameterAsBool(parameters, self.STANDARDIZE, context),
+            calinski_harabasz=self.parameterAsBool(parameters, self.CALINSKI_HARABASZ, context),
+            method=METHODS[self.parameterAsEnum(parameters, self.METHOD, context)],
+            fuzziness=self.parameterAsDouble(parameters, self.FUZZINESS, context),
+            distance_metric=DISTANCE_METRICS[
+                self.parameterAsEnum(parameters, self.DISTANCE_METRIC, context)])
 
     def processAlgorithm(self, parameters, context, feedback):
         """Fit and score every k, then write the table and the report."""
@@ -179,13 +234,7 @@ class ChooseKAlgorithm(RasterClusteringAlgorithm):
         geometry_wkt = area_geometry_wkt(self.parameterAsSource(parameters, self.AOI, context),
                                          raster_crs, context, feedback)
         bbox = extent_in_crs(self, parameters, self.EXTENT, context, raster_crs)
-        settings = ChooseKSettings(
-            k_min=self.parameterAsInt(parameters, self.K_MIN, context),
-            k_max=self.parameterAsInt(parameters, self.K_MAX, context),
-            sample_size=self.parameterAsInt(parameters, self.SAMPLE_SIZE, context),
-            seed=self.parameterAsInt(parameters, self.SEED, context),
-            standardize=self.parameterAsBool(parameters, self.STANDARDIZE, context),
-            calinski_harabasz=self.parameterAsBool(parameters, self.CALINSKI_HARABASZ, context))
+        settings = self._settings(parameters, context)
         progress, is_cancelled = feedback_callables(feedback)
         with core_errors_as_processing_exceptions():
             result = choose_k(inputs, settings=settings, geometry_wkt=geometry_wkt, bbox=bbox,
@@ -199,8 +248,9 @@ class ChooseKAlgorithm(RasterClusteringAlgorithm):
         for score in result.scores:
             harabasz = ("" if score.calinski_harabasz is None
                         else f", Calinski–Harabasz {score.calinski_harabasz:.6g}")
+            fuzzy = "" if score.fpi is None else f", FPI {score.fpi:.4f}, NCE {score.nce:.4f}"
             feedback.pushInfo(f"k = {score.k}: inertia {score.inertia:.6g}, silhouette "
-                              f"{score.silhouette:.4f}{harabasz}")
+                              f"{score.silhouette:.4f}{harabasz}{fuzzy}")
         elbow = "none" if result.elbow_k is None else str(result.elbow_k)
         feedback.pushInfo(f"Recommended k = {result.recommended_k} "
                           f"({result.recommendation_reason}); elbow k = {elbow}.")
@@ -215,12 +265,16 @@ class ChooseKAlgorithm(RasterClusteringAlgorithm):
                    ("silhouette", QVariant.Double)]
         if result.settings.calinski_harabasz:
             columns.append(("calinski_harabasz", QVariant.Double))
+        if result.settings.fuzzy:
+            columns += [("fpi", QVariant.Double), ("nce", QVariant.Double)]
         columns += [("is_elbow", QVariant.Int), ("is_recommended", QVariant.Int)]
         rows = []
         for score in result.scores:
             row = [score.k, score.inertia, score.silhouette]
             if result.settings.calinski_harabasz:
                 row.append(score.calinski_harabasz)
+            if result.settings.fuzzy:
+                row += [score.fpi, score.nce]
             row += [int(score.k == result.elbow_k), int(score.k == result.recommended_k)]
             rows.append(row)
         return write_table(self, parameters, self.TABLE, context, columns, rows)

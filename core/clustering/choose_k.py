@@ -1,9 +1,10 @@
-"""Scores of k-means over a range of k (inertia, silhouette, Calinski–Harabasz) to choose k.
+"""Scores of k-means or fuzzy c-means over a range of k (inertia, silhouette, Calinski–Harabasz;
+for fuzzy c-means also MZA's FPI and NCE) to choose k.
 
 Inertia, the within-cluster sum of squares, comes from the fit k-means itself makes:
 - one feature: the exact 1-D optimum (`kmeans_1d`) over ALL valid pixels of the area, so the
   curve is the true minimum inertia for each k and the centres are those k-means would write;
-- several features: scikit-learn's k-means++ (k-means's own fit, 4 restarts) on a seeded sample
+- several features: k-means's own fit (the best of many k-means++ starts) on a seeded sample
   of FIT_SAMPLE_FACTOR x SAMPLE_SIZE pixels (100,000 by default); the inertia is summed over that
   sample, in the standardized space when features are standardized.
 The silhouette (and Calinski–Harabasz) scores are computed by scikit-learn on a seeded sample of
@@ -11,6 +12,11 @@ SAMPLE_SIZE pixels (10,000 by default; the silhouette costs SAMPLE_SIZE² distan
 pixel labelled with its nearest centre, in the space k-means measures distances in. Both samples
 are `kmeans.sample_valid_pixels` draws for the seed, so the smaller one is the first SAMPLE_SIZE
 pixels of the larger one, and the same seed gives the same scores.
+
+Fuzzy c-means (METHOD 1) is fitted as `fuzzy_cmeans` fits it, on the fit sample (one feature too),
+in its norm; the inertia is that of the hard zones (each pixel's nearest centre) in that norm, and
+the fuzziness performance index and normalized classification entropy (`fuzzy_validity`) are
+computed over the fit sample's memberships. The recommended k then follows MZA's rule.
 """
 
 from __future__ import annotations
@@ -25,15 +31,31 @@ from ..errors import InvalidInputError
 from ..io.area_of_interest import AreaOfInterest, BoundingBox
 from ..io.feature_stack import FeatureStack, RasterInput, iter_area_blocks
 from ..progress import Progress
+from .distances import squared_distances
+from .fuzzy_cmeans import (
+    DEFAULT_FUZZINESS,
+    check_fuzzy_options,
+    fit_fuzzy_cmeans,
+    hard_labels,
+    in_norm,
+)
+from .fuzzy_validity import (
+    fuzziness_performance_index,
+    normalized_classification_entropy,
+    recommend_fuzzy_k,
+)
 from .kmeans import (
     MAX_CLUSTERS,
     MIN_CLUSTERS,
+    FitSample,
     KMeansSettings,
     fit_several_features,
     sample_valid_pixels,
 )
 from .kmeans_1d import fit_kmeans_1d, label_values
 
+#: The methods scored (METHOD 0 and 1).
+METHODS = ("k-means", "fuzzy c-means")
 DEFAULT_K_MIN, DEFAULT_K_MAX = 2, 10
 DEFAULT_SAMPLE_SIZE = 10_000
 MAX_SAMPLE_SIZE = 100_000
@@ -59,6 +81,8 @@ class ChooseKSettings:
         standardize: several features are scaled to unit variance (on the fit sample) before
             fitting and scoring, as k-means does. No effect on one feature.
         calinski_harabasz: also compute the Calinski–Harabasz score.
+        method: one of METHODS.
+        fuzziness, distance_metric: fuzzy c-means's exponent and norm (see `fuzzy_cmeans`).
     """
 
     k_min: int = DEFAULT_K_MIN
@@ -67,6 +91,13 @@ class ChooseKSettings:
     seed: int = 0
     standardize: bool = True
     calinski_harabasz: bool = False
+    method: str = METHODS[0]
+    fuzziness: float = DEFAULT_FUZZINESS
+    distance_metric: str = "euclidean"
+
+    @property
+    def fuzzy(self) -> bool:
+        return self.method == METHODS[1]
 
     @property
     def fit_sample_size(self) -> int:
@@ -84,6 +115,11 @@ class ChooseKSettings:
                 f"SAMPLE_SIZE must be larger than K_MAX ({self.k_max}) and at most "
                 f"{MAX_SAMPLE_SIZE:,} (the silhouette costs SAMPLE_SIZE² distances); "
                 f"got {self.sample_size}.")
+        if self.method not in METHODS:
+            raise InvalidInputError(f"METHOD must be one of {', '.join(METHODS)}, not "
+                                    f"{self.method!r}.")
+        if self.fuzzy:
+            check_fuzzy_options(self.fuzziness, self.distance_metric)
 
 
 @dataclass(frozen=True)
@@ -97,12 +133,26 @@ class KScores:
             the sample's pixels fall in fewer than two clusters.
         calinski_harabasz: Calinski–Harabasz score of the sample (higher: better separated);
             None when not asked for, NaN when undefined.
+        fpi, nce: fuzzy c-means: the fuzziness performance index and the normalized
+            classification entropy of the fit sample (lower: better organised); else None.
     """
 
     k: int
     inertia: float
     silhouette: float
     calinski_harabasz: float | None = None
+    fpi: float | None = None
+    nce: float | None = None
+
+
+@dataclass(frozen=True)
+class _KFit:
+    """One k's fit: the inertia, the silhouette sample's labels and, for fuzzy c-means, FPI/NCE."""
+
+    inertia: float
+    labels: np.ndarray
+    fpi: float | None = None
+    nce: float | None = None
 
 
 @dataclass
@@ -112,8 +162,9 @@ class ChooseKResult:
     Attributes:
         scores: one KScores per k tried, ascending k (the sweep stops early, with a message,
             at a k larger than the number of distinct values).
-        recommended_k: the k with the highest silhouette (the smallest such k on a tie); the
-            elbow when no silhouette is defined.
+        recommended_k: k-means: the k with the highest silhouette (the smallest such k on a
+            tie), the elbow when no silhouette is defined; fuzzy c-means: MZA's rule
+            (`fuzzy_validity.recommend_fuzzy_k`).
         elbow_k: the elbow of the inertia curve (see `elbow_k`), or None.
         feature_names: the features scored.
         inertia_pixels: pixels the inertia is summed over.
@@ -137,6 +188,14 @@ class ChooseKResult:
     def recommendation_reason(self) -> str:
         """Why recommended_k was chosen, in words, for logs and the report."""
         best = next(s for s in self.scores if s.k == self.recommended_k)
+        if self.settings.fuzzy:
+            by_fpi = min(self.scores, key=lambda score: score.fpi).k
+            by_nce = min(self.scores, key=lambda score: score.nce).k
+            if by_fpi == by_nce:
+                return (f"FPI ({best.fpi:.4f}) and NCE ({best.nce:.4f}) both lowest, "
+                        "Management Zone Analyst's rule")
+            return (f"FPI is lowest at k = {by_fpi}, NCE at k = {by_nce}: the lowest sum of "
+                    "the two, each scaled to 0..1 over the range")
         if not math.isnan(best.silhouette):
             return f"the highest silhouette, {best.silhouette:.4f}"
         if self.recommended_k == self.elbow_k:
@@ -173,13 +232,17 @@ def choose_k(inputs: Sequence[RasterInput], *, settings: ChooseKSettings | None 
     stack = FeatureStack(inputs)
     try:
         area = AreaOfInterest(stack.grid, geometry_wkt=geometry_wkt, bbox=bbox)
-        fits_class = _OneFeatureFits if stack.n_features == 1 else _SampleFits
+        fits_class = (_FuzzyFits if settings.fuzzy else _OneFeatureFits
+                      if stack.n_features == 1 else _SampleFits)
         fits = fits_class(stack, area, settings, steps.span(0.0, 0.15))
         scores, messages = _score_range(fits, settings, steps.span(0.15, 1.0))
     finally:
         stack.close()
     elbow = elbow_k([s.k for s in scores], [s.inertia for s in scores])
-    return ChooseKResult(scores, recommend_k(scores, elbow), elbow, tuple(stack.names),
+    recommended = (recommend_fuzzy_k([s.k for s in scores], [s.fpi for s in scores],
+                                     [s.nce for s in scores]) if settings.fuzzy
+                   else recommend_k(scores, elbow))
+    return ChooseKResult(scores, recommended, elbow, tuple(stack.names),
                          fits.inertia_pixels, len(fits.points), fits.method, settings, messages)
 
 
@@ -206,11 +269,11 @@ class _OneFeatureFits:
                                                    Progress()):
             yield features[0][valid]
 
-    def fit(self, k: int, steps: Progress) -> tuple[float, np.ndarray]:
-        """(inertia, class numbers 1..k of the silhouette sample) of the optimal k clusters."""
+    def fit(self, k: int, steps: Progress) -> _KFit:
+        """The inertia and the silhouette sample's classes 1..k of the optimal k clusters."""
         result = fit_kmeans_1d(self._read_values, k, value_range=self._value_range,
                                progress=steps)
-        return result.inertia, label_values(self.points[:, 0], result.centres)
+        return _KFit(result.inertia, label_values(self.points[:, 0], result.centres))
 
 
 def _area_values(stack: FeatureStack, area: AreaOfInterest,
@@ -251,24 +314,59 @@ class _SampleFits:
         self.points = self._raw_points
         self.inertia_pixels = len(self._sample)
         scaled = "standardized " if settings.standardize else ""
-        self.method = (f"k-means++ (4 restarts, k-means's own fit) on a seeded sample of "
-                       f"{len(self._sample):,} pixels; inertia summed over that sample, in "
+        self.method = (f"k-means's own fit (the best of many k-means++ starts) on a seeded sample "
+                       f"of {len(self._sample):,} pixels; inertia summed over that sample, in "
                        f"{scaled}feature units")
 
-    def fit(self, k: int, steps: Progress) -> tuple[float, np.ndarray]:
-        """(inertia, class numbers 1..k of the silhouette sample) of k-means with k clusters."""
-        steps.check()
-        if k > len(self._sample):
-            raise InvalidInputError(
-                f"the area has only {len(self._sample)} valid pixels, fewer than {k} clusters; "
-                "choose a smaller K_MAX or a larger area")
+    def fit(self, k: int, steps: Progress) -> _KFit:
+        """The inertia and the silhouette sample's classes 1..k of k-means with k clusters."""
+        _check_enough_pixels(self._sample, k, steps)
         kmeans_settings = KMeansSettings(n_clusters=k, seed=self._settings.seed,
                                          sample_size=len(self._sample),
                                          standardize=self._settings.standardize)
         model = fit_several_features(self._names, self._sample, kmeans_settings, None, None)
         self.points = model.prepare(self._raw_points)
         inertia = _inertia(model.prepare(self._sample), model.model_centres())
-        return inertia, model.label(self._raw_points)
+        return _KFit(inertia, model.label(self._raw_points))
+
+
+class _FuzzyFits:
+    """Fuzzy c-means's own fit on a seeded sample, in its norm (one feature too)."""
+
+    def __init__(self, stack: FeatureStack, area: AreaOfInterest, settings: ChooseKSettings,
+                 steps: Progress):
+        self._settings = settings
+        sample = sample_valid_pixels(stack, area, settings.fit_sample_size, settings.seed, steps)
+        space = FitSample.of(stack.names, sample, standardize=settings.standardize)
+        self._points = in_norm(space, settings.distance_metric)[1]
+        #: The silhouette sample in the norm's space (the first sample_size of the fit sample).
+        self.points = self._points[:settings.sample_size]
+        self.inertia_pixels = len(sample)
+        scaled = "standardized " if space.standardized else ""
+        self.method = (f"fuzzy c-means (m = {settings.fuzziness:g}, {settings.distance_metric} "
+                       f"distance) on a seeded sample of {len(sample):,} pixels; inertia of the "
+                       f"hard zones summed over that sample, in {scaled}feature units of the "
+                       "norm; FPI and NCE over that sample's memberships")
+
+    def fit(self, k: int, steps: Progress) -> _KFit:
+        """Inertia, the silhouette sample's zones, FPI and NCE of fuzzy c-means with k zones."""
+        _check_enough_pixels(self._points, k, steps)
+        fit = fit_fuzzy_cmeans(self._points, k, fuzziness=self._settings.fuzziness,
+                               seed=self._settings.seed, is_cancelled=steps.cancelled)
+        steps.check()
+        squared = squared_distances(self._points, fit.centres)
+        labels = hard_labels(fit.memberships[:len(self.points)])
+        return _KFit(float(squared.min(axis=1).sum()), labels,
+                     fuzziness_performance_index(fit.memberships),
+                     normalized_classification_entropy(fit.memberships))
+
+
+def _check_enough_pixels(sample: np.ndarray, k: int, steps: Progress) -> None:
+    steps.check()
+    if k > len(sample):
+        raise InvalidInputError(
+            f"the area has only {len(sample)} valid pixels, fewer than {k} clusters; "
+            "choose a smaller K_MAX or a larger area")
 
 
 def _inertia(points: np.ndarray, centres: np.ndarray, rows: int = 1 << 16) -> float:
@@ -294,7 +392,7 @@ def _score_range(fits, settings: ChooseKSettings,
     for index, k in enumerate(ks):
         k_steps = steps.span(index / len(ks), (index + 1) / len(ks))
         try:
-            inertia, labels = fits.fit(k, k_steps.span(0.0, 0.6))
+            fitted = fits.fit(k, k_steps.span(0.0, 0.6))
         except InvalidInputError as error:
             if not scores:
                 raise
@@ -303,6 +401,7 @@ def _score_range(fits, settings: ChooseKSettings,
         k_steps(0.6)
         silhouette = math.nan
         harabasz = math.nan if settings.calinski_harabasz else None
+        labels = fitted.labels
         n_labels = len(np.unique(labels))
         if 2 <= n_labels <= len(fits.points) - 1:
             with config_context(working_memory=_SILHOUETTE_WORKING_MEMORY_MB):
@@ -313,7 +412,7 @@ def _score_range(fits, settings: ChooseKSettings,
             messages.append(f"k = {k}: the {len(fits.points):,} sampled pixels fall in "
                             f"{n_labels} cluster(s); the silhouette is undefined. Use a larger "
                             "SAMPLE_SIZE or area.")
-        scores.append(KScores(k, inertia, silhouette, harabasz))
+        scores.append(KScores(k, fitted.inertia, silhouette, harabasz, fitted.fpi, fitted.nce))
         k_steps(1.0)
     return scores, messages
 

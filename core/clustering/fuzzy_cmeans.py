@@ -12,7 +12,7 @@ from ..io.area_of_interest import AreaOfInterest
 from ..io.feature_stack import FeatureStack
 from ..progress import Progress
 from .distances import DISTANCE_METRICS, memberships_of, metric_transform, squared_distances
-from .kmeans import Fit, check_sampled_fit, draw_fit_sample
+from .kmeans import Fit, FitSample, check_sampled_fit, draw_fit_sample
 
 #: MZA's default exponent: crisp enough for management zones (memberships near 0 or 1 except
 #: at zone borders), where Bezdek's textbook m = 2 makes five or more zones almost uniform.
@@ -58,8 +58,7 @@ class FuzzyCMeansSettings:
     def fit(self, stack: FeatureStack, area: AreaOfInterest, steps: Progress) -> Fit:
         """Fuzzy c-means on the area's sample; the ordered model and its log lines."""
         sample = draw_fit_sample(stack, area, self, steps.span(0.0, 0.5))
-        transform = metric_transform(sample.points, self.distance_metric)
-        points = sample.points if transform is None else sample.points @ transform
+        transform, points = in_norm(sample, self.distance_metric)
         fit = fit_fuzzy_cmeans(points, self.n_clusters, fuzziness=self.fuzziness, seed=self.seed,
                                tolerance=self.tolerance, max_iterations=self.max_iterations,
                                is_cancelled=steps.cancelled)
@@ -90,6 +89,13 @@ class FuzzyFit:
     iterations: int
     objective: float
     converged: bool
+
+
+def in_norm(sample: FitSample, metric: str) -> tuple[np.ndarray | None, np.ndarray]:
+    """The metric's transform of the sample's space (see `distances.metric_transform`) and the
+    sample's points in it, where Euclidean distances are the norm's."""
+    transform = metric_transform(sample.points, metric)
+    return transform, sample.points if transform is None else sample.points @ transform
 
 
 def check_fuzzy_options(fuzziness: float, metric: str) -> None:

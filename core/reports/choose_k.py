@@ -1,5 +1,6 @@
 """The choose-k report: the scores of every k as one HTML page with the curves drawn as inline
-SVG (inertia with its elbow, silhouette, optionally Calinski–Harabasz), readable offline."""
+SVG (inertia with its elbow, silhouette, optionally Calinski–Harabasz, and fuzzy c-means's FPI
+and NCE), readable offline."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ _CHART_WIDTH, _CHART_HEIGHT = 560, 300
 _MARGIN_LEFT, _MARGIN_RIGHT, _MARGIN_TOP, _MARGIN_BOTTOM = 78, 24, 34, 48
 # Dark colours of the viridis ramp (the classes' ramp), readable on white.
 _INERTIA_COLOUR, _SILHOUETTE_COLOUR, _HARABASZ_COLOUR = "#440154", "#21918c", "#3b528b"
+_FPI_COLOUR, _NCE_COLOUR = "#31688e", "#35b779"
 _MARK_COLOUR = "#d62728"
 
 
@@ -59,6 +61,14 @@ def report_html(result: ChooseKResult) -> str:
         charts.append(("Calinski–Harabasz", "calinski_harabasz", _line_chart(
             ks, [s.calinski_harabasz for s in result.scores], y_label="Calinski–Harabasz score",
             colour=_HARABASZ_COLOUR, recommended=recommended, css_class="calinski-harabasz")))
+    if result.settings.fuzzy:
+        charts += [
+            (title, css, _line_chart(ks, [getattr(s, field) for s in result.scores],
+                                     y_label=label, colour=colour, recommended=recommended,
+                                     css_class=css))
+            for title, css, field, label, colour in (
+                ("Fuzziness performance index (FPI)", "fpi", "fpi", "FPI", _FPI_COLOUR),
+                ("Normalized classification entropy (NCE)", "nce", "nce", "NCE", _NCE_COLOUR))]
     elbow_text = (f"k = {elbow}" if elbow is not None
                   else "none (fewer than three k, or no point below the chord)")
     parts = [
@@ -94,14 +104,18 @@ def report_html(result: ChooseKResult) -> str:
 
 def _values_table(result: ChooseKResult) -> list[str]:
     with_harabasz = result.settings.calinski_harabasz
+    fuzzy = result.settings.fuzzy
     header = "<tr><th>k</th><th>inertia</th><th>silhouette</th>"
     header += "<th>Calinski–Harabasz</th>" if with_harabasz else ""
+    header += "<th>FPI</th><th>NCE</th>" if fuzzy else ""
     rows = ["<h2>Values</h2>", '<table class="scores">', header + "</tr>"]
     for score in result.scores:
         css = ' class="recommended"' if score.k == result.recommended_k else ""
         cells = [str(score.k), _number(score.inertia), _number(score.silhouette, 4)]
         if with_harabasz:
             cells.append(_number(score.calinski_harabasz))
+        if fuzzy:
+            cells += [_number(score.fpi, 4), _number(score.nce, 4)]
         rows.append(f"<tr{css}>" + "".join(f"<td>{cell}</td>" for cell in cells) + "</tr>")
     rows.append("</table>")
     return rows
@@ -120,11 +134,18 @@ def _method_section(result: ChooseKResult) -> list[str]:
         f"{settings.sample_size:,}, seed {settings.seed}), each labelled with its nearest "
         "centre. It ranges from -1 to 1; higher means tighter, better separated clusters "
         "(above 0.5: a reasonable structure, above 0.7: a strong one).",
-        "Recommended k: the highest silhouette; on a tie, the smallest k.",
+        ("Recommended k (Management Zone Analyst's rule): the k where the fuzziness "
+         "performance index (FPI = 1 − (c·F − 1)/(c − 1), F the mean sum of squared "
+         "memberships) and the normalized classification entropy (NCE = n/(n − c) · the mean "
+         "entropy of the memberships, natural logarithms) are both lowest; when their minima "
+         "differ, the k with the lowest sum of the two, each scaled to 0..1 over the range; on "
+         "a tie, the smallest k." if settings.fuzzy else
+         "Recommended k: the highest silhouette; on a tie, the smallest k."),
         "Elbow: with k scaled to 0..1 and the inertia to 0..1, the k whose point lies farthest "
         "below the straight line (chord, dashed) from the first to the last point (the knee of "
         "the kneedle method). The elbow marks where more clusters stop paying off; it is shown "
-        "for judgement, the recommendation follows the silhouette.",
+        "for judgement, the recommendation follows the "
+        f"{'FPI and NCE' if settings.fuzzy else 'silhouette'}.",
     ]
     if settings.calinski_harabasz:
         items.append("Calinski–Harabasz: scikit-learn's variance ratio (between-cluster over "

@@ -9,7 +9,7 @@ from helpers import assert_metadata_complete, build_model, read_raster, run_algo
 
 ALGORITHM = "rasterclustering:choosek"
 PARAMETERS = ["INPUT", "AOI", "EXTENT", "K_MIN", "K_MAX", "SAMPLE_SIZE", "STANDARDIZE", "SEED",
-              "CALINSKI_HARABASZ", "TABLE", "REPORT"]
+              "CALINSKI_HARABASZ", "METHOD", "FUZZINESS", "DISTANCE_METRIC", "TABLE", "REPORT"]
 SVG = "{http://www.w3.org/2000/svg}"
 
 
@@ -74,6 +74,25 @@ def test_four_blobs_and_calinski_harabasz(provider, tmp_path, make_raster):
     assert len(root.findall(f".//{SVG}svg")) == 3
 
 
+def test_fuzzy_c_means_scores_the_synthetic_scene_with_fpi_and_nce(provider, scene, tmp_path):
+    from raster_clustering.core.clustering.fuzzy_validity import recommend_fuzzy_k
+
+    result = run({"INPUT": [str(scene.scene)], "SAMPLE_SIZE": 2000, "K_MAX": 8, "METHOD": 1},
+                 tmp_path)
+    rows = vector_rows(result["TABLE"])
+    assert [name for name in rows[0] if name != "fid"][:5] == ["k", "inertia", "silhouette",
+                                                            "fpi", "nce"]
+    assert all(0 <= row["fpi"] <= 1 and row["nce"] >= 0 for row in rows)
+    ks = [row["k"] for row in rows]
+    expected = recommend_fuzzy_k(ks, [row["fpi"] for row in rows], [row["nce"] for row in rows])
+    assert result["RECOMMENDED_K"] == expected == 5  # the scene's five classes
+    assert [row["is_recommended"] for row in rows] == [int(k == 5) for k in ks]
+    root = ElementTree.fromstring(open(result["REPORT"], encoding="utf-8").read()
+                                  .split("\n", 1)[1])
+    assert [svg.get("class") for svg in root.findall(f".//{SVG}svg")] == [
+        "inertia", "silhouette", "fpi", "nce"]
+
+
 def test_one_band_with_an_aoi_in_another_crs(provider, scene, tmp_path):
     from osgeo import gdal
 
@@ -104,6 +123,7 @@ def test_same_seed_same_table(provider, scene, tmp_path):
 @pytest.mark.parametrize("options, message", [
     ({"K_MIN": 6, "K_MAX": 4}, "K_MIN"),
     ({"K_MAX": 200, "SAMPLE_SIZE": 150}, "SAMPLE_SIZE"),
+    ({"METHOD": 1, "FUZZINESS": 1.0}, "FUZZINESS must be a number greater than 1"),
 ])
 def test_bad_ranges_are_refused(provider, scene, tmp_path, options, message):
     from qgis.core import QgsProcessingException

@@ -69,6 +69,43 @@ def test_four_separated_blobs_recommend_four(make_raster):
                                          if s.k != 4)
 
 
+@pytest.mark.parametrize("n_blobs", [3, 4, 6])
+@pytest.mark.parametrize("metric", ["euclidean", "mahalanobis"])
+def test_fuzzy_c_means_recommends_the_number_of_separated_blobs(make_raster, n_blobs, metric):
+    path = blobs_raster(make_raster, n_blobs=n_blobs, shape=(60, 120))
+    result = choose_k([RasterInput(str(path))], settings=ChooseKSettings(
+        k_max=8, sample_size=1000, method="fuzzy c-means", distance_metric=metric))
+    assert result.recommended_k == n_blobs
+    best = result.scores[n_blobs - 2]
+    assert all(s.fpi > best.fpi and s.nce > best.nce for s in result.scores if s.k != n_blobs)
+    assert best.fpi < 0.05 and best.nce < 0.05  # crisp: well-separated blobs
+    assert result.recommendation_reason.startswith("FPI (")
+    assert all(s.silhouette > -1 for s in result.scores)
+
+
+def test_fuzzy_scores_are_mzas_indices_of_the_fit_sample(make_raster):
+    from raster_clustering.core.clustering.fuzzy_cmeans import fit_fuzzy_cmeans
+    from raster_clustering.core.clustering.fuzzy_validity import (
+        fuzziness_performance_index,
+        normalized_classification_entropy,
+    )
+
+    path = blobs_raster(make_raster, n_blobs=3, spread=2.0)
+    settings = ChooseKSettings(k_min=3, k_max=3, sample_size=300, seed=4,
+                               method="fuzzy c-means", fuzziness=2.0)
+    (score,) = choose_k([RasterInput(str(path))], settings=settings).scores
+    stack = FeatureStack([RasterInput(str(path))])
+    sample = sample_valid_pixels(stack, AreaOfInterest(stack.grid), 3000, 4, Progress())
+    points = (sample - sample.mean(0)) / sample.std(0)
+    fit = fit_fuzzy_cmeans(points, 3, fuzziness=2.0, seed=4)
+    assert score.fpi == pytest.approx(fuzziness_performance_index(fit.memberships), rel=1e-9)
+    assert score.nce == pytest.approx(normalized_classification_entropy(fit.memberships),
+                                      rel=1e-9)
+    nearest = ((points[:, None] - fit.centres[None]) ** 2).sum(-1).min(axis=1).sum()
+    assert score.inertia == pytest.approx(nearest, rel=1e-9)
+    assert 0.05 < score.fpi < 1  # fuzzy enough to be a real check
+
+
 @pytest.mark.parametrize("n_levels", [2, 3, 5])
 def test_one_band_levels_recommend_their_number(make_raster, n_levels):
     rng = np.random.default_rng(n_levels)
@@ -217,6 +254,9 @@ def test_no_valid_pixel_is_a_clear_error(make_raster):
     ({"k_max": 300}, "K_MAX"),
     ({"k_max": 10, "sample_size": 10}, "SAMPLE_SIZE"),
     ({"sample_size": 200_000}, "SAMPLE_SIZE"),
+    ({"method": "fuzzy c-means", "fuzziness": 1.0}, "FUZZINESS"),
+    ({"method": "fuzzy c-means", "distance_metric": "cosine"}, "DISTANCE_METRIC"),
+    ({"method": "isodata"}, "METHOD"),
 ])
 def test_bad_settings_are_refused(options, message):
     with pytest.raises(InvalidInputError, match=message):

@@ -69,6 +69,24 @@ def test_report_has_a_third_curve_with_calinski_harabasz(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["report.html"]
 
 
+def test_fuzzy_report_draws_fpi_and_nce_and_lists_them():
+    scores = [KScores(k, 100.0 / k ** 2, 0.5, None, fpi, nce)
+              for k, fpi, nce in zip(range(2, 6), [0.3, 0.1, 0.2, 0.4], [0.5, 0.2, 0.3, 0.6])]
+    result = ChooseKResult(scores, 3, None, ("a", "b"), 1000, 100, "fuzzy c-means",
+                           ChooseKSettings(k_min=2, k_max=5, method="fuzzy c-means"))
+    root = ElementTree.fromstring(report_html(result).split("\n", 1)[1])
+    svgs = {svg.get("class"): svg for svg in root.findall(f".//{SVG}svg")}
+    assert list(svgs) == ["inertia", "silhouette", "fpi", "nce"]
+    for name in ("fpi", "nce"):
+        heights = [float(p.split(",")[1]) for p in
+                   svgs[name].find(f"{SVG}polyline").get("points").split()]
+        assert np.argmax(heights) == 1, "the lowest value is drawn lowest (largest y)"
+    header = [cell.text for cell in root.findall(".//table/tr")[0]]
+    assert header[-2:] == ["FPI", "NCE"]
+    assert [cell.text for cell in root.findall(".//table/tr")[2]][-2:] == ["0.1000", "0.2000"]
+    assert "both lowest" in report_html(result)
+
+
 def test_report_into_a_missing_folder_is_a_clear_error(tmp_path):
     with pytest.raises(InvalidInputError, match="does not exist"):
         write_report(make_result(), tmp_path / "missing" / "report.html")
