@@ -11,6 +11,7 @@ from qgis.core import (
     QgsProcessingException,
     QgsProcessingMultiStepFeedback,
     QgsProcessingParameterBoolean,
+    QgsProcessingParameterEnum,
     QgsProcessingParameterExtent,
     QgsProcessingParameterFeatureSink,
     QgsProcessingParameterFeatureSource,
@@ -23,6 +24,7 @@ from qgis.core import (
     QgsProcessingUtils,
 )
 
+from ..core.clustering.fuzzy_cmeans import DEFAULT_FUZZINESS
 from ..core.clustering.kmeans import MAX_CLUSTERS, MIN_CLUSTERS
 from ..core.io.rasters import remove_raster_files
 from .band_math import add_sensor_parameter
@@ -37,11 +39,14 @@ from .styling import name_on_load, style_on_load, style_path
 
 BAND_MATH = "rasterclustering:bandmath"
 KMEANS = "rasterclustering:kmeans"
+FUZZY_CMEANS = "rasterclustering:fuzzycmeans"
+#: The clustering step of each METHOD.
+CLUSTERING_STEPS = (KMEANS, FUZZY_CMEANS)
 
 HELP = """<p>Management zones from a <b>spectral index</b> in one run: the index (NDVI by default)
 is computed from the band layers by <i>Band math</i>, optionally after calibrating digital
 numbers, and its pixels are grouped into <b>k zones</b> by <i>Raster k-means
-clustering</i>, fitted on
+clustering</i> (or <i>Fuzzy c-means zones</i>), fitted on
 an area of interest and sieved to a minimum zone area. The same as running the two algorithms one
 after the other with the same parameters, with byte-identical results.</p>
 <h3>Parameters</h3>
@@ -63,6 +68,11 @@ Sentinel-2 file names and from band descriptions such as <code>red</code>, <code
 <code>B8A</code>, as in <i>Band math</i>; <i>Generic</i> = blue, green, red, NIR, SWIR1, SWIR2 =
 B1…B6).</li>
 <li><b>Number of zones</b> (CLUSTERS): 2–255, default 5.</li>
+<li><b>Zoning method</b> (METHOD, default k-means): 0 k-means (the exact 1-D optimum of the
+index), 1 fuzzy c-means as Management Zone Analyst makes zones (<i>Fuzzy c-means zones</i>,
+fitted on a sample of the index).</li>
+<li><b>Fuzziness exponent m</b> (FUZZINESS, advanced, default 1.3): fuzzy c-means's exponent, as
+in <i>Fuzzy c-means zones</i>.</li>
 <li><b>Area of interest</b> (AOI, optional): polygons in any CRS (reprojected), e.g. a field;
 the zones are fitted on, and the output clipped to, the pixels inside.</li>
 <li><b>Extent</b> (EXTENT, optional): a bounding box in any CRS, intersected with the AOI.</li>
@@ -104,6 +114,8 @@ class ZonesAlgorithm(RasterClusteringAlgorithm):
     EXPRESSION = "EXPRESSION"
     SENSOR = "SENSOR"
     CLUSTERS = "CLUSTERS"
+    METHOD = "METHOD"
+    FUZZINESS = "FUZZINESS"
     AOI = "AOI"
     EXTENT = "EXTENT"
     MIN_AREA = "MIN_AREA"
@@ -142,6 +154,14 @@ class ZonesAlgorithm(RasterClusteringAlgorithm):
             self.CLUSTERS, self.tr("Number of zones"), QgsProcessingParameterNumber.Integer,
             defaultValue=5, minValue=MIN_CLUSTERS, maxValue=MAX_CLUSTERS),
             self.tr("Number of zones k, 2–255."))
+        self.add_with_help(QgsProcessingParameterEnum(
+            self.METHOD, self.tr("Zoning method"),
+            options=[self.tr("k-means"), self.tr("fuzzy c-means")], defaultValue=0),
+            self.tr("k-means (the default), or fuzzy c-means as Management Zone Analyst."))
+        self.add_with_help(QgsProcessingParameterNumber(
+            self.FUZZINESS, self.tr("Fuzziness exponent m"), QgsProcessingParameterNumber.Double,
+            defaultValue=DEFAULT_FUZZINESS, minValue=1.0),
+            self.tr("Fuzzy c-means: greater than 1, as in Fuzzy c-means zones."), advanced=True)
         self.add_with_help(QgsProcessingParameterFeatureSource(
             self.AOI, self.tr("Area of interest (field)"), [QgsProcessing.TypeVectorPolygon],
             optional=True),
@@ -174,17 +194,19 @@ class ZonesAlgorithm(RasterClusteringAlgorithm):
     def checkParameterValues(self, parameters, context):
         """Refuse what cannot work before any work starts, with the children's own checks.
 
-        The k-means parameters are checked with the band layers standing in for the index,
-        which does not exist yet (k-means checks only that its input is not empty).
+        The clustering step's parameters are checked with the band layers standing in for the
+        index, which does not exist yet (it checks only that its input is not empty).
         """
         valid, message = super().checkParameterValues(parameters, context)
         if not valid:
             return valid, message
+        step = self._clustering_step(parameters, context)
         for algorithm_id, child_parameters in (
                 (BAND_MATH, self._band_math_parameters(parameters, QgsProcessing.TEMPORARY_OUTPUT)),
-                (KMEANS, self._kmeans_parameters(parameters, parameters.get(self.INPUT),
-                                                 output=QgsProcessing.TEMPORARY_OUTPUT,
-                                                 centroids=QgsProcessing.TEMPORARY_OUTPUT))):
+                (step, self._clustering_parameters(parameters, parameters.get(self.INPUT),
+                                                   step=step,
+                                                   output=QgsProcessing.TEMPORARY_OUTPUT,
+                                                   centroids=QgsProcessing.TEMPORARY_OUTPUT))):
             child = QgsApplication.processingRegistry().createAlgorithmById(algorithm_id)
             if child is None:
                 return False, (f"The algorithm {algorithm_id} is not available: reinstall or "
@@ -202,8 +224,13 @@ class ZonesAlgorithm(RasterClusteringAlgorithm):
                 "METADATA": parameters.get(self.METADATA),
                 "OUTPUT": index_output}
 
-    def _kmeans_parameters(self, parameters, index, *, output, centroids) -> dict:
-        return {"INPUT": index if isinstance(index, list) else [index],
+    def _clustering_step(self, parameters, context) -> str:
+        return CLUSTERING_STEPS[self.parameterAsEnum(parameters, self.METHOD, context)]
+
+    def _clustering_parameters(self, parameters, index, *, step, output, centroids) -> dict:
+        fuzzy = ({"FUZZINESS": parameters[self.FUZZINESS]} if step == FUZZY_CMEANS
+                 and parameters.get(self.FUZZINESS) not in (None, "") else {})
+        return {"INPUT": index if isinstance(index, list) else [index], **fuzzy,
                 "CLUSTERS": parameters.get(self.CLUSTERS, 5),
                 "AOI": parameters.get(self.AOI),
                 "EXTENT": parameters.get(self.EXTENT),
@@ -211,7 +238,7 @@ class ZonesAlgorithm(RasterClusteringAlgorithm):
                 "CONNECTIVITY": parameters.get(self.CONNECTIVITY, 8),
                 "SEED": parameters.get(self.SEED, 0),
                 "OUTPUT": output, "CENTROIDS": centroids,
-                                "STATISTICS": parameters.get(self.STATISTICS)}
+                "STATISTICS": parameters.get(self.STATISTICS)}
 
     def processAlgorithm(self, parameters, context, feedback):
         """Band math into the index, then k-means on it; no file of the run is left on failure."""
@@ -245,9 +272,10 @@ class ZonesAlgorithm(RasterClusteringAlgorithm):
             run_files.expect_raster(output)
             if centroids:
                 run_files.expect_file(centroids)
+            step = self._clustering_step(parameters, context)
             results = processing.run(
-                KMEANS, self._kmeans_parameters(parameters, index, output=output,
-                                                centroids=centroids or None),
+                step, self._clustering_parameters(parameters, index, step=step, output=output,
+                                                  centroids=centroids or None),
                 context=context, feedback=steps, is_child_algorithm=True)
             run_files.completed(output, *([centroids] if centroids else []))
         except BaseException:

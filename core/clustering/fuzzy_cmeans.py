@@ -12,7 +12,7 @@ from ..io.area_of_interest import AreaOfInterest
 from ..io.feature_stack import FeatureStack
 from ..progress import Progress
 from .distances import DISTANCE_METRICS, memberships_of, metric_transform, squared_distances
-from .kmeans import Fit, FitSample, check_sampled_fit, draw_fit_sample
+from .kmeans import Fit, FitSample, check_sampled_fit, draw_fit_sample, fit_centres
 
 #: MZA's default exponent: crisp enough for management zones (memberships near 0 or 1 except
 #: at zone borders), where Bezdek's textbook m = 2 makes five or more zones almost uniform.
@@ -120,7 +120,8 @@ def fit_fuzzy_cmeans(points: np.ndarray, n_clusters: int, *, fuzziness: float = 
                      initial_centres: np.ndarray | None = None, is_cancelled=None) -> FuzzyFit:
     """Fuzzy c-means by Bezdek's alternating optimisation, vectorised.
 
-    Starts from k-means++ centres (scikit-learn's, seeded), whose memberships are U⁽⁰⁾; then
+    Starts from the k-means centres of the points (`kmeans.fit_centres`: the best of many
+    seeded k-means++ starts, so the fit starts in a good basin), whose memberships are U⁽⁰⁾; then
     repeats v_i = Σ_k u_ik^m x_k / Σ_k u_ik^m and the membership update until no membership
     changes by `tolerance` or more (max_ik |u_ik⁽ʳ⁺¹⁾ − u_ik⁽ʳ⁾|) or `max_iterations` updates.
 
@@ -128,8 +129,8 @@ def fit_fuzzy_cmeans(points: np.ndarray, n_clusters: int, *, fuzziness: float = 
         points: float64 (n, f), already in the metric's space (see `metric_transform`).
         n_clusters: c, 2 ≤ c ≤ n.
         fuzziness: the exponent m > 1.
-        seed: seeds k-means++.
-        initial_centres: (c, f) to start from instead of k-means++.
+        seed: seeds the k-means start.
+        initial_centres: (c, f) to start from instead of k-means's centres.
         is_cancelled: returns True to stop (CancelledError is the caller's to raise).
 
     Raises:
@@ -138,7 +139,11 @@ def fit_fuzzy_cmeans(points: np.ndarray, n_clusters: int, *, fuzziness: float = 
     check_fuzzy_options(fuzziness, "euclidean")
     points = np.asarray(points, dtype=np.float64)
     if initial_centres is None:
-        initial_centres = _kmeans_plus_plus(points, n_clusters, seed)
+        if len(points) < n_clusters:
+            raise InvalidInputError(
+                f"The area has only {len(points)} valid pixels, fewer than the {n_clusters} "
+                "clusters requested. Choose fewer clusters or a larger area.")
+        initial_centres = fit_centres(points, n_clusters, seed)
     centres = np.array(initial_centres, dtype=np.float64)
     memberships = fuzzy_memberships(points, centres, fuzziness)
     converged = False
@@ -154,23 +159,6 @@ def fit_fuzzy_cmeans(points: np.ndarray, n_clusters: int, *, fuzziness: float = 
     squared = squared_distances(points, centres)
     objective = float(np.sum(memberships ** fuzziness * squared))
     return FuzzyFit(centres, memberships, iterations, objective, converged)
-
-
-def _kmeans_plus_plus(points: np.ndarray, n_clusters: int, seed: int) -> np.ndarray:
-    """Seeded k-means++ centres; refuses data with fewer distinct points than clusters (D²
-    sampling picks an already chosen point again only when no other is left)."""
-    from sklearn.cluster import kmeans_plusplus
-
-    if len(points) < n_clusters:
-        raise InvalidInputError(
-            f"The area has only {len(points)} valid pixels, fewer than the {n_clusters} "
-            "clusters requested. Choose fewer clusters or a larger area.")
-    centres, _ = kmeans_plusplus(points, n_clusters, random_state=seed)
-    if len(np.unique(centres, axis=0)) < n_clusters:
-        raise InvalidInputError(
-            f"The area has fewer distinct valid pixel values than the {n_clusters} clusters "
-            "requested. Choose fewer clusters.")
-    return centres
 
 
 def centres_of(points: np.ndarray, memberships: np.ndarray, fuzziness: float) -> np.ndarray:

@@ -28,9 +28,13 @@ DEFAULT_MIN_CLUSTERS, DEFAULT_MAX_CLUSTERS = 2, 10
 #: θ_N: a class with fewer than this share of the points is dissolved.
 DEFAULT_MIN_CLASS_SHARE = 0.01
 #: θ_S: a class whose largest per-feature standard deviation exceeds this may be split.
-DEFAULT_SPLIT_STD = 0.5
-#: θ_C: two classes whose centres are closer than this are merged.
-DEFAULT_MERGE_DISTANCE = 0.5
+#: θ_C: two classes whose centres are closer than this are merged. Both in standardized units
+#: by default; chosen so that the synthetic scene (scripts/synthetic_scene.py) ends with its five
+#: true classes started from 2, 5 or 9, and the real multi-band rasters of ../shared/data with
+#: 4–7 classes. θ_C < 2 θ_S: the two halves of a split (about 1.6 σ apart) are not merged back
+#: at once.
+DEFAULT_SPLIT_STD = 0.4
+DEFAULT_MERGE_DISTANCE = 1.0
 #: I: split-and-merge iterations.
 DEFAULT_MAX_ITERATIONS = 20
 #: A class is split into its centre ± this many times its largest standard deviation.
@@ -133,14 +137,16 @@ def fit_isodata(points: np.ndarray, options: IsodataOptions, *, seed: int = 0,
 
     Each iteration (Tou & Gonzalez's steps 2–13): assign every point to its nearest centre;
     dissolve classes under θ_N points (smallest first); move each centre to its class's mean;
-    then either split or merge. Split when there are at most K/2 classes, or on odd iterations
-    with fewer than 2K classes: a class whose largest per-feature standard deviation σ exceeds
-    θ_S, and that is more spread than average with more than 2(θ_N + 1) points (or any such
-    class when there are at most K/2), becomes two centres at ± σ along that feature. Otherwise
-    merge every pair of centres closer than θ_C, closest first, each class once per iteration,
-    into their size-weighted mean. The classes never go below MIN_CLUSTERS nor above
-    MAX_CLUSTERS. It stops after I iterations, or once two iterations in a row changed no class
-    and moved no centre. Lloyd's k-means then settles the final centres (see `_settle`).
+    then either split or merge. Split on odd iterations, and whenever at most K/2 classes are
+    left: a class whose largest per-feature standard deviation σ exceeds θ_S, and that is more
+    spread than average with more than 2(θ_N + 1) points (or any such class when at most K/2
+    are left), becomes two centres at ± σ along that feature. On even iterations merge every
+    pair of centres closer than θ_C, closest first, each class once per iteration, into their
+    size-weighted mean. The classes never go below MIN_CLUSTERS nor above MAX_CLUSTERS: these
+    bounds take the place of Tou & Gonzalez's rule of merging at 2K classes, so that the data,
+    not the starting number, decide the final one. It stops after I iterations, or once two
+    iterations in a row changed no class and moved no centre. Lloyd's k-means then settles the
+    final centres (see `_settle`).
     """
     from sklearn.cluster import kmeans_plusplus
 
@@ -224,8 +230,7 @@ def _iterate(points, state: _State, options: IsodataOptions, iteration: int,
         return bool(dissolved)  # the last iteration only assigns and updates (θ_C = 0)
     n_classes = len(state.centres)
     few = n_classes <= options.initial_clusters / 2
-    merge_turn = iteration % 2 == 0 or n_classes >= 2 * options.initial_clusters
-    if few or not merge_turn:
+    if few or iteration % 2 == 1:
         changed = _split(points, labels, counts, state, options, few, min_points)
     else:
         changed = _merge(counts, state, options)

@@ -16,9 +16,9 @@ from helpers import (
 from osgeo import gdal
 
 ALGORITHM = "rasterclustering:zones"
-PARAMETERS = ["INPUT", "CALIBRATE", "METADATA", "EXPRESSION", "SENSOR", "CLUSTERS", "AOI",
-              "EXTENT", "MIN_AREA", "CONNECTIVITY", "SEED", "OUTPUT", "CENTROIDS", "STATISTICS",
-              "INDEX"]
+PARAMETERS = ["INPUT", "CALIBRATE", "METADATA", "EXPRESSION", "SENSOR", "CLUSTERS", "METHOD",
+              "FUZZINESS", "AOI", "EXTENT", "MIN_AREA", "CONNECTIVITY", "SEED", "OUTPUT",
+              "CENTROIDS", "STATISTICS", "INDEX"]
 BAND_MATH_PARAMETERS = ("INPUT", "EXPRESSION", "SENSOR", "CALIBRATE", "METADATA")
 KMEANS_PARAMETERS = ("CLUSTERS", "AOI", "EXTENT", "MIN_AREA", "CONNECTIVITY", "SEED")
 GENERIC_SENSOR = 4  # position of "generic" in the SENSOR options (auto-detect first)
@@ -31,13 +31,15 @@ def run(parameters, tmp_path, name="zones", feedback=None, context=None):
     return run_algorithm(ALGORITHM, {**defaults, **parameters}, feedback, context)
 
 
-def run_chain(parameters, tmp_path, name="chain"):
-    """Band math, then k-means on its output, each through processing.run: the oracle."""
+def run_chain(parameters, tmp_path, name="chain", step="kmeans", **step_parameters):
+    """Band math, then k-means (or `step`) on its output, each through processing.run: the
+    oracle."""
     index = run_algorithm("rasterclustering:bandmath", {
         **{key: parameters[key] for key in BAND_MATH_PARAMETERS if key in parameters},
         "OUTPUT": str(tmp_path / f"{name}_index.tif")})["OUTPUT"]
-    result = run_algorithm("rasterclustering:kmeans", {
+    result = run_algorithm(f"rasterclustering:{step}", {
         **{key: parameters[key] for key in KMEANS_PARAMETERS if key in parameters},
+        **step_parameters,
         "INPUT": [index], "OUTPUT": str(tmp_path / f"{name}.tif"),
         "CENTROIDS": str(tmp_path / f"{name}.json"), "STATISTICS": "TEMPORARY_OUTPUT"})
     return {**result, "INDEX": index}
@@ -121,6 +123,19 @@ def test_zones_equal_band_math_then_kmeans(provider, scene, tmp_path, parameters
     labels = read_raster(zones["OUTPUT"])
     assert set(np.unique(labels)) - {0} == set(range(1, len(centre_values) + 1))
     assert (tmp_path / "zones.qml").exists()
+
+
+def test_fuzzy_zones_equal_band_math_then_fuzzy_c_means(provider, scene, tmp_path):
+    parameters = {"INPUT": [str(scene.scene)], "SENSOR": GENERIC_SENSOR, "CLUSTERS": 4,
+                  "AOI": str(scene.aoi), "SEED": 2}
+    zones = run({**parameters, "METHOD": 1, "FUZZINESS": 1.6}, tmp_path)
+    chain = run_chain(parameters, tmp_path, step="fuzzycmeans", FUZZINESS=1.6)
+    assert (tmp_path / "zones.tif").read_bytes() == (tmp_path / "chain.tif").read_bytes()
+    assert (tmp_path / "zones.json").read_text() == (tmp_path / "chain.json").read_text()
+    document = json.loads((tmp_path / "zones.json").read_text())
+    assert document["method"] == "fuzzy c-means" and document["fuzziness"] == 1.6
+    rows = vector_rows(zones["STATISTICS"])
+    assert rows == vector_rows(chain["STATISTICS"]) and "mean_membership" in rows[0]
 
 
 def test_index_is_the_ndvi_and_zones_are_its_nearest_centres(provider, scene, tmp_path):
