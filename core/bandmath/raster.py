@@ -18,6 +18,7 @@ from ..errors import ExpressionError, InvalidInputError
 from ..io.feature_stack import RasterInput
 from ..io.rasters import (
     WARP_RESAMPLINGS,
+    BandStatistics,
     BandValidity,
     RasterGrid,
     Window,
@@ -601,7 +602,7 @@ def band_math_to_raster(inputs: Sequence[RasterInput], expression: str,
     result = BandMathResult(opened.grid, plan, messages=[*plan.messages, *opened.messages])
     result.messages += [calibrator.log_message for calibrator in calibrators.values()]
     result.warnings += _scale_warnings(plan, calibrate)
-    statistics = _Statistics()
+    statistics = BandStatistics()
     with atomic_raster_output(output_path) as temporary:
         dataset = create_geotiff(temporary, opened.grid, data_type=gdal.GDT_Float32,
                                  nodata=OUTPUT_NODATA)
@@ -624,7 +625,7 @@ def band_math_to_raster(inputs: Sequence[RasterInput], expression: str,
         dataset.FlushCache()
         dataset = band = None
     steps(1.0)
-    statistics.fill(result)
+    _fill(result, statistics)
     if result.valid_pixels == 0:
         result.warnings.append(
             "Every output pixel is nodata: the bands read are nodata wherever they overlap, or "
@@ -649,54 +650,19 @@ def _evaluate_block(plan: BandMathPlan, opened: _Inputs,
     return result, ~invalid
 
 
-def _describe(band: gdal.Band, plan: BandMathPlan, statistics: _Statistics) -> None:
+def _describe(band: gdal.Band, plan: BandMathPlan, statistics: BandStatistics) -> None:
     band.SetDescription(plan.expression.display_name)
     band.SetMetadataItem("BAND_MATH_EXPRESSION", plan.expression.expanded_text)
     if plan.sensor:
         band.SetMetadataItem("BAND_MATH_SENSOR", plan.sensor)
+    statistics.write_to(band)
+
+
+def _fill(result: BandMathResult, statistics: BandStatistics) -> None:
+    result.valid_pixels = statistics.count
     if statistics.count:
-        band.SetStatistics(statistics.minimum, statistics.maximum, statistics.mean,
-                           statistics.std)
-
-
-class _Statistics:
-    """Minimum, maximum, mean and standard deviation of the valid values, block by block: float64
-    sums within a block, blocks merged by Chan et al.'s pairwise update (no second pass)."""
-
-    def __init__(self):
-        self.count = 0
-        self.minimum = math.inf
-        self.maximum = -math.inf
-        self.mean = 0.0
-        self._m2 = 0.0
-
-    def add(self, valid: np.ndarray) -> None:
-        """Add the valid (finite) values of one block, a 1-D array."""
-        if valid.size == 0:
-            return
-        count = valid.size
-        # einsum accumulates float32 data in float64 without a float64 copy of the block.
-        total_value = float(np.einsum("i->", valid, dtype=np.float64))
-        squares = float(np.einsum("i,i->", valid, valid, dtype=np.float64))
-        mean = total_value / count
-        m2 = max(squares - total_value * mean, 0.0)
-        total = self.count + count
-        delta = mean - self.mean
-        self._m2 += m2 + delta * delta * self.count * count / total
-        self.mean += delta * count / total
-        self.count = total
-        self.minimum = min(self.minimum, float(valid.min()))
-        self.maximum = max(self.maximum, float(valid.max()))
-
-    @property
-    def std(self) -> float:
-        return math.sqrt(self._m2 / self.count) if self.count else math.nan
-
-    def fill(self, result: BandMathResult) -> None:
-        result.valid_pixels = self.count
-        if self.count:
-            result.minimum, result.maximum = self.minimum, self.maximum
-            result.mean, result.std = self.mean, self.std
+        result.minimum, result.maximum = statistics.minimum, statistics.maximum
+        result.mean, result.std = statistics.mean, statistics.std
 
 
 def _scale_warnings(plan: BandMathPlan, calibrate: bool) -> list[str]:

@@ -16,6 +16,7 @@ from ..io.area_of_interest import AreaOfInterest
 from ..io.feature_stack import FeatureStack, iter_area_blocks
 from ..io.pixel_area import pixel_areas_m2
 from ..io.rasters import (
+    BandStatistics,
     RasterGrid,
     Window,
     atomic_raster_output,
@@ -201,6 +202,7 @@ class _PixelRasters:
         self._datasets: list[gdal.Dataset] = []
         self._bands: dict[str, list[gdal.Band]] = {}
         self._names: set[str] = set()
+        self._statistics: dict[str, list[BandStatistics]] = {}
         n_bands = (self._outputs.distance_path is not None) + (
             model.n_clusters if self._outputs.membership_path is not None else 0)
         self._input_strip_bytes = input_strip_bytes
@@ -231,6 +233,7 @@ class _PixelRasters:
                 for index, band in enumerate(bands, start=1):
                     band.SetDescription(description(index))
                 self._bands[name] = bands
+                self._statistics[name] = [BandStatistics() for _ in bands]
                 self._names.add(name)
         except BaseException as error:
             self._close()
@@ -240,6 +243,9 @@ class _PixelRasters:
 
     def __exit__(self, *error) -> bool:
         if error[0] is None:
+            for name, bands in self._bands.items():
+                for band, statistics in zip(bands, self._statistics[name]):
+                    statistics.write_to(band)
             for dataset in self._datasets:
                 dataset.FlushCache()
         self._close()
@@ -270,6 +276,7 @@ class _PixelRasters:
             distance = np.full(labels.shape, PIXEL_NODATA, dtype=np.float32)
             distance[valid] = self._model.distances_to(points, classes)
             self._distance_sample.append(distance[valid][::self._stride])
+            self._statistics["distance"][0].add(distance[valid])
             write_block(self._bands["distance"][0], distance, part, window)
         if not self._fuzzy:
             return
@@ -280,6 +287,7 @@ class _PixelRasters:
         for index, band in enumerate(self._bands.get("membership", ())):
             values = np.full(labels.shape, PIXEL_NODATA, dtype=np.float32)
             values[valid] = memberships[:, index]
+            self._statistics["membership"][index].add(values[valid])
             write_block(band, values, part, window)
 
     def distance_p98(self) -> float | None:
@@ -310,7 +318,7 @@ def describe_classes(band: gdal.Band, model: CentroidModel) -> None:
     band.SetRasterColorTable(colours)
     band.SetRasterColorInterpretation(gdal.GCI_PaletteIndex)
     band.SetRasterCategoryNames(names)
-    band.SetDescription("k-means class")
+    band.SetDescription(f"{model.method} class")
 
 
 def _row_areas(grid: RasterGrid) -> tuple[np.ndarray, list[str]]:

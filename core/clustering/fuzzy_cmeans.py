@@ -139,10 +139,6 @@ def fit_fuzzy_cmeans(points: np.ndarray, n_clusters: int, *, fuzziness: float = 
     check_fuzzy_options(fuzziness, "euclidean")
     points = np.asarray(points, dtype=np.float64)
     if initial_centres is None:
-        if len(points) < n_clusters:
-            raise InvalidInputError(
-                f"The area has only {len(points)} valid pixels, fewer than the {n_clusters} "
-                "clusters requested. Choose fewer clusters or a larger area.")
         initial_centres = fit_centres(points, n_clusters, seed)
     centres = np.array(initial_centres, dtype=np.float64)
     memberships = fuzzy_memberships(points, centres, fuzziness)

@@ -20,6 +20,7 @@ from .kmeans import (
     MAX_CLUSTERS,
     MIN_CLUSTERS,
     Fit,
+    check_enough_points,
     check_sampled_fit,
     draw_fit_sample,
 )
@@ -151,10 +152,7 @@ def fit_isodata(points: np.ndarray, options: IsodataOptions, *, seed: int = 0,
     from sklearn.cluster import kmeans_plusplus
 
     points = np.asarray(points, dtype=np.float64)
-    if len(points) < options.initial_clusters:
-        raise InvalidInputError(
-            f"The area has only {len(points)} valid pixels, fewer than the "
-            f"{options.initial_clusters} clusters to start from. Choose fewer clusters.")
+    check_enough_points(points, options.initial_clusters)
     centres, _ = kmeans_plusplus(points, options.initial_clusters, random_state=seed)
     min_points = max(1, math.ceil(options.min_class_share * len(points)))
     state = _State(centres, 0, 0, 0)

@@ -224,6 +224,7 @@ def fit_centres(points: np.ndarray, n_clusters: int, seed: int) -> np.ndarray:
     Raises:
         InvalidInputError: fewer distinct points than clusters.
     """
+    check_enough_points(points, n_clusters)
     starts = points[:START_SAMPLE_SIZE]
     try:
         candidates = _start_candidates(starts, n_clusters, seed)
@@ -235,6 +236,15 @@ def fit_centres(points: np.ndarray, n_clusters: int, seed: int) -> np.ndarray:
         return candidates[0][1]
     refined = [_lloyd(points, n_clusters, init=centres, seed=seed) for _, centres in candidates]
     return min(refined, key=lambda fitted: fitted[0])[1]
+
+
+def check_enough_points(points: np.ndarray, n_clusters: int) -> None:
+    """Refuse fewer sampled pixels than clusters (scikit-learn would fail without saying why)."""
+    if len(points) < n_clusters:
+        raise InvalidInputError(
+            f"The area has only {len(points)} valid pixel(s), so fewer distinct valid pixel "
+            f"values than the {n_clusters} clusters requested. Choose fewer clusters or a "
+            "larger area.")
 
 
 def _start_candidates(points, n_clusters: int, seed: int) -> list[tuple[float, np.ndarray]]:

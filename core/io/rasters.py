@@ -305,3 +305,43 @@ def write_block(band: gdal.Band, array: np.ndarray, window: Window, origin: Wind
     error = band.WriteArray(array, window.col_off - origin.col_off, window.row_off - origin.row_off)
     if error != 0:
         raise InvalidInputError(f"Writing to the output failed: {gdal.GetLastErrorMsg()}")
+
+
+class BandStatistics:
+    """Minimum, maximum, mean and standard deviation of the valid values, block by block: float64
+    sums within a block, blocks merged by Chan et al.'s pairwise update (no second pass)."""
+
+    def __init__(self):
+        self.count = 0
+        self.minimum = math.inf
+        self.maximum = -math.inf
+        self.mean = 0.0
+        self._m2 = 0.0
+
+    def add(self, valid: np.ndarray) -> None:
+        """Add the valid (finite) values of one block, a 1-D array."""
+        if valid.size == 0:
+            return
+        count = valid.size
+        # einsum accumulates float32 data in float64 without a float64 copy of the block.
+        total_value = float(np.einsum("i->", valid, dtype=np.float64))
+        squares = float(np.einsum("i,i->", valid, valid, dtype=np.float64))
+        mean = total_value / count
+        m2 = max(squares - total_value * mean, 0.0)
+        total = self.count + count
+        delta = mean - self.mean
+        self._m2 += m2 + delta * delta * self.count * count / total
+        self.mean += delta * count / total
+        self.count = total
+        self.minimum = min(self.minimum, float(valid.min()))
+        self.maximum = max(self.maximum, float(valid.max()))
+
+    @property
+    def std(self) -> float:
+        return math.sqrt(self._m2 / self.count) if self.count else math.nan
+
+    def write_to(self, band: gdal.Band) -> None:
+        """Record them in the band (GDAL keeps them in the GeoTIFF), so that QGIS need not
+        compute a histogram beside the file when it opens it; nothing without a value."""
+        if self.count:
+            band.SetStatistics(self.minimum, self.maximum, self.mean, self.std)

@@ -55,6 +55,7 @@ pytestmark = pytest.mark.usefixtures("provider")
 
 KMEANS, SIEVE, BANDMATH = "kmeans", "sieve", "bandmath"
 CALIBRATE, APPLY, CHOOSEK, ZONES = "calibrate", "applycentroids", "choosek", "zones"
+FUZZY, ISODATA = "fuzzycmeans", "isodata"
 SIZE = 30  # pixels of the standard test raster's side
 
 
@@ -131,6 +132,11 @@ def default_outputs(algorithm: str, folder: Path) -> dict:
         CHOOSEK: {"TABLE": folder / "scores.csv", "REPORT": folder / "report.html"},
         ZONES: {"OUTPUT": folder / "out.tif", "CENTROIDS": folder / "out.json",
                 "STATISTICS": folder / "statistics.csv"},
+        FUZZY: {"OUTPUT": folder / "out.tif", "CENTROIDS": folder / "out.json",
+                "STATISTICS": folder / "statistics.csv", "DISTANCE": folder / "distance.tif",
+                "MEMBERSHIP": folder / "membership.tif"},
+        ISODATA: {"OUTPUT": folder / "out.tif", "CENTROIDS": folder / "out.json",
+                  "STATISTICS": folder / "statistics.csv", "DISTANCE": folder / "distance.tif"},
     }[algorithm]
 
 
@@ -271,6 +277,9 @@ AREA_ALGORITHMS = {
     CHOOSEK: lambda work: {"INPUT": [work.levels()], "K_MIN": 2, "K_MAX": 4,
                            "SAMPLE_SIZE": 500},
     ZONES: lambda work: {"INPUT": [work.levels()], "EXPRESSION": "B1", "CLUSTERS": 3},
+    FUZZY: lambda work: {"INPUT": [work.levels()], "CLUSTERS": 3},
+    ISODATA: lambda work: {"INPUT": [work.levels()], "CLUSTERS": 3, "MIN_CLUSTERS": 3,
+                           "MAX_CLUSTERS": 3},
 }
 
 for _algorithm, _base in AREA_ALGORITHMS.items():
@@ -351,7 +360,7 @@ def _(work):
 NO_VALID_PIXEL = r"no valid pixel"
 FEWER_DISTINCT = r"(fewer|only \d+) distinct valid (pixel )?values"
 
-for _algorithm in (KMEANS, CHOOSEK, ZONES):
+for _algorithm in (KMEANS, CHOOSEK, ZONES, FUZZY, ISODATA):
     _base = AREA_ALGORITHMS[_algorithm]
     case(_algorithm, "all-pixels-nodata", NO_VALID_PIXEL)(
         lambda work, base=_base: {**base(work), "INPUT": [
@@ -364,6 +373,7 @@ for _algorithm in (KMEANS, CHOOSEK, ZONES):
             work.raster("constant.tif", np.full((SIZE, SIZE), 7, np.float32))]})
     case(_algorithm, "one-by-one-raster", FEWER_DISTINCT)(
         lambda work, base=_base: {**base(work), "CLUSTERS": 2, "K_MIN": 2, "K_MAX": 2,
+                                  "MIN_CLUSTERS": 2, "MAX_CLUSTERS": 2,
                                   "INPUT": [work.raster("pixel.tif", np.array([[0.4]],
                                                                               np.float32))]})
 
@@ -378,6 +388,25 @@ case(KMEANS, "fewer-distinct-pixels-than-clusters-in-two-bands", FEWER_DISTINCT)
         np.tile(np.float32([1, 2]), (SIZE, SIZE // 2)), np.tile(np.float32([5, 3]),
                                                                 (SIZE, SIZE // 2))]))],
         "CLUSTERS": 3})
+case(FUZZY, "fewer-distinct-pixels-than-zones-in-two-bands", FEWER_DISTINCT)(
+    lambda work: {"INPUT": [work.raster("two.tif", np.stack([
+        np.tile(np.float32([1, 2]), (SIZE, SIZE // 2)), np.tile(np.float32([5, 3]),
+                                                                (SIZE, SIZE // 2))]))],
+        "CLUSTERS": 3})
+case(FUZZY, "fuzziness-of-one", r"FUZZINESS must be a number greater than 1 .*not 1\.")(
+    lambda work: {**AREA_ALGORITHMS[FUZZY](work), "FUZZINESS": 1})
+case(FUZZY, "fuzziness-below-one", r"FUZZINESS .* must be a number|FUZZINESS must be")(
+    lambda work: {**AREA_ALGORITHMS[FUZZY](work), "FUZZINESS": 0.5})
+case(CHOOSEK, "fuzziness-of-one", r"FUZZINESS must be a number greater than 1")(
+    lambda work: {**AREA_ALGORITHMS[CHOOSEK](work), "METHOD": 1, "FUZZINESS": 1})
+case(ISODATA, "min-clusters-above-max-clusters",
+     r"MIN_CLUSTERS and MAX_CLUSTERS must satisfy .*MIN_CLUSTERS=6, MAX_CLUSTERS=4")(
+    lambda work: {**AREA_ALGORITHMS[ISODATA](work), "CLUSTERS": 5, "MIN_CLUSTERS": 6,
+                  "MAX_CLUSTERS": 4})
+case(ISODATA, "initial-clusters-outside-the-bounds", r"CLUSTERS \(9\) must lie between")(
+    lambda work: {**AREA_ALGORITHMS[ISODATA](work), "CLUSTERS": 9, "MAX_CLUSTERS": 8})
+case(ISODATA, "zero-split-threshold", r"SPLIT_STD, 0\) must be positive")(
+    lambda work: {**AREA_ALGORITHMS[ISODATA](work), "SPLIT_STD": 0})
 case(CHOOSEK, "fewer-distinct-values-than-k-min", FEWER_DISTINCT)(
     lambda work: {"INPUT": [work.raster("two.tif", np.tile(np.float32([1, 2]), (SIZE, 15)))],
                   "K_MIN": 3, "K_MAX": 4, "SAMPLE_SIZE": 500})
@@ -543,7 +572,7 @@ case(SIEVE, "connectivity-5", r"CONNECTIVITY must be 4 or 8, not 5")(
     lambda work: {"INPUT": work.classes(), "MIN_AREA": 1000, "CONNECTIVITY": 5})
 case(SIEVE, "float-classes", r"does not hold integer classes")(
     lambda work: {"INPUT": work.levels(), "MIN_AREA": 1000})
-for _algorithm in (KMEANS, APPLY, ZONES):
+for _algorithm in (KMEANS, APPLY, ZONES, FUZZY, ISODATA):
     case(_algorithm, "min-area-negative",
          r"MIN_AREA \(.*\) must be a number of at least 0, not -100\.")(
         lambda work, base=AREA_ALGORITHMS[_algorithm]: {**base(work), "MIN_AREA": -100})
@@ -700,6 +729,8 @@ NOT_A_GEOTIFF_NAME = r"'out\.img' must be a GeoTIFF .*extensions \.tif, \.tiff"
 
 RASTER_OUTPUTS = {
     KMEANS: ("OUTPUT", AREA_ALGORITHMS[KMEANS]),
+    FUZZY: ("MEMBERSHIP", AREA_ALGORITHMS[FUZZY]),
+    ISODATA: ("DISTANCE", AREA_ALGORITHMS[ISODATA]),
     APPLY: ("OUTPUT", AREA_ALGORITHMS[APPLY]),
     ZONES: ("OUTPUT", AREA_ALGORITHMS[ZONES]),
     BANDMATH: ("OUTPUT", lambda work: {"INPUT": [work.levels()], "EXPRESSION": "B1"}),
@@ -768,7 +799,7 @@ def test_the_matrix_is_large_enough():
     assert len(CASES) >= 40
     assert len({p.id for p in CASES}) == len(CASES)
     assert {p.values[0] for p in CASES} == {KMEANS, SIEVE, BANDMATH, CALIBRATE, APPLY, CHOOSEK,
-                                            ZONES}
+                                            ZONES, FUZZY, ISODATA}
 
 
 @pytest.mark.parametrize("algorithm, build, error", CASES)

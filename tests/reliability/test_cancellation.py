@@ -72,6 +72,13 @@ def build(algorithm: str, folder, shared_data_fixture):
                 "MIN_AREA": 2000, "OUTPUT": str(folder / "out.tif"),
                 "CENTROIDS": str(folder / "out.json"),
                 "STATISTICS": str(folder / "statistics.csv")}
+    if algorithm in ("fuzzycmeans", "isodata"):
+        return {"INPUT": [str(raster(folder, "values.tif", np.stack([values, values.T])))],
+                "CLUSTERS": 4, "MIN_AREA": 2000, "OUTPUT": str(folder / "out.tif"),
+                "CENTROIDS": str(folder / "out.json"), "DISTANCE": str(folder / "distance.tif"),
+                **({"MEMBERSHIP": str(folder / "membership.tif")}
+                   if algorithm == "fuzzycmeans" else {}),
+                "STATISTICS": str(folder / "statistics.csv")}
     if algorithm == "sieve":
         classes = (np.digitize(values, [0.25, 0.5, 0.75]) + 1).astype(np.uint8)
         return {"INPUT": str(raster(folder, "classes.tif", classes, nodata=0)),
@@ -106,7 +113,8 @@ def build(algorithm: str, folder, shared_data_fixture):
 #: Reads of one block: one per band read (bandmath and zones read two bands; calibrate's
 #: bands are files read one after the other; sieve compares input and output strips).
 READS_PER_BLOCK = {"kmeans": 1, "sieve": 2, "bandmath": 2, "calibrate": 1,
-                   "applycentroids": 1, "choosek": 2, "zones": 2}
+                   "applycentroids": 1, "choosek": 2, "zones": 2, "fuzzycmeans": 2,
+                   "isodata": 2}
 
 
 @pytest.mark.parametrize("algorithm", list(READS_PER_BLOCK))

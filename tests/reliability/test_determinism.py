@@ -61,6 +61,21 @@ RUNS = {
         "INPUT": [i["two_bands"]], "CLUSTERS": 5, "SEED": 11, "SAMPLE_SIZE": 3000,
         "CLIP_QUANTILES": "1,99", "OUTPUT": o("out.tif"), "CENTROIDS": o("out.json"),
         "STATISTICS": o("stats.csv")}),
+    "fuzzycmeans-two-bands": ("fuzzycmeans", lambda i, o: {
+        "INPUT": [i["two_bands"]], "CLUSTERS": 4, "SEED": 7, "DISTANCE_METRIC": 2,
+        "MIN_AREA": 500, "OUTPUT": o("out.tif"), "CENTROIDS": o("out.json"),
+        "STATISTICS": o("stats.csv"), "DISTANCE": o("distance.tif"),
+        "MEMBERSHIP": o("membership.tif")}),
+    "isodata-two-bands": ("isodata", lambda i, o: {
+        "INPUT": [i["two_bands"]], "CLUSTERS": 6, "SEED": 2, "SAMPLE_SIZE": 5000,
+        "OUTPUT": o("out.tif"), "CENTROIDS": o("out.json"), "STATISTICS": o("stats.csv"),
+        "DISTANCE": o("distance.tif")}),
+    "kmeans-distance": ("kmeans", lambda i, o: {
+        "INPUT": [i["two_bands"]], "CLUSTERS": 5, "SEED": 1, "OUTPUT": o("out.tif"),
+        "DISTANCE": o("distance.tif")}),
+    "choosek-fuzzy": ("choosek", lambda i, o: {
+        "INPUT": [i["two_bands"]], "K_MIN": 2, "K_MAX": 4, "SAMPLE_SIZE": 1000, "SEED": 5,
+        "METHOD": 1, "TABLE": o("scores.csv"), "REPORT": o("report.html")}),
     "sieve": ("sieve", lambda i, o: {"INPUT": i["classes"], "MIN_AREA": 1500,
                                      "CONNECTIVITY": 4, "OUTPUT": o("out.tif")}),
     "bandmath": ("bandmath", lambda i, o: {"INPUT": [i["two_bands"]],
