@@ -322,8 +322,14 @@ def optional_range(algorithm, parameters, name, context) -> tuple[float, float] 
 
 
 def optional_output_layer(algorithm, parameters, name, context) -> str | None:
-    """The path of an optional raster output, or None when the run does not ask for it."""
-    if parameters.get(name) in (None, ""):
+    """The path of an optional raster output, or None when the run does not ask for it: absent,
+    empty, or an empty destination (a batch row's empty cell). Asking QGIS for the path of an
+    empty one would make it load a layer that was never written."""
+    value = parameters.get(name)
+    if isinstance(value, QgsProcessingOutputLayerDefinition):
+        sink = value.sink
+        value = sink.staticValue() if sink.propertyType() == QgsProperty.StaticProperty else name
+    if value in (None, ""):
         return None
     return algorithm.parameterAsOutputLayer(parameters, name, context) or None
 

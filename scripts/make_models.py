@@ -23,6 +23,7 @@ from qgis.core import (  # noqa: E402
     QgsProcessingModelChildParameterSource,
     QgsProcessingModelOutput,
     QgsProcessingModelParameter,
+    QgsProcessingParameterEnum,
     QgsProcessingParameterFeatureSource,
     QgsProcessingParameterFile,
     QgsProcessingParameterMultipleLayers,
@@ -40,10 +41,11 @@ NDVI_ZONES_HELP = {
     "ALG_DESC": (
         "NDVI management zones in a field from Landsat or Sentinel-2 band files: the red and "
         "NIR digital numbers are calibrated to reflectance with the scene's metadata "
-        "(Radiometric calibration), their NDVI computed (Band math, sensor auto-detected from "
-        "the file names), and the NDVI pixels inside the field grouped into k zones by k-means "
-        "(Raster k-means clustering, clipped to the field, seed 0), with zones smaller than a "
-        "minimum area merged into their largest neighbour (8-connected)."),
+        "(Radiometric calibration), then Cluster index zones computes their NDVI (band math, "
+        "sensor auto-detected from the file names) and groups the NDVI pixels inside the field "
+        "into k zones by k-means, or fuzzy c-means as Management Zone Analyst makes zones "
+        "(clipped to the field, seed 0), with zones smaller than a minimum area merged into "
+        "their largest neighbour (8-connected)."),
     "ALG_CREATOR": "Raster Clustering",
     "bands": ("The red and NIR band files of one scene, digital numbers, named with their band "
               "code (LC08_…_B4.TIF and …_B5.TIF; Sentinel-2 …_B04.jp2 and …_B08.jp2)."),
@@ -51,6 +53,8 @@ NDVI_ZONES_HELP = {
                  "MTD_MSIL1C/2A.xml); found beside the bands when empty."),
     "field": "The field boundary: polygons in any CRS (reprojected to the bands' CRS).",
     "clusters": "Number of zones k, 2–255 (default 5).",
+    "method": "k-means (the default: the exact optimum for one index) or fuzzy c-means (MZA's "
+              "zones, fuzziness 1.3).",
     "min_area": "Zones smaller than this area in m² are merged into their largest neighbour; "
                 "0 = off (default 1000).",
     "kmeans:zones": "The zones: UInt8 GeoTIFF, classes 1..k in ascending NDVI, styled.",
@@ -114,7 +118,8 @@ def _model_outputs(child: QgsProcessingModelChildAlgorithm, outputs: dict[str, t
 
 
 def ndvi_zones_in_a_field() -> QgsProcessingModelAlgorithm:
-    """Calibrate → band math (NDVI) → k-means with the field as AOI and a minimum zone area."""
+    """Calibrate → index zones (NDVI, then k-means or fuzzy c-means) with the field as AOI and a
+    minimum zone area."""
     model = QgsProcessingModelAlgorithm(NDVI_ZONES_TITLE, GROUP, GROUP_ID)
     _model_input(model, QgsProcessingParameterMultipleLayers(
         "bands", "Red and NIR band files (digital numbers)", QgsProcessing.TypeRaster),
@@ -130,27 +135,29 @@ def ndvi_zones_in_a_field() -> QgsProcessingModelAlgorithm:
     _model_input(model, QgsProcessingParameterNumber(
         "min_area", "Minimum zone area (m²)", QgsProcessingParameterNumber.Double,
         defaultValue=1000, minValue=0), (1320, 60))
+    _model_input(model, QgsProcessingParameterEnum(
+        "method", "Zoning method", options=["k-means", "fuzzy c-means"], defaultValue=0),
+        (1620, 60))
 
     calibrate = _child("rasterclustering:calibrate", "calibrate",
                        "Calibrate DN to TOA reflectance",
                        {"INPUT": _from_input("bands"), "METADATA": _from_input("metadata"),
                         "CELSIUS": _static(False), "CLIP": _static(False)}, (270, 200))
-    ndvi = _child("rasterclustering:bandmath", "ndvi", "NDVI",
-                  {"INPUT": _from_child("calibrate", "OUTPUT_LAYERS"),
-                   "EXPRESSION": _static("NDVI"), "SENSOR": _static(0),
-                   "CALIBRATE": _static(False), "RESOLUTION": _static(0),
-                   "RESAMPLING": _static(0)}, (270, 340))
-    kmeans = _child("rasterclustering:kmeans", "kmeans", "NDVI zones in the field",
-                    {"INPUT": _from_child("ndvi", "OUTPUT"), "CLUSTERS": _from_input("clusters"),
-                     "AOI": _from_input("field"), "CLIP": _static(True), "SEED": _static(0),
-                     "MIN_AREA": _from_input("min_area"), "CONNECTIVITY": _static(8)},
-                    (720, 480))
-    _model_outputs(kmeans, {"OUTPUT": ("zones", "NDVI zones"),
-                            "CENTROIDS": ("centroids", "Zone centroids (JSON)"),
-                            "STATISTICS": ("statistics", "Zone statistics")}, x=500, y=620)
-    for child in (calibrate, ndvi, kmeans):
+    # The step keeps the id "kmeans" it had as a k-means step: the model's output names
+    # (kmeans:zones, …) are its public API in scripts and qgis_process.
+    zones = _child("rasterclustering:zones", "kmeans", "NDVI zones in the field",
+                   {"INPUT": _from_child("calibrate", "OUTPUT_LAYERS"),
+                    "EXPRESSION": _static("NDVI"), "SENSOR": _static(0),
+                    "CALIBRATE": _static(False), "CLUSTERS": _from_input("clusters"),
+                    "METHOD": _from_input("method"), "AOI": _from_input("field"),
+                    "SEED": _static(0), "MIN_AREA": _from_input("min_area"),
+                    "CONNECTIVITY": _static(8)}, (720, 400))
+    _model_outputs(zones, {"OUTPUT": ("zones", "NDVI zones"),
+                           "CENTROIDS": ("centroids", "Zone centroids (JSON)"),
+                           "STATISTICS": ("statistics", "Zone statistics")}, x=500, y=540)
+    for child in (calibrate, zones):
         model.addChildAlgorithm(child)
-    model.setParameterOrder(["bands", "metadata", "field", "clusters", "min_area"])
+    model.setParameterOrder(["bands", "metadata", "field", "clusters", "min_area", "method"])
     model.setHelpContent(NDVI_ZONES_HELP)
     return model
 

@@ -20,7 +20,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 MODEL_NAME = "ndvi_zones_in_a_field"
 MODEL_ID = f"rasterclustering:{MODEL_NAME}"
 MODEL_FILE = REPO_ROOT / "models" / f"{MODEL_NAME}.model3"
-MODEL_INPUTS = ["bands", "metadata", "field", "clusters", "min_area"]
+MODEL_INPUTS = ["bands", "metadata", "field", "clusters", "min_area", "method"]
 MODEL_OUTPUTS = ["kmeans:centroids", "kmeans:statistics", "kmeans:zones"]
 LANDSAT = "LC80200392015216LGN00"
 # A 3 km square in the middle of the Landsat crop (EPSG:32616), written to GeoJSON in EPSG:4326.
@@ -47,14 +47,15 @@ def toa_ndvi_on(folder, like_raster):
                                              col:col + like.RasterXSize]
 
 
-def run_model(algorithm, shared_data, tmp_path, *, name="model", clusters=5, min_area=0):
+def run_model(algorithm, shared_data, tmp_path, *, name="model", clusters=5, min_area=0,
+              **inputs):
     import processing
 
     folder = shared_data / "landsat8-thermal"
     field = write_lonlat_square(tmp_path / "field.geojson", FIELD_UTM, epsg=32616)
     return processing.run(algorithm, {
         "bands": [str(folder / f"{LANDSAT}_B4_crop.TIF"), str(folder / f"{LANDSAT}_B5_crop.TIF")],
-        "field": str(field), "clusters": clusters, "min_area": min_area,
+        "field": str(field), "clusters": clusters, "min_area": min_area, **inputs,
         "kmeans:zones": str(tmp_path / f"{name}.tif"),
         "kmeans:centroids": str(tmp_path / f"{name}.json"),
         "kmeans:statistics": str(tmp_path / f"{name}.csv")})
@@ -89,17 +90,20 @@ def test_the_provider_registers_the_model_with_its_steps_and_outputs(provider):
     assert model.parameterDefinition("metadata").flags() & \
         model.parameterDefinition("metadata").FlagOptional
     steps = model.childAlgorithms()
+    # calibrate → index zones (band math, then k-means or fuzzy c-means), the zones step fed by
+    # the calibrated bands; it keeps the id "kmeans", which names the model's outputs.
     assert {child_id: child.algorithmId() for child_id, child in steps.items()} == {
-        "calibrate": "rasterclustering:calibrate", "ndvi": "rasterclustering:bandmath",
-        "kmeans": "rasterclustering:kmeans"}
-    # calibrate → band math → k-means, each step fed by the previous one's output.
-    (ndvi_input,) = steps["ndvi"].parameterSources()["INPUT"]
-    assert (ndvi_input.outputChildId(), ndvi_input.outputName()) == ("calibrate",
-                                                                     "OUTPUT_LAYERS")
-    (kmeans_input,) = steps["kmeans"].parameterSources()["INPUT"]
-    assert (kmeans_input.outputChildId(), kmeans_input.outputName()) == ("ndvi", "OUTPUT")
-    assert steps["kmeans"].parameterSources()["AOI"][0].parameterName() == "field"
-    assert steps["kmeans"].parameterSources()["MIN_AREA"][0].parameterName() == "min_area"
+        "calibrate": "rasterclustering:calibrate", "kmeans": "rasterclustering:zones"}
+    sources = steps["kmeans"].parameterSources()
+    (zones_input,) = sources["INPUT"]
+    assert (zones_input.outputChildId(), zones_input.outputName()) == ("calibrate",
+                                                                       "OUTPUT_LAYERS")
+    assert sources["EXPRESSION"][0].staticValue() == "NDVI"
+    assert not sources["CALIBRATE"][0].staticValue()
+    for parameter, model_input in (("AOI", "field"), ("MIN_AREA", "min_area"),
+                                   ("CLUSTERS", "clusters"), ("METHOD", "method")):
+        assert sources[parameter][0].parameterName() == model_input
+    assert model.parameterDefinition("method").defaultValue() == 0
 
 
 @pytest.mark.usefixtures("provider")
@@ -127,6 +131,20 @@ class TestLandsatField:
         rows = Path(result["kmeans:statistics"]).read_text().splitlines()
         assert rows[0].startswith("class,centre_NDVI,pixel_count,area_m2") and len(rows) == 6
         assert (tmp_path / "model.qml").exists()
+
+    def test_fuzzy_c_means_zones_are_the_highest_memberships(self, shared_data, tmp_path):
+        from raster_clustering.core.clustering.centroid_model import load_centroid_model
+
+        result = run_model(MODEL_ID, shared_data, tmp_path, clusters=4, method=1)
+        model = load_centroid_model(result["kmeans:centroids"])
+        assert model.method == "fuzzy c-means" and model.fuzziness == 1.3
+        labels = read_raster(result["kmeans:zones"])
+        ndvi = toa_ndvi_on(shared_data / "landsat8-thermal", result["kmeans:zones"])
+        valid = labels > 0
+        memberships = model.memberships(ndvi[valid][:, None])
+        assert np.mean(labels[valid] == memberships.argmax(axis=1) + 1) > 0.999
+        rows = Path(result["kmeans:statistics"]).read_text().splitlines()
+        assert rows[0].endswith(",mean_membership") and len(rows) == 5
 
     def test_the_minimum_area_merges_small_zones(self, shared_data, tmp_path):
         plain = read_raster(run_model(MODEL_ID, shared_data, tmp_path, name="plain")[

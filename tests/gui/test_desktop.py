@@ -128,13 +128,19 @@ class Case:
 
 # One entry per algorithm and model of the provider (a new algorithm without one fails).
 CASES = {
-    "kmeans": Case({"INPUT": ["scene"]}, {"OUTPUT": Classes(5), "STATISTICS": Rows(5)}),
+    "kmeans": Case({"INPUT": ["scene"]}, {"OUTPUT": Classes(5), "STATISTICS": Rows(5),
+                                          "DISTANCE": Ramp()}),
+    "fuzzycmeans": Case({"INPUT": ["scene"]}, {"OUTPUT": Classes(5), "STATISTICS": Rows(5),
+                                               "DISTANCE": Ramp(), "MEMBERSHIP": Ramp()}),
+    "isodata": Case({"INPUT": ["scene"]}, {"OUTPUT": Classes(5), "STATISTICS": Rows(5),
+                                           "DISTANCE": Ramp()}),
     "bandmath": Case({"INPUT": ["scene"]}, {"OUTPUT": Ramp()}),
     "calibrate": Case({"INPUT": ["landsat_red"]}, {"OUTPUT_LAYERS": LoadedLayer()}),
     "choosek": Case({"INPUT": ["ndvi"]}, {"TABLE": Rows(9)}),
     "sieve": Case({"INPUT": "ndvi_classes"}, {"OUTPUT": Classes(5, CENTRE_LABEL)}),
     "applycentroids": Case({"INPUT": ["ndvi"], "CENTROIDS": "ndvi_centroids"},
-                           {"OUTPUT": Classes(5, CENTRE_LABEL), "STATISTICS": Rows(5)}),
+                           {"OUTPUT": Classes(5, CENTRE_LABEL), "STATISTICS": Rows(5),
+                            "DISTANCE": Ramp()}),
     "zones": Case({"INPUT": ["scene"]},
                   {"OUTPUT": Classes(5, CENTRE_LABEL), "STATISTICS": Rows(5)}),
     "ndvi_zones_in_a_field": Case({"bands": ["landsat_red", "landsat_nir"],
