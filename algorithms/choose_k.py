@@ -24,7 +24,6 @@ from ..core.clustering.choose_k import (
     ChooseKSettings,
     choose_k,
 )
-from ..core.clustering.distances import DISTANCE_METRICS
 from ..core.clustering.fuzzy_cmeans import DEFAULT_FUZZINESS
 from ..core.clustering.kmeans import MAX_CLUSTERS, MIN_CLUSTERS
 from ..core.errors import InvalidInputError
@@ -39,7 +38,13 @@ from .base import (
     layers_title,
     refuse_output_over_inputs,
 )
-from .common_outputs import add_area_parameters, write_table
+from .common_outputs import (
+    add_area_parameters,
+    add_distance_metric_parameter,
+    add_fuzziness_parameter,
+    distance_metric,
+    write_table,
+)
 from .styling import name_on_load
 
 HELP = f"""<p>Helps choose the <b>number of clusters k</b> for Raster k-means clustering (or
@@ -171,16 +176,10 @@ class ChooseKAlgorithm(RasterClusteringAlgorithm):
                                                      self.tr("fuzzy c-means")],
             defaultValue=0),
             self.tr("k-means, or fuzzy c-means with Management Zone Analyst's FPI and NCE."))
-        self.add_with_help(QgsProcessingParameterNumber(
-            self.FUZZINESS, self.tr("Fuzziness exponent m"), QgsProcessingParameterNumber.Double,
-            defaultValue=DEFAULT_FUZZINESS, minValue=1.0),
-            self.tr("Fuzzy c-means: greater than 1, as in Fuzzy c-means zones."), advanced=True)
-        self.add_with_help(QgsProcessingParameterEnum(
-            self.DISTANCE_METRIC, self.tr("Distance"),
-            options=[self.tr("Euclidean"), self.tr("Diagonal (features over their standard "
-                                                   "deviations)"),
-                     self.tr("Mahalanobis (inverse covariance)")], defaultValue=0),
-            self.tr("Fuzzy c-means: the norm, as in Fuzzy c-means zones."), advanced=True)
+        add_fuzziness_parameter(self, self.tr("Fuzzy c-means: greater than 1, as in Fuzzy "
+                                              "c-means zones."), advanced=True)
+        add_distance_metric_parameter(self, self.tr("Fuzzy c-means: the norm, as in Fuzzy "
+                                                    "c-means zones."), advanced=True)
         self.add_with_help(QgsProcessingParameterFeatureSink(
             self.TABLE, self.tr("Scores"), QgsProcessing.TypeVector, optional=True,
             createByDefault=True),
@@ -221,8 +220,7 @@ class ChooseKAlgorithm(RasterClusteringAlgorithm):
             calinski_harabasz=self.parameterAsBool(parameters, self.CALINSKI_HARABASZ, context),
             method=METHODS[self.parameterAsEnum(parameters, self.METHOD, context)],
             fuzziness=self.parameterAsDouble(parameters, self.FUZZINESS, context),
-            distance_metric=DISTANCE_METRICS[
-                self.parameterAsEnum(parameters, self.DISTANCE_METRIC, context)])
+            distance_metric=distance_metric(self, parameters, context))
 
     def processAlgorithm(self, parameters, context, feedback):
         """Fit and score every k, then write the table and the report."""

@@ -57,9 +57,8 @@ class ClusteringAlgorithm(RasterClusteringAlgorithm):
 
     DEFAULT_SAMPLE_SIZE = 0
     CLASSES_NAME = ""
-    SAMPLE_SIZE_LABEL = "Sample size for several features (pixels)"
-    SAMPLE_SIZE_HELP = ("Pixels drawn at random from the area to fit several features and "
-                        "estimate quantiles.")
+    #: Whether the fit always uses the sample (k-means fits one feature on every pixel).
+    ALWAYS_SAMPLED = True
 
     INPUT = "INPUT"
     CLUSTERS = "CLUSTERS"
@@ -132,10 +131,17 @@ class ClusteringAlgorithm(RasterClusteringAlgorithm):
             defaultValue=default, minValue=MIN_CLUSTERS, maxValue=MAX_CLUSTERS), help_text)
 
     def add_sample_size_parameter(self):
+        if self.ALWAYS_SAMPLED:
+            label = self.tr("Sample size (pixels)")
+            help_text = self.tr("Pixels drawn at random from the area to fit the centres.")
+        else:
+            label = self.tr("Sample size for several features (pixels)")
+            help_text = self.tr("Pixels drawn at random from the area to fit several features "
+                                "and estimate quantiles.")
         self.add_with_help(QgsProcessingParameterNumber(
-            self.SAMPLE_SIZE, self.tr(self.SAMPLE_SIZE_LABEL),
-            QgsProcessingParameterNumber.Integer, defaultValue=self.DEFAULT_SAMPLE_SIZE,
-            minValue=MAX_CLUSTERS), self.tr(self.SAMPLE_SIZE_HELP), advanced=True)
+            self.SAMPLE_SIZE, label, QgsProcessingParameterNumber.Integer,
+            defaultValue=self.DEFAULT_SAMPLE_SIZE, minValue=MAX_CLUSTERS), help_text,
+            advanced=True)
 
     def fit_settings(self, parameters, context):
         """The core's settings of the method (KMeansSettings, FuzzyCMeansSettings, …)."""

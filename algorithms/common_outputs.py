@@ -13,6 +13,7 @@ from qgis.core import (
     QgsFields,
     QgsProcessing,
     QgsProcessingException,
+    QgsProcessingParameterEnum,
     QgsProcessingParameterExtent,
     QgsProcessingParameterFeatureSource,
     QgsProcessingParameterNumber,
@@ -21,6 +22,8 @@ from qgis.core import (
 from qgis.PyQt.QtCore import QVariant
 
 from ..core.clustering.class_statistics import ClassStatistics, statistics_table
+from ..core.clustering.distances import DISTANCE_METRICS
+from ..core.clustering.fuzzy_cmeans import DEFAULT_FUZZINESS
 
 _INTEGER_STATISTICS_COLUMNS = {"class", "pixel_count"}
 
@@ -76,6 +79,30 @@ def connectivity_problem(algorithm, parameters, context) -> str | None:
     """The message refusing a CONNECTIVITY other than 4 or 8, or None when it is fine."""
     connectivity = algorithm.parameterAsInt(parameters, algorithm.CONNECTIVITY, context)
     return None if connectivity in (4, 8) else f"CONNECTIVITY must be 4 or 8, not {connectivity}."
+
+
+def add_fuzziness_parameter(algorithm, help_text: str, *, advanced: bool = False) -> None:
+    """Declare FUZZINESS, fuzzy c-means's exponent m (> 1, checked by the core's rule)."""
+    algorithm.add_with_help(QgsProcessingParameterNumber(
+        algorithm.FUZZINESS, algorithm.tr("Fuzziness exponent m"),
+        QgsProcessingParameterNumber.Double, defaultValue=DEFAULT_FUZZINESS, minValue=1.0),
+        help_text, advanced=advanced)
+
+
+def add_distance_metric_parameter(algorithm, help_text: str, *, advanced: bool = False) -> None:
+    """Declare DISTANCE_METRIC, one of MZA's norms (`distances.DISTANCE_METRICS`, in order)."""
+    algorithm.add_with_help(QgsProcessingParameterEnum(
+        algorithm.DISTANCE_METRIC, algorithm.tr("Distance"),
+        options=[algorithm.tr("Euclidean"),
+                 algorithm.tr("Diagonal (features over their standard deviations)"),
+                 algorithm.tr("Mahalanobis (inverse covariance)")], defaultValue=0),
+        help_text, advanced=advanced)
+
+
+def distance_metric(algorithm, parameters, context) -> str:
+    """The DISTANCE_METRIC parameter as the core names it."""
+    return DISTANCE_METRICS[algorithm.parameterAsEnum(parameters, algorithm.DISTANCE_METRIC,
+                                                      context)]
 
 
 def write_table(algorithm, parameters, name: str, context,

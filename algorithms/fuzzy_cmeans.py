@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-from qgis.core import (
-    QgsProcessingParameterEnum,
-    QgsProcessingParameterNumber,
-    QgsProcessingParameterRasterDestination,
-)
+from qgis.core import QgsProcessingParameterRasterDestination
 
 from ..core.clustering.classify import PixelOutputs
-from ..core.clustering.distances import DISTANCE_METRICS
 from ..core.clustering.fuzzy_cmeans import (
     DEFAULT_FUZZINESS,
     DEFAULT_MAX_ITERATIONS,
@@ -19,6 +14,7 @@ from ..core.clustering.fuzzy_cmeans import (
 )
 from .base import optional_output_layer
 from .clustering import ClusteringAlgorithm
+from .common_outputs import add_distance_metric_parameter, add_fuzziness_parameter, distance_metric
 
 HELP = f"""<p>Groups the pixels of one or more rasters into <b>c zones</b> by <b>fuzzy c-means</b>,
 the method precision agriculture has used for management zones for twenty years (Management
@@ -86,8 +82,6 @@ class FuzzyCMeansAlgorithm(ClusteringAlgorithm):
     ICON = "fuzzycmeans.svg"
     DEFAULT_SAMPLE_SIZE = DEFAULT_SAMPLE_SIZE
     CLASSES_NAME = "fuzzy c-means zones"
-    SAMPLE_SIZE_LABEL = "Sample size (pixels)"
-    SAMPLE_SIZE_HELP = "Pixels drawn at random from the area to fit the centres."
 
     FUZZINESS = "FUZZINESS"
     DISTANCE_METRIC = "DISTANCE_METRIC"
@@ -96,17 +90,11 @@ class FuzzyCMeansAlgorithm(ClusteringAlgorithm):
     def add_method_parameters(self):
         self.add_clusters_parameter(self.tr("Number of zones"),
                                     self.tr("Number of zones c, 2–255."))
-        self.add_with_help(QgsProcessingParameterNumber(
-            self.FUZZINESS, self.tr("Fuzziness exponent m"), QgsProcessingParameterNumber.Double,
-            defaultValue=DEFAULT_FUZZINESS, minValue=1.0),
-            self.tr("Greater than 1: near 1 nearly hard zones, larger values blend them; 1.3 is "
-                    "Management Zone Analyst's default."))
-        self.add_with_help(QgsProcessingParameterEnum(
-            self.DISTANCE_METRIC, self.tr("Distance"),
-            options=[self.tr("Euclidean"), self.tr("Diagonal (features over their standard "
-                                                   "deviations)"),
-                     self.tr("Mahalanobis (inverse covariance)")], defaultValue=0),
-            self.tr("The norm distances are measured in, as in Management Zone Analyst."))
+        add_fuzziness_parameter(self, self.tr(
+            "Greater than 1: near 1 nearly hard zones, larger values blend them; 1.3 is "
+            "Management Zone Analyst's default."))
+        add_distance_metric_parameter(self, self.tr(
+            "The norm distances are measured in, as in Management Zone Analyst."))
 
     def add_method_outputs(self):
         self.add_with_help(QgsProcessingParameterRasterDestination(
@@ -118,8 +106,7 @@ class FuzzyCMeansAlgorithm(ClusteringAlgorithm):
         return FuzzyCMeansSettings(
             n_clusters=self.parameterAsInt(parameters, self.CLUSTERS, context),
             fuzziness=self.parameterAsDouble(parameters, self.FUZZINESS, context),
-            distance_metric=DISTANCE_METRICS[
-                self.parameterAsEnum(parameters, self.DISTANCE_METRIC, context)],
+            distance_metric=distance_metric(self, parameters, context),
             seed=self.parameterAsInt(parameters, self.SEED, context),
             sample_size=self.parameterAsInt(parameters, self.SAMPLE_SIZE, context),
             standardize=self.parameterAsBool(parameters, self.STANDARDIZE, context))

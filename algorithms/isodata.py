@@ -88,8 +88,6 @@ class IsodataAlgorithm(ClusteringAlgorithm):
     ICON = "isodata.svg"
     DEFAULT_SAMPLE_SIZE = DEFAULT_SAMPLE_SIZE
     CLASSES_NAME = "ISODATA classes"
-    SAMPLE_SIZE_LABEL = "Sample size (pixels)"
-    SAMPLE_SIZE_HELP = "Pixels drawn at random from the area to fit the centres."
 
     MIN_CLUSTERS = "MIN_CLUSTERS"
     MAX_CLUSTERS = "MAX_CLUSTERS"

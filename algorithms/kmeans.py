@@ -88,6 +88,7 @@ class KMeansAlgorithm(ClusteringAlgorithm):
     ICON = "kmeans.svg"
     DEFAULT_SAMPLE_SIZE = DEFAULT_SAMPLE_SIZE
     CLASSES_NAME = "k-means classes"
+    ALWAYS_SAMPLED = False
 
     CLIP_QUANTILES = "CLIP_QUANTILES"
 

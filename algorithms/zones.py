@@ -24,7 +24,6 @@ from qgis.core import (
     QgsProcessingUtils,
 )
 
-from ..core.clustering.fuzzy_cmeans import DEFAULT_FUZZINESS
 from ..core.clustering.kmeans import MAX_CLUSTERS, MIN_CLUSTERS
 from ..core.io.rasters import remove_raster_files
 from .band_math import add_sensor_parameter
@@ -34,7 +33,7 @@ from .base import (
     layers_title,
     refuse_output_over_inputs,
 )
-from .common_outputs import add_sieve_parameters
+from .common_outputs import add_fuzziness_parameter, add_sieve_parameters
 from .styling import name_on_load, style_on_load, style_path
 
 BAND_MATH = "rasterclustering:bandmath"
@@ -158,10 +157,8 @@ class ZonesAlgorithm(RasterClusteringAlgorithm):
             self.METHOD, self.tr("Zoning method"),
             options=[self.tr("k-means"), self.tr("fuzzy c-means")], defaultValue=0),
             self.tr("k-means (the default), or fuzzy c-means as Management Zone Analyst."))
-        self.add_with_help(QgsProcessingParameterNumber(
-            self.FUZZINESS, self.tr("Fuzziness exponent m"), QgsProcessingParameterNumber.Double,
-            defaultValue=DEFAULT_FUZZINESS, minValue=1.0),
-            self.tr("Fuzzy c-means: greater than 1, as in Fuzzy c-means zones."), advanced=True)
+        add_fuzziness_parameter(self, self.tr("Fuzzy c-means: greater than 1, as in Fuzzy "
+                                              "c-means zones."), advanced=True)
         self.add_with_help(QgsProcessingParameterFeatureSource(
             self.AOI, self.tr("Area of interest (field)"), [QgsProcessing.TypeVectorPolygon],
             optional=True),

@@ -5,7 +5,6 @@ pp. 97–100), fitted on a sample of points."""
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,6 +22,7 @@ from .kmeans import (
     check_enough_points,
     check_sampled_fit,
     draw_fit_sample,
+    lloyd,
 )
 
 DEFAULT_MIN_CLUSTERS, DEFAULT_MAX_CLUSTERS = 2, 10
@@ -177,21 +177,9 @@ def _settle(points, state: _State, options: IsodataOptions, min_points: int,
     """Lloyd's k-means from the last centres, then dissolve the classes under θ_N points and
     merge the centres closer than θ_C, until neither happens (within the class bounds): the
     result is a k-means fixed point that the final iteration's split cannot leave half done."""
-    from sklearn.cluster import KMeans
-    from sklearn.exceptions import ConvergenceWarning
-
     while True:
-        kmeans = KMeans(n_clusters=len(state.centres), init=state.centres, n_init=1,
-                        random_state=seed)
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", ConvergenceWarning)
-            try:
-                kmeans.fit(points)
-            except ConvergenceWarning as warning:
-                raise InvalidInputError(
-                    f"The area has fewer distinct valid pixel values than the "
-                    f"{len(state.centres)} classes ISODATA reached ({warning}). Lower "
-                    "MIN_CLUSTERS.") from None
+        kmeans = lloyd(points, len(state.centres), init=state.centres, seed=seed,
+                       what="classes ISODATA reached", advice="Lower MIN_CLUSTERS.")
         state.centres = kmeans.cluster_centers_
         counts = np.bincount(kmeans.labels_, minlength=len(state.centres))
         if not (_dissolve(counts, state, options, min_points) or _merge(counts, state, options)):

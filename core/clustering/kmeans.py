@@ -269,6 +269,17 @@ def _start_candidates(points, n_clusters: int, seed: int) -> list[tuple[float, n
 
 def _lloyd(points, n_clusters: int, *, init, seed: int) -> tuple[float, np.ndarray]:
     """(inertia, centres) of one scikit-learn k-means run."""
+    kmeans = lloyd(points, n_clusters, init=init, seed=seed)
+    return float(kmeans.inertia_), kmeans.cluster_centers_
+
+
+def lloyd(points, n_clusters: int, *, init, seed: int, what: str = "clusters requested",
+          advice: str = "Choose fewer clusters."):
+    """One scikit-learn k-means run (n_init=1) from `init`; the fitted KMeans.
+
+    Raises:
+        InvalidInputError: fewer distinct points than clusters ("… than the k `what`").
+    """
     from sklearn.cluster import KMeans
     from sklearn.exceptions import ConvergenceWarning
 
@@ -280,8 +291,8 @@ def _lloyd(points, n_clusters: int, *, init, seed: int) -> tuple[float, np.ndarr
         except ConvergenceWarning as warning:
             raise InvalidInputError(
                 f"The area has fewer distinct valid pixel values than the {n_clusters} "
-                f"clusters requested ({warning}). Choose fewer clusters.") from None
-    return float(kmeans.inertia_), kmeans.cluster_centers_
+                f"{what} ({warning}). {advice}") from None
+    return kmeans
 
 
 @dataclass(frozen=True)
