@@ -143,8 +143,14 @@ def test_one_band_distance_is_in_the_bands_units(make_raster, tmp_path):
     result = run(path, tmp_path, KMeansSettings(n_clusters=2))
     centres = result.model.centres[:, 0]
     labels = read_raster(tmp_path / "classes.tif")
-    np.testing.assert_allclose(read_raster(tmp_path / "distance.tif"),
-                               np.abs(values - centres[labels - 1]), rtol=1e-6)
+    distance = read_raster(tmp_path / "distance.tif")
+    np.testing.assert_allclose(distance, np.abs(values - centres[labels - 1]), rtol=1e-6)
+    # The styling limit: every distance is sampled on so small a raster.
+    assert result.distance_p98 == pytest.approx(np.percentile(distance, 98), rel=1e-6)
+    dataset = gdal.Open(str(tmp_path / "distance.tif"))
+    statistics = dataset.GetRasterBand(1).GetStatistics(0, 0)  # recorded, not computed
+    np.testing.assert_allclose(statistics, [distance.min(), distance.max(), distance.mean(),
+                                            distance.std()], rtol=1e-5, atol=1e-7)
 
 
 def test_with_a_sieve_distances_describe_the_sieved_classes(blobs, tmp_path):
