@@ -44,7 +44,9 @@ def measure(label: str, code: str | list[str], *, timeout_s: float | None = None
             and let the caller record the failure.
 
     Returns:
-        {"case", "seconds", "peak_mib", "stdout", "stderr", "returncode", "timed_out"}.
+        {"case", "seconds", "cpu_seconds", "peak_mib", "stdout", "stderr", "returncode",
+        "timed_out"}; cpu_seconds (user + system, of the largest process's tree as wait4
+        reports it) varies less than wall time on a shared machine.
     """
     command = [sys.executable, "-c", code] if isinstance(code, str) else code
     env = dict(os.environ, PYTHONPATH=python_path())
@@ -57,13 +59,16 @@ def measure(label: str, code: str | list[str], *, timeout_s: float | None = None
             raise SystemExit(f"The benchmark launcher failed for {label}:\n{completed.stderr}")
         result = json.loads(report.read_text())
     seconds, peak, timed_out = result["seconds"], result["maxrss_kib"] / 1024, result["timed_out"]
+    cpu_seconds = result["cpu_seconds"]
     returncode = result["returncode"]
     if check and (timed_out or returncode != 0):
         reason = f"timed out after {seconds:.0f} s" if timed_out else f"exit {returncode}"
         raise SystemExit(f"{label} failed ({reason}):\n{completed.stdout}\n{completed.stderr}")
     state = "timed out" if timed_out else ("ok" if returncode == 0 else "FAILED")
-    print(f"  {label}: {seconds:.1f} s, peak {peak:.0f} MiB ({state})", flush=True)
-    return {"case": label, "seconds": seconds, "peak_mib": peak, "stdout": completed.stdout,
+    print(f"  {label}: {seconds:.1f} s (CPU {cpu_seconds:.1f} s), peak {peak:.0f} MiB ({state})",
+          flush=True)
+    return {"case": label, "seconds": seconds, "cpu_seconds": cpu_seconds, "peak_mib": peak,
+            "stdout": completed.stdout,
             "stderr": completed.stderr, "returncode": returncode, "timed_out": timed_out}
 
 
@@ -94,6 +99,7 @@ def _launch(arguments: list[str]) -> int:
         time.sleep(_POLL_S)
     Path(report).write_text(json.dumps({
         "seconds": time.perf_counter() - start, "maxrss_kib": usage.ru_maxrss,
+        "cpu_seconds": usage.ru_utime + usage.ru_stime,
         "returncode": os.waitstatus_to_exitcode(status), "timed_out": timed_out}))
     return 0
 
