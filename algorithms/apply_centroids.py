@@ -28,7 +28,6 @@ from .base import (
 from .common_outputs import (
     add_area_parameters,
     add_sieve_parameters,
-    connectivity_problem,
     optional_min_area,
     report_classes,
     report_sieve,
@@ -85,16 +84,7 @@ class ApplyCentroidsAlgorithm(RasterClusteringAlgorithm):
     HELP = HELP
     ICON = "applycentroids.svg"
 
-    INPUT = "INPUT"
-    CENTROIDS = "CENTROIDS"
     STRICT_NAMES = "STRICT_NAMES"
-    AOI = "AOI"
-    EXTENT = "EXTENT"
-    CLIP = "CLIP"
-    MIN_AREA = "MIN_AREA"
-    CONNECTIVITY = "CONNECTIVITY"
-    OUTPUT = "OUTPUT"
-    STATISTICS = "STATISTICS"
 
     def initAlgorithm(self, config=None):
         """Declare the parameters (their names are the public API of models and qgis_process)."""
@@ -126,15 +116,10 @@ class ApplyCentroidsAlgorithm(RasterClusteringAlgorithm):
 
     def checkParameterValues(self, parameters, context):
         """Refuse an unreadable JSON or a band count that differs from the centres' up front."""
-        layers = self.parameterAsLayerList(parameters, self.INPUT, context)
-        if not layers:
-            return False, self.tr("Select at least one raster layer as input.")
-        problem = connectivity_problem(self, parameters, context)
-        if problem:
-            return False, problem
         ok, message = super().checkParameterValues(parameters, context)
         if not ok:
             return ok, message
+        layers = self.parameterAsLayerList(parameters, self.INPUT, context)
         path = self.parameterAsFile(parameters, self.CENTROIDS, context)
         try:
             model = usable_model(load_centroid_model(path))

@@ -127,14 +127,8 @@ class BandMathAlgorithm(RasterClusteringAlgorithm):
     HELP = HELP
     ICON = "bandmath.svg"
 
-    INPUT = "INPUT"
-    EXPRESSION = "EXPRESSION"
-    SENSOR = "SENSOR"
-    CALIBRATE = "CALIBRATE"
-    METADATA = "METADATA"
     RESOLUTION = "RESOLUTION"
     RESAMPLING = "RESAMPLING"
-    OUTPUT = "OUTPUT"
 
     def initAlgorithm(self, config=None):
         """Declare the parameters (their names are the public API of models and qgis_process)."""
@@ -182,8 +176,6 @@ class BandMathAlgorithm(RasterClusteringAlgorithm):
         if not valid:
             return valid, message
         layers = self.parameterAsLayerList(parameters, self.INPUT, context)
-        if not layers:
-            return False, self.tr("Select at least one raster layer as input.")
         try:
             described = layer_bands([gdal_source(layer, self.INPUT) for layer in layers])
             compile_band_math(described, self.parameterAsString(parameters, self.EXPRESSION,

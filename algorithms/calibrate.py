@@ -116,13 +116,8 @@ class CalibrateAlgorithm(RasterClusteringAlgorithm):
     HELP = HELP
     ICON = "calibrate.svg"
 
-    INPUT = "INPUT"
-    METADATA = "METADATA"
-    BAND = "BAND"
     CELSIUS = "CELSIUS"
-    CLIP = "CLIP"
     OUTPUT_FOLDER = "OUTPUT_FOLDER"
-    OUTPUT = "OUTPUT"
     OUTPUT_LAYERS = "OUTPUT_LAYERS"
 
     def initAlgorithm(self, config=None):

@@ -9,10 +9,10 @@ from qgis.core import (
     QgsProcessingParameterFeatureSink,
     QgsProcessingParameterFileDestination,
     QgsProcessingParameterMultipleLayers,
-    QgsProcessingParameterNumber,
 )
 from qgis.PyQt.QtCore import QVariant
 
+from ..core import parameters as rules
 from ..core.clustering.choose_k import (
     DEFAULT_K_MAX,
     DEFAULT_K_MIN,
@@ -21,8 +21,8 @@ from ..core.clustering.choose_k import (
     MAX_SAMPLE_SIZE,
     ChooseKSettings,
     choose_k,
+    k_range_problem,
 )
-from ..core.clustering.kmeans import MAX_CLUSTERS, MIN_CLUSTERS
 from ..core.reports.choose_k import write_report
 from .base import (
     RasterClusteringAlgorithm,
@@ -30,11 +30,11 @@ from .base import (
     core_errors_as_processing_exceptions,
     extent_in_crs,
     feedback_callables,
-        gdal_source,
+    gdal_source,
     layers_title,
     refuse_output_over_inputs,
 )
-from .common_outputs import add_area_parameters, write_table
+from .common_outputs import add_area_parameters, add_seed_parameter, write_table
 from .styling import name_on_load
 
 HELP = f"""<p>Helps choose the <b>number of clusters k</b> for Raster k-means clustering: fits
@@ -52,7 +52,7 @@ scored, in any CRS (their intersection when both are given; the whole raster whe
 Invalid area-of-interest geometries are repaired (makeValid, reported in the log).</li>
 <li><b>Smallest number of clusters</b> (K_MIN, default {DEFAULT_K_MIN}) and <b>Largest number of
 clusters</b> (K_MAX, default {DEFAULT_K_MAX}): the range tried, both included,
-{MIN_CLUSTERS}–{MAX_CLUSTERS}.</li>
+{rules.K_MIN.allowed.low:g}–{rules.K_MAX.allowed.high:g}.</li>
 <li><b>Silhouette sample size</b> (SAMPLE_SIZE, default {DEFAULT_SAMPLE_SIZE:,} pixels, at most
 {MAX_SAMPLE_SIZE:,}): the seeded random sample of valid pixels the silhouette (and
 Calinski–Harabasz score) is computed on. The silhouette costs the square of this size in distances
@@ -95,14 +95,8 @@ class ChooseKAlgorithm(RasterClusteringAlgorithm):
     HELP = HELP
     ICON = "choosek.svg"
 
-    INPUT = "INPUT"
-    AOI = "AOI"
-    EXTENT = "EXTENT"
     K_MIN = "K_MIN"
     K_MAX = "K_MAX"
-    SAMPLE_SIZE = "SAMPLE_SIZE"
-    STANDARDIZE = "STANDARDIZE"
-    SEED = "SEED"
     CALINSKI_HARABASZ = "CALINSKI_HARABASZ"
     TABLE = "TABLE"
     REPORT = "REPORT"
@@ -115,30 +109,22 @@ class ChooseKAlgorithm(RasterClusteringAlgorithm):
             self.tr("Every band of every layer is a feature; layers are aligned to the first "
                     "one's grid."))
         add_area_parameters(self, pixels_role="whose pixels are clustered and scored")
-        self.add_with_help(QgsProcessingParameterNumber(
-            self.K_MIN, self.tr("Smallest number of clusters"),
-            QgsProcessingParameterNumber.Integer,
-            defaultValue=DEFAULT_K_MIN, minValue=MIN_CLUSTERS, maxValue=MAX_CLUSTERS),
-            self.tr("First k tried, {}–{}.").format(MIN_CLUSTERS, MAX_CLUSTERS))
-        self.add_with_help(QgsProcessingParameterNumber(
-            self.K_MAX, self.tr("Largest number of clusters"), QgsProcessingParameterNumber.Integer,
-            defaultValue=DEFAULT_K_MAX, minValue=MIN_CLUSTERS, maxValue=MAX_CLUSTERS),
-            self.tr("Last k tried (included); at least the smallest number of clusters."))
-        self.add_with_help(QgsProcessingParameterNumber(
-            self.SAMPLE_SIZE, self.tr("Silhouette sample size (pixels)"),
-            QgsProcessingParameterNumber.Integer, defaultValue=DEFAULT_SAMPLE_SIZE,
-            minValue=100, maxValue=MAX_SAMPLE_SIZE),
-            self.tr("Seeded random pixels the silhouette is computed on (cost grows with its "
-                    "square); several features are fitted on {} times as many.").format(
-                FIT_SAMPLE_FACTOR))
+        allowed = rules.K_MIN.allowed
+        self.add_number(rules.K_MIN, self.tr("Smallest number of clusters"),
+                        self.tr("First k tried, {:g}–{:g}.").format(allowed.low, allowed.high))
+        self.add_number(rules.K_MAX, self.tr("Largest number of clusters"),
+                        self.tr("Last k tried (included); at least the smallest number of "
+                                "clusters."))
+        self.add_number(rules.SILHOUETTE_SAMPLE_SIZE, self.tr("Silhouette sample size (pixels)"),
+                        self.tr("Seeded random pixels the silhouette is computed on (cost grows "
+                                "with its square); several features are fitted on {} times as "
+                                "many.").format(FIT_SAMPLE_FACTOR))
         self.add_with_help(QgsProcessingParameterBoolean(
             self.STANDARDIZE, self.tr("Standardize features (several features)"),
             defaultValue=True),
             self.tr("Scale each feature to unit variance before clustering, as K-means does."),
             advanced=True)
-        self.add_with_help(QgsProcessingParameterNumber(
-            self.SEED, self.tr("Random seed"), QgsProcessingParameterNumber.Integer, defaultValue=0,
-            minValue=0), self.tr("Same inputs and seed give the same scores."))
+        add_seed_parameter(self, self.tr("Same inputs and seed give the same scores."))
         self.add_with_help(QgsProcessingParameterBoolean(
             self.CALINSKI_HARABASZ, self.tr("Also compute the Calinski–Harabasz score"),
             defaultValue=False), self.tr("Adds a third score (higher is better) to the table and "
@@ -156,17 +142,12 @@ class ChooseKAlgorithm(RasterClusteringAlgorithm):
                                                  self.tr("Recommended number of clusters")))
 
     def checkParameterValues(self, parameters, context):
-        """Refuse an empty input or a range that cannot be scored before any work starts."""
-        if not self.parameterAsLayerList(parameters, self.INPUT, context):
-            return False, self.tr("Select at least one raster layer as input.")
-        k_min = self.parameterAsInt(parameters, self.K_MIN, context)
-        k_max = self.parameterAsInt(parameters, self.K_MAX, context)
-        if k_min > k_max:
-            return False, f"K_MIN ({k_min}) must not exceed K_MAX ({k_max})."
-        sample_size = self.parameterAsInt(parameters, self.SAMPLE_SIZE, context)
-        if sample_size <= k_max:
-            return False, (f"SAMPLE_SIZE ({sample_size}) must be larger than K_MAX ({k_max}); "
-                           f"the default is {DEFAULT_SAMPLE_SIZE:,}.")
+        """Refuse a range of k that cannot be scored before any work starts."""
+        problem = k_range_problem(self.parameterAsInt(parameters, self.K_MIN, context),
+                                  self.parameterAsInt(parameters, self.K_MAX, context),
+                                  self.parameterAsInt(parameters, self.SAMPLE_SIZE, context))
+        if problem:
+            return False, problem
         return super().checkParameterValues(parameters, context)
 
     def processAlgorithm(self, parameters, context, feedback):

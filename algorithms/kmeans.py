@@ -13,13 +13,8 @@ from qgis.core import (
     QgsProcessingParameterRasterDestination,
 )
 
-from ..core.clustering.kmeans import (
-    DEFAULT_SAMPLE_SIZE,
-    MAX_CLUSTERS,
-    MIN_CLUSTERS,
-    KMeansSettings,
-    cluster_rasters,
-)
+from ..core import parameters as rules
+from ..core.clustering.kmeans import KMeansSettings, cluster_rasters
 from .base import (
     RasterClusteringAlgorithm,
     area_geometry_wkt,
@@ -33,8 +28,9 @@ from .base import (
 )
 from .common_outputs import (
     add_area_parameters,
+    add_clusters_parameter,
+    add_seed_parameter,
     add_sieve_parameters,
-    connectivity_problem,
     optional_min_area,
     report_classes,
     report_sieve,
@@ -114,20 +110,7 @@ class KMeansAlgorithm(RasterClusteringAlgorithm):
     HELP = HELP
     ICON = "kmeans.svg"
 
-    INPUT = "INPUT"
-    CLUSTERS = "CLUSTERS"
-    AOI = "AOI"
-    EXTENT = "EXTENT"
-    CLIP = "CLIP"
-    SEED = "SEED"
-    SAMPLE_SIZE = "SAMPLE_SIZE"
-    STANDARDIZE = "STANDARDIZE"
     CLIP_QUANTILES = "CLIP_QUANTILES"
-    MIN_AREA = "MIN_AREA"
-    CONNECTIVITY = "CONNECTIVITY"
-    OUTPUT = "OUTPUT"
-    CENTROIDS = "CENTROIDS"
-    STATISTICS = "STATISTICS"
 
     def initAlgorithm(self, config=None):
         """Declare the parameters (their names are the public API of models and qgis_process)."""
@@ -135,23 +118,16 @@ class KMeansAlgorithm(RasterClusteringAlgorithm):
             self.INPUT, self.tr("Input rasters"), QgsProcessing.TypeRaster),
             self.tr("Every band of every layer is a feature; layers are aligned to the first "
                     "one's grid."))
-        self.add_with_help(QgsProcessingParameterNumber(
-            self.CLUSTERS, self.tr("Number of clusters"), QgsProcessingParameterNumber.Integer,
-            defaultValue=5, minValue=MIN_CLUSTERS, maxValue=MAX_CLUSTERS),
-            self.tr("Number of classes k, 2–255."))
+        add_clusters_parameter(self, self.tr("Number of clusters"), self.tr("classes"))
         add_area_parameters(self, pixels_role=self.tr("whose pixels fit the centres"))
         self.add_with_help(QgsProcessingParameterBoolean(
             self.CLIP, self.tr("Clip the output to the area"), defaultValue=True),
             self.tr("Output only the area (nodata outside); otherwise classify the whole raster."))
-        self.add_with_help(QgsProcessingParameterNumber(
-            self.SEED, self.tr("Random seed"), QgsProcessingParameterNumber.Integer,
-            defaultValue=0, minValue=0), self.tr("Same inputs and seed give identical outputs."))
-        self.add_with_help(QgsProcessingParameterNumber(
-            self.SAMPLE_SIZE, self.tr("Sample size for several features (pixels)"),
-            QgsProcessingParameterNumber.Integer, defaultValue=DEFAULT_SAMPLE_SIZE,
-            minValue=MAX_CLUSTERS), self.tr("Pixels drawn at random from the area to fit several "
-                                            "features and estimate quantiles."),
-            advanced=True)
+        add_seed_parameter(self, self.tr("Same inputs and seed give identical outputs."))
+        self.add_number(rules.KMEANS_SAMPLE_SIZE,
+                        self.tr("Sample size for several features (pixels)"),
+                        self.tr("Pixels drawn at random from the area to fit several features "
+                                "and estimate quantiles."), advanced=True)
         self.add_with_help(QgsProcessingParameterBoolean(
             self.STANDARDIZE, self.tr("Standardize features (several features)"),
             defaultValue=True),
@@ -175,16 +151,10 @@ class KMeansAlgorithm(RasterClusteringAlgorithm):
 
     def checkParameterValues(self, parameters, context):
         """Refuse what cannot work before any work starts."""
-        layers = self.parameterAsLayerList(parameters, self.INPUT, context)
-        if not layers:
-            return False, self.tr("Select at least one raster layer as input.")
-        problem = connectivity_problem(self, parameters, context)
-        if problem:
-            return False, problem
         quantiles = self._clip_quantiles(parameters, context)
-        if quantiles is not None and not 0 <= quantiles[0] < quantiles[1] <= 100:
-            return False, self.tr("Clip quantiles must be two percentiles 0 ≤ low < high ≤ 100, "
-                                  "e.g. 0.5, 99.5; leave both empty for no clipping.")
+        problem = None if quantiles is None else rules.CLIP_QUANTILES.problem(quantiles)
+        if problem:
+            return False, problem + self.tr(" Leave both empty for no clipping.")
         return super().checkParameterValues(parameters, context)
 
     def _min_area(self, parameters, context):

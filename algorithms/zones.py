@@ -17,13 +17,12 @@ from qgis.core import (
     QgsProcessingParameterFile,
     QgsProcessingParameterFileDestination,
     QgsProcessingParameterMultipleLayers,
-    QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterString,
     QgsProcessingUtils,
 )
 
-from ..core.clustering.kmeans import MAX_CLUSTERS, MIN_CLUSTERS
+from ..core import parameters as rules
 from ..core.io.rasters import remove_raster_files
 from .band_math import add_sensor_parameter
 from .base import (
@@ -32,7 +31,7 @@ from .base import (
     layers_title,
     refuse_output_over_inputs,
 )
-from .common_outputs import add_sieve_parameters
+from .common_outputs import add_clusters_parameter, add_seed_parameter, add_sieve_parameters
 from .styling import name_on_load, style_on_load, style_path
 
 BAND_MATH = "rasterclustering:bandmath"
@@ -98,20 +97,6 @@ class ZonesAlgorithm(RasterClusteringAlgorithm):
     HELP = HELP
     ICON = "zones.svg"
 
-    INPUT = "INPUT"
-    CALIBRATE = "CALIBRATE"
-    METADATA = "METADATA"
-    EXPRESSION = "EXPRESSION"
-    SENSOR = "SENSOR"
-    CLUSTERS = "CLUSTERS"
-    AOI = "AOI"
-    EXTENT = "EXTENT"
-    MIN_AREA = "MIN_AREA"
-    CONNECTIVITY = "CONNECTIVITY"
-    SEED = "SEED"
-    OUTPUT = "OUTPUT"
-    CENTROIDS = "CENTROIDS"
-    STATISTICS = "STATISTICS"
     INDEX = "INDEX"
 
     def initAlgorithm(self, config=None):
@@ -138,10 +123,7 @@ class ZonesAlgorithm(RasterClusteringAlgorithm):
             self.tr("An index name (NDVI, NDWI, …) or an expression, e.g. (B4 - B3) / (B4 + B3); "
                     "it names the centroids."))
         add_sensor_parameter(self)
-        self.add_with_help(QgsProcessingParameterNumber(
-            self.CLUSTERS, self.tr("Number of zones"), QgsProcessingParameterNumber.Integer,
-            defaultValue=5, minValue=MIN_CLUSTERS, maxValue=MAX_CLUSTERS),
-            self.tr("Number of zones k, 2–255."))
+        add_clusters_parameter(self, self.tr("Number of zones"), self.tr("zones"))
         self.add_with_help(QgsProcessingParameterFeatureSource(
             self.AOI, self.tr("Area of interest (field)"), [QgsProcessing.TypeVectorPolygon],
             optional=True),
@@ -152,9 +134,7 @@ class ZonesAlgorithm(RasterClusteringAlgorithm):
             self.tr("Bounding box (any CRS) whose pixels fit the zones; intersected with the "
                     "area of interest."))
         add_sieve_parameters(self)
-        self.add_with_help(QgsProcessingParameterNumber(
-            self.SEED, self.tr("Random seed"), QgsProcessingParameterNumber.Integer, defaultValue=0,
-            minValue=0), self.tr("Same inputs and seed give identical outputs."))
+        add_seed_parameter(self, self.tr("Same inputs and seed give identical outputs."))
         self.add_with_help(QgsProcessingParameterRasterDestination(self.OUTPUT, self.tr("Zones")),
             self.tr("Classified GeoTIFF: UInt8, nodata 0, zones 1..k, styled."))
         self.add_with_help(QgsProcessingParameterFileDestination(
@@ -204,12 +184,12 @@ class ZonesAlgorithm(RasterClusteringAlgorithm):
 
     def _kmeans_parameters(self, parameters, index, *, output, centroids) -> dict:
         return {"INPUT": index if isinstance(index, list) else [index],
-                "CLUSTERS": parameters.get(self.CLUSTERS, 5),
+                "CLUSTERS": parameters.get(self.CLUSTERS, rules.CLUSTERS.default),
                 "AOI": parameters.get(self.AOI),
                 "EXTENT": parameters.get(self.EXTENT),
-                "MIN_AREA": parameters.get(self.MIN_AREA, 0),
-                "CONNECTIVITY": parameters.get(self.CONNECTIVITY, 8),
-                "SEED": parameters.get(self.SEED, 0),
+                "MIN_AREA": parameters.get(self.MIN_AREA, rules.MIN_ZONE_AREA.default),
+                "CONNECTIVITY": parameters.get(self.CONNECTIVITY, rules.CONNECTIVITY.default),
+                "SEED": parameters.get(self.SEED, rules.SEED.default),
                 "OUTPUT": output, "CENTROIDS": centroids,
                                 "STATISTICS": parameters.get(self.STATISTICS)}
 

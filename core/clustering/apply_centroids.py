@@ -12,16 +12,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..engine import opened, run_scope
 from ..errors import InvalidInputError
-from ..io.area_of_interest import AreaOfInterest, BoundingBox
-from ..io.feature_stack import FeatureStack, RasterInput
+from ..io.area_of_interest import AreaSource, BoundingBox
+from ..io.feature_stack import AreaBlocks, RasterInput, StackSource
 from ..io.rasters import RasterGrid
+from ..parameters import MAX_CLASSES
 from ..progress import Progress
 from ..sieve.sieve import SieveReport
 from .centroid_model import CentroidModel, load_centroid_model, names_match
 from .class_statistics import ClassStatistics
 from .classify import check_sieve_options, write_classified_raster
-from .kmeans import MAX_CLUSTERS
 
 
 @dataclass
@@ -82,22 +83,24 @@ def apply_centroids(inputs: Sequence[RasterInput], centroids: CentroidModel | st
     model = usable_model(model)
     check_sieve_options(min_area_m2, connectivity)
     steps = Progress(progress, is_cancelled)
-    stack = FeatureStack(inputs)
-    try:
+    with run_scope() as scope:
+        source = StackSource(tuple(inputs), scope)
+        stack = opened(source)
         messages = check_features(model, stack.names, strict_names=strict_names)
-        area = None
+        area_source = window = None
         if geometry_wkt is not None or bbox is not None:
-            area = AreaOfInterest(stack.grid, geometry_wkt=geometry_wkt, bbox=bbox)
-        window = area.window if area is not None and clip_to_area else stack.grid.full_window
-        mask_area = area if clip_to_area else None
+            area_source = AreaSource.of(stack.grid, geometry_wkt=geometry_wkt, bbox=bbox,
+                                        scope=scope)
+            area = opened(area_source)  # refuses an area that does not overlap, clipped or not
+            window = area.window if clip_to_area else None
         written = write_classified_raster(
-            stack, model, output_path, window, mask_area, min_area_m2=min_area_m2,
+            stack, AreaBlocks(source, area_source if clip_to_area else None), model,
+            output_path, window or stack.grid.full_window, min_area_m2=min_area_m2,
             connectivity=connectivity, steps=steps)
         messages += written.warnings + _empty_class_warnings(written.statistics)
-        return ApplyResult(model, written.statistics, stack.grid.sub_grid(window), messages,
+        return ApplyResult(model, written.statistics,
+                           stack.grid.sub_grid(window or stack.grid.full_window), messages,
                            written.sieve)
-    finally:
-        stack.close()
 
 
 def usable_model(model: CentroidModel) -> CentroidModel:
@@ -107,9 +110,9 @@ def usable_model(model: CentroidModel) -> CentroidModel:
     Raises:
         InvalidInputError: more than 255 classes, or two classes with the same centre.
     """
-    if model.n_clusters > MAX_CLUSTERS:
+    if model.n_clusters > MAX_CLASSES:
         raise InvalidInputError(
-            f"The centroid JSON has {model.n_clusters} classes; at most {MAX_CLUSTERS} can be "
+            f"The centroid JSON has {model.n_clusters} classes; at most {MAX_CLASSES} can be "
             "written. Use a JSON with fewer classes.")
     _, first_index, counts = np.unique(model.centres, axis=0, return_index=True,
                                        return_counts=True)
