@@ -169,11 +169,9 @@ def labelled_block_statistics(job: _LabelledStatistics,
     """Block job: the class statistics of `window` of an existing classified raster."""
     features, _ = job.labelling.blocks.read(window)
     origin = job.labelling.origin
-    labels = opened(job.labels).GetRasterBand(1).ReadAsArray(
-        window.col_off - origin.col_off, window.row_off - origin.row_off, window.width,
-        window.height)
-    if labels is None:
-        raise InvalidInputError(f"Reading '{job.labels.source}' failed: {gdal.GetLastErrorMsg()}")
+    labels = opened(job.labels).read(Window(window.col_off - origin.col_off,
+                                            window.row_off - origin.row_off, window.width,
+                                            window.height))
     return block_class_statistics(labels, features, job.labelling.block_row_areas(window),
                                   job.labelling.model.n_clusters)
 

@@ -118,8 +118,29 @@ class RasterFile:
     scope: str
     what: str = "raster"
 
-    def open(self) -> gdal.Dataset:
-        return open_raster(self.source, what=self.what)
+    def open(self) -> OpenedRaster:
+        return OpenedRaster(open_raster(self.source, what=self.what), self.source)
+
+
+class OpenedRaster:
+    """An open raster read by windows of its first band."""
+
+    def __init__(self, dataset: gdal.Dataset, source: str):
+        self._dataset = dataset  # keeps the band's dataset alive
+        self._band = dataset.GetRasterBand(1)
+        self._source = source
+
+    def read(self, window: Window) -> np.ndarray:
+        """The values of `window` of the first band.
+
+        Raises:
+            InvalidInputError: GDAL cannot read them.
+        """
+        values = self._band.ReadAsArray(window.col_off, window.row_off, window.width,
+                                        window.height)
+        if values is None:
+            raise InvalidInputError(f"Reading '{self._source}' failed: {gdal.GetLastErrorMsg()}")
+        return values
 
 
 def same_file(path_a: str | os.PathLike, path_b: str | os.PathLike) -> bool:

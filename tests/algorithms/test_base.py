@@ -79,7 +79,7 @@ def test_cancelled_error(make_raster, tmp_path):
     expected = core_message(CancelledError, cluster_rasters, [RasterInput(str(values))],
                             tmp_path / "core.tif", settings=KMeansSettings(n_clusters=3),
                             is_cancelled=lambda: True)
-    assert "cancelled" in expected
+    assert "Cancelled" in expected
     feedback = QgsProcessingFeedback()
     feedback.cancel()
     out = tmp_path / "out"
