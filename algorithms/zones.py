@@ -28,6 +28,7 @@ from .band_math import add_sensor_parameter
 from .base import (
     RasterClusteringAlgorithm,
     gdal_source,
+    layer_file,
     layers_title,
     refuse_output_over_inputs,
 )
@@ -299,6 +300,6 @@ def _release_layer(context, path: str) -> None:
     store = context.temporaryLayerStore()
     target = os.path.abspath(path)
     layers = [layer for layer in store.mapLayers().values()
-              if os.path.abspath(layer.source().split("|")[0]) == target]
+              if os.path.abspath(layer_file(layer)) == target]
     if layers:
         store.removeMapLayers(layers)
