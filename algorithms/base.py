@@ -123,6 +123,11 @@ class RasterClusteringAlgorithm(QgsProcessingAlgorithm):
         self.add_with_help(number_parameter(rule, description, optional=optional), help_text,
                            advanced=advanced, rule=rule)
 
+    def input_rasters(self, parameters: dict, context) -> tuple[list, list[RasterInput]]:
+        """The INPUT layers and the GDAL sources the core reads them by (`gdal_source`)."""
+        layers = self.parameterAsLayerList(parameters, self.INPUT, context)
+        return layers, [gdal_source(layer, self.INPUT) for layer in layers]
+
     def input_problem(self, parameters: dict, context) -> str | None:
         """The message refusing an empty list of input rasters (which QGIS accepts), or None."""
         definition = self.parameterDefinition(self.INPUT)
@@ -377,6 +382,15 @@ def area_geometry_wkt(source, target_crs: QgsCoordinateReferenceSystem, context,
             "The area of interest has no polygon area: the layer (or its selection) is empty or "
             "holds only null geometries. Choose polygon features or leave it empty.")
     return union.asWkt()
+
+
+def area_of_run(algorithm, parameters, context, feedback, crs) -> tuple[str | None,
+                                                                       tuple[float, ...] | None]:
+    """The run's AOI (union, as WKT) and EXTENT (xmin, ymin, xmax, ymax), both in `crs`, the
+    raster's; None for what is not given."""
+    geometry_wkt = area_geometry_wkt(algorithm.parameterAsSource(parameters, algorithm.AOI,
+                                                                 context), crs, context, feedback)
+    return geometry_wkt, extent_in_crs(algorithm, parameters, algorithm.EXTENT, context, crs)
 
 
 def extent_in_crs(algorithm, parameters, name, context, crs) -> tuple[float, ...] | None:

@@ -8,7 +8,6 @@ from qgis.core import (
     QgsProcessingParameterBoolean,
     QgsProcessingParameterFeatureSink,
     QgsProcessingParameterFileDestination,
-    QgsProcessingParameterMultipleLayers,
 )
 from qgis.PyQt.QtCore import QVariant
 
@@ -26,15 +25,18 @@ from ..core.clustering.choose_k import (
 from ..core.reports.choose_k import write_report
 from .base import (
     RasterClusteringAlgorithm,
-    area_geometry_wkt,
+    area_of_run,
     core_errors_as_processing_exceptions,
-    extent_in_crs,
     feedback_callables,
-    gdal_source,
     layers_title,
     refuse_output_over_inputs,
 )
-from .common_outputs import add_area_parameters, add_seed_parameter, write_table
+from .common_outputs import (
+    add_area_parameters,
+    add_feature_rasters_parameter,
+    add_seed_parameter,
+    write_table,
+)
 from .styling import name_on_load
 
 HELP = f"""<p>Helps choose the <b>number of clusters k</b> for Raster k-means clustering: fits
@@ -104,10 +106,8 @@ class ChooseKAlgorithm(RasterClusteringAlgorithm):
 
     def initAlgorithm(self, config=None):
         """Declare the parameters and outputs (their names are the public API of models)."""
-        self.add_with_help(QgsProcessingParameterMultipleLayers(
-            self.INPUT, self.tr("Input rasters"), QgsProcessing.TypeRaster),
-            self.tr("Every band of every layer is a feature; layers are aligned to the first "
-                    "one's grid."))
+        add_feature_rasters_parameter(self, self.tr(
+            "Every band of every layer is a feature; layers are aligned to the first one's grid."))
         add_area_parameters(self, pixels_role="whose pixels are clustered and scored")
         allowed = rules.K_MIN.allowed
         self.add_number(rules.K_MIN, self.tr("Smallest number of clusters"),
@@ -152,14 +152,10 @@ class ChooseKAlgorithm(RasterClusteringAlgorithm):
 
     def processAlgorithm(self, parameters, context, feedback):
         """Fit and score every k, then write the table and the report."""
-        layers = self.parameterAsLayerList(parameters, self.INPUT, context)
-        inputs = [gdal_source(layer, self.INPUT) for layer in layers]
-        raster_crs = layers[0].crs()
+        layers, inputs = self.input_rasters(parameters, context)
         report_path = self.parameterAsFileOutput(parameters, self.REPORT, context)
         refuse_output_over_inputs(report_path, inputs)
-        geometry_wkt = area_geometry_wkt(self.parameterAsSource(parameters, self.AOI, context),
-                                         raster_crs, context, feedback)
-        bbox = extent_in_crs(self, parameters, self.EXTENT, context, raster_crs)
+        geometry_wkt, bbox = area_of_run(self, parameters, context, feedback, layers[0].crs())
         settings = ChooseKSettings(
             k_min=self.parameterAsInt(parameters, self.K_MIN, context),
             k_max=self.parameterAsInt(parameters, self.K_MAX, context),

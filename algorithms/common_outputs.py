@@ -15,6 +15,7 @@ from qgis.core import (
     QgsProcessingException,
     QgsProcessingParameterExtent,
     QgsProcessingParameterFeatureSource,
+    QgsProcessingParameterMultipleLayers,
     QgsWkbTypes,
 )
 from qgis.PyQt.QtCore import QVariant
@@ -24,6 +25,12 @@ from ..core.parameters import CLUSTERS, CONNECTIVITY, MIN_ZONE_AREA, SEED
 from .base import number_parameter
 
 _INTEGER_STATISTICS_COLUMNS = {"class", "pixel_count"}
+
+
+def add_feature_rasters_parameter(algorithm, help_text: str) -> None:
+    """Declare INPUT, the rasters whose bands are the features of each pixel (k-means's)."""
+    algorithm.add_with_help(QgsProcessingParameterMultipleLayers(
+        algorithm.INPUT, algorithm.tr("Input rasters"), QgsProcessing.TypeRaster), help_text)
 
 
 def add_area_parameters(algorithm, *, pixels_role: str) -> None:

@@ -7,7 +7,6 @@ from qgis.core import (
     QgsProcessingParameterBoolean,
     QgsProcessingParameterFeatureSink,
     QgsProcessingParameterFileDestination,
-    QgsProcessingParameterMultipleLayers,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRange,
     QgsProcessingParameterRasterDestination,
@@ -17,11 +16,9 @@ from ..core import parameters as rules
 from ..core.clustering.kmeans import KMeansSettings, cluster_rasters
 from .base import (
     RasterClusteringAlgorithm,
-    area_geometry_wkt,
+    area_of_run,
     core_errors_as_processing_exceptions,
-    extent_in_crs,
     feedback_callables,
-    gdal_source,
     layers_title,
     optional_range,
     refuse_output_over_inputs,
@@ -29,6 +26,7 @@ from .base import (
 from .common_outputs import (
     add_area_parameters,
     add_clusters_parameter,
+    add_feature_rasters_parameter,
     add_seed_parameter,
     add_sieve_parameters,
     optional_min_area,
@@ -114,10 +112,8 @@ class KMeansAlgorithm(RasterClusteringAlgorithm):
 
     def initAlgorithm(self, config=None):
         """Declare the parameters (their names are the public API of models and qgis_process)."""
-        self.add_with_help(QgsProcessingParameterMultipleLayers(
-            self.INPUT, self.tr("Input rasters"), QgsProcessing.TypeRaster),
-            self.tr("Every band of every layer is a feature; layers are aligned to the first "
-                    "one's grid."))
+        add_feature_rasters_parameter(self, self.tr(
+            "Every band of every layer is a feature; layers are aligned to the first one's grid."))
         add_clusters_parameter(self, self.tr("Number of clusters"), self.tr("classes"))
         add_area_parameters(self, pixels_role=self.tr("whose pixels fit the centres"))
         self.add_with_help(QgsProcessingParameterBoolean(
@@ -165,16 +161,12 @@ class KMeansAlgorithm(RasterClusteringAlgorithm):
 
     def processAlgorithm(self, parameters, context, feedback):
         """Fit, label, style, and write the centroid JSON and the statistics table."""
-        layers = self.parameterAsLayerList(parameters, self.INPUT, context)
-        inputs = [gdal_source(layer, self.INPUT) for layer in layers]
-        raster_crs = layers[0].crs()
+        layers, inputs = self.input_rasters(parameters, context)
         output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
         centroids_path = self.parameterAsFileOutput(parameters, self.CENTROIDS, context)
         for path in (output, centroids_path):
             refuse_output_over_inputs(path, inputs)
-        geometry_wkt = area_geometry_wkt(self.parameterAsSource(parameters, self.AOI, context),
-                                         raster_crs, context, feedback)
-        bbox = extent_in_crs(self, parameters, self.EXTENT, context, raster_crs)
+        geometry_wkt, bbox = area_of_run(self, parameters, context, feedback, layers[0].crs())
         settings = KMeansSettings(
             n_clusters=self.parameterAsInt(parameters, self.CLUSTERS, context),
             seed=self.parameterAsInt(parameters, self.SEED, context),

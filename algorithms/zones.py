@@ -14,7 +14,6 @@ from qgis.core import (
     QgsProcessingParameterExtent,
     QgsProcessingParameterFeatureSink,
     QgsProcessingParameterFeatureSource,
-    QgsProcessingParameterFile,
     QgsProcessingParameterFileDestination,
     QgsProcessingParameterMultipleLayers,
     QgsProcessingParameterRasterDestination,
@@ -24,10 +23,9 @@ from qgis.core import (
 
 from ..core import parameters as rules
 from ..core.io.rasters import remove_raster_files
-from .band_math import add_sensor_parameter
+from .band_math import add_metadata_parameter, add_sensor_parameter
 from .base import (
     RasterClusteringAlgorithm,
-    gdal_source,
     layer_file,
     layers_title,
     refuse_output_over_inputs,
@@ -111,13 +109,7 @@ class ZonesAlgorithm(RasterClusteringAlgorithm):
             defaultValue=False),
             self.tr("Landsat/Sentinel-2 single-band files: DN → reflectance from the scene "
                     "metadata."))
-        self.add_with_help(QgsProcessingParameterFile(
-            self.METADATA, self.tr("Metadata file for calibration (MTL / MTD)"),
-            behavior=QgsProcessingParameterFile.File, optional=True,
-            fileFilter=self.tr("Scene metadata (*_MTL.txt *_MTL.json *_MTL.xml MTD_*.xml);;All "
-                               "files (*)")),
-            self.tr("Landsat _MTL.txt/.json/.xml or Sentinel-2 MTD_MSIL1C/2A.xml; found beside "
-                    "the bands when empty."))
+        add_metadata_parameter(self)
         self.add_with_help(QgsProcessingParameterString(self.EXPRESSION, self.tr("Index or "
                                                                                  "expression"),
                                                         defaultValue="NDVI"),
@@ -198,8 +190,7 @@ class ZonesAlgorithm(RasterClusteringAlgorithm):
         """Band math into the index, then k-means on it; no file of the run is left on failure."""
         import processing  # QGIS's Processing plugin: loaded by QGIS and qgis_process
 
-        layers = self.parameterAsLayerList(parameters, self.INPUT, context)
-        inputs = [gdal_source(layer, self.INPUT) for layer in layers]
+        layers, inputs = self.input_rasters(parameters, context)
         output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
         centroids = self.parameterAsFileOutput(parameters, self.CENTROIDS, context)
         refuse_output_over_inputs(output, inputs)

@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..engine import opened, run_scope
+from ..engine import run_scope
 from ..errors import InvalidInputError
-from ..io.area_of_interest import AreaSource, BoundingBox
-from ..io.feature_stack import AreaBlocks, RasterInput, StackSource
+from ..io.area_of_interest import BoundingBox
+from ..io.feature_stack import AreaBlocks, RasterInput, open_area_blocks
 from ..io.rasters import RasterGrid
 from ..parameters import MAX_CLASSES
 from ..progress import Progress
@@ -84,22 +84,16 @@ def apply_centroids(inputs: Sequence[RasterInput], centroids: CentroidModel | st
     check_sieve_options(min_area_m2, connectivity)
     steps = Progress(progress, is_cancelled)
     with run_scope() as scope:
-        source = StackSource(tuple(inputs), scope)
-        stack = opened(source)
+        # The area is opened even when not clipped to: one that does not overlap is refused.
+        blocks, stack, area = open_area_blocks(inputs, scope, geometry_wkt=geometry_wkt,
+                                               bbox=bbox)
         messages = check_features(model, stack.names, strict_names=strict_names)
-        area_source = window = None
-        if geometry_wkt is not None or bbox is not None:
-            area_source = AreaSource.of(stack.grid, geometry_wkt=geometry_wkt, bbox=bbox,
-                                        scope=scope)
-            area = opened(area_source)  # refuses an area that does not overlap, clipped or not
-            window = area.window if clip_to_area else None
+        window = area.window if clip_to_area else stack.grid.full_window
         written = write_classified_raster(
-            stack, AreaBlocks(source, area_source if clip_to_area else None), model,
-            output_path, window or stack.grid.full_window, min_area_m2=min_area_m2,
-            connectivity=connectivity, steps=steps)
+            stack, blocks if clip_to_area else AreaBlocks(blocks.stack), model, output_path,
+            window, min_area_m2=min_area_m2, connectivity=connectivity, steps=steps)
         messages += written.warnings + _empty_class_warnings(written.statistics)
-        return ApplyResult(model, written.statistics,
-                           stack.grid.sub_grid(window or stack.grid.full_window), messages,
+        return ApplyResult(model, written.statistics, stack.grid.sub_grid(window), messages,
                            written.sieve)
 
 

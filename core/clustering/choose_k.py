@@ -22,10 +22,16 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import parameters
-from ..engine import opened, run_scope
+from ..engine import run_scope
 from ..errors import InvalidInputError
-from ..io.area_of_interest import AreaSource, BoundingBox
-from ..io.feature_stack import AreaBlocks, FeatureStack, RasterInput, StackSource, area_windows
+from ..io.area_of_interest import BoundingBox
+from ..io.feature_stack import (
+    AreaBlocks,
+    FeatureStack,
+    RasterInput,
+    area_windows,
+    open_area_blocks,
+)
 from ..io.rasters import Window
 from ..progress import Progress
 from .area_values import AreaValues, AreaValueSource
@@ -176,13 +182,10 @@ def choose_k(inputs: Sequence[RasterInput], *, settings: ChooseKSettings | None 
     settings.validate()
     steps = Progress(progress, is_cancelled)
     with run_scope() as scope:
-        source = StackSource(tuple(inputs), scope)
-        stack = opened(source)
-        area_source = AreaSource.of(stack.grid, geometry_wkt=geometry_wkt, bbox=bbox,
-                                    scope=scope)
-        windows = area_windows(stack, opened(area_source).window)
+        blocks, stack, area = open_area_blocks(inputs, scope, geometry_wkt=geometry_wkt,
+                                               bbox=bbox)
         fits_class = _OneFeatureFits if stack.n_features == 1 else _SampleFits
-        fits = fits_class(stack, AreaBlocks(source, area_source), windows, settings,
+        fits = fits_class(stack, blocks, area_windows(stack, area.window), settings,
                           steps.span(0.0, 0.15))
         scores, messages = _score_range(fits, settings, steps.span(0.15, 1.0))
     elbow = elbow_k([s.k for s in scores], [s.inertia for s in scores])

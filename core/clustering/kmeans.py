@@ -18,8 +18,14 @@ import numpy as np
 from .. import parameters
 from ..engine import current_executor, opened, run_scope
 from ..errors import InvalidInputError
-from ..io.area_of_interest import AreaSource, BoundingBox
-from ..io.feature_stack import AreaBlocks, FeatureStack, RasterInput, StackSource, area_windows
+from ..io.area_of_interest import BoundingBox
+from ..io.feature_stack import (
+    AreaBlocks,
+    FeatureStack,
+    RasterInput,
+    area_windows,
+    open_area_blocks,
+)
 from ..io.rasters import RasterGrid, Window
 from ..progress import Progress
 from ..sieve.sieve import SieveReport
@@ -106,17 +112,13 @@ def cluster_rasters(inputs: Sequence[RasterInput], output_path: str | os.PathLik
     check_sieve_options(min_area_m2, connectivity)
     steps = Progress(progress, is_cancelled)
     with run_scope() as scope:
-        source = StackSource(tuple(inputs), scope)
-        stack = opened(source)
-        area_source = AreaSource.of(stack.grid, geometry_wkt=geometry_wkt, bbox=bbox,
-                                    scope=scope)
-        area = opened(area_source)
-        model, fitted = fit_model(stack, AreaBlocks(source, area_source), area.window, settings,
-                                  steps.span(0.0, 0.5))
+        blocks, stack, area = open_area_blocks(inputs, scope, geometry_wkt=geometry_wkt,
+                                               bbox=bbox)
+        model, fitted = fit_model(stack, blocks, area.window, settings, steps.span(0.0, 0.5))
         output_window = area.window if clip_to_area else stack.grid.full_window
         written = write_classified_raster(
-            stack, AreaBlocks(source, area_source if clip_to_area else None), model,
-            output_path, output_window, min_area_m2=min_area_m2, connectivity=connectivity,
+            stack, blocks if clip_to_area else AreaBlocks(blocks.stack), model, output_path,
+            output_window, min_area_m2=min_area_m2, connectivity=connectivity,
             steps=steps.span(0.5, 1.0))
         return ClusteringResult(model, written.statistics, stack.grid.sub_grid(output_window),
                                 fitted, written.warnings, written.sieve)

@@ -11,7 +11,7 @@ from osgeo import gdal
 
 from ..engine import opened
 from ..errors import InvalidInputError
-from .area_of_interest import AreaSource
+from .area_of_interest import AreaOfInterest, AreaSource, BoundingBox
 from .rasters import (
     BandValidity,
     RasterGrid,
@@ -136,6 +136,22 @@ class AreaBlocks:
             if mask is not None:
                 valid &= mask
         return features, valid
+
+
+def open_area_blocks(inputs: Sequence[RasterInput], scope: str, *,
+                     geometry_wkt: str | None = None,
+                     bbox: BoundingBox | None = None) -> tuple[AreaBlocks, FeatureStack,
+                                                                AreaOfInterest]:
+    """The features of `inputs` inside an area (the whole raster without geometry or box),
+    opened here first, so that a bad input or area is the caller's error before any job runs.
+
+    Returns:
+        (the AreaBlocks the jobs read, the opened stack, the opened area).
+    """
+    source = StackSource(tuple(inputs), scope)
+    stack = opened(source)
+    area_source = AreaSource.of(stack.grid, geometry_wkt=geometry_wkt, bbox=bbox, scope=scope)
+    return AreaBlocks(source, area_source), stack, opened(area_source)
 
 
 def area_windows(stack: FeatureStack, window: Window) -> list[Window]:
