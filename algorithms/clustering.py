@@ -9,29 +9,27 @@ from qgis.core import (
     QgsProcessingParameterBoolean,
     QgsProcessingParameterFeatureSink,
     QgsProcessingParameterFileDestination,
-    QgsProcessingParameterMultipleLayers,
-    QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
 )
 
 from ..core.clustering.classify import PixelOutputs
-from ..core.clustering.kmeans import MAX_CLUSTERS, MIN_CLUSTERS, cluster_rasters
+from ..core.clustering.kmeans import cluster_rasters
 from ..core.errors import InvalidInputError
+from ..core.parameters import Parameter
 from .base import (
     RasterClusteringAlgorithm,
-    area_geometry_wkt,
+    area_of_run,
     core_errors_as_processing_exceptions,
-    extent_in_crs,
     feedback_callables,
-    gdal_source,
     layers_title,
     optional_output_layer,
     refuse_output_over_inputs,
 )
 from .common_outputs import (
     add_area_parameters,
+    add_feature_rasters_parameter,
+    add_seed_parameter,
     add_sieve_parameters,
-    connectivity_problem,
     optional_min_area,
     report_classes,
     report_sieve,
@@ -49,46 +47,27 @@ from .styling import (
 class ClusteringAlgorithm(RasterClusteringAlgorithm):
     """Fit centres on the area, label every pixel, sieve, style, write centres and statistics.
 
-    Subclasses set DEFAULT_SAMPLE_SIZE and CLASSES_NAME ("k-means classes"), and define
-    `add_method_parameters` (after the inputs), `fit_settings` (the core's settings) and,
-    when they have them, `add_advanced_method_parameters`, `add_method_outputs` and
+    Subclasses set SAMPLE_SIZE_RULE (`core.parameters`) and CLASSES_NAME ("k-means classes"),
+    and define `add_method_parameters` (after the inputs), `fit_settings` (the core's settings)
+    and, when they have them, `add_advanced_method_parameters`, `add_method_outputs` and
     `method_results`.
     """
 
-    DEFAULT_SAMPLE_SIZE = 0
+    SAMPLE_SIZE_RULE: Parameter
     CLASSES_NAME = ""
     #: Whether the fit always uses the sample (k-means fits one feature on every pixel).
     ALWAYS_SAMPLED = True
 
-    INPUT = "INPUT"
-    CLUSTERS = "CLUSTERS"
-    AOI = "AOI"
-    EXTENT = "EXTENT"
-    CLIP = "CLIP"
-    SEED = "SEED"
-    SAMPLE_SIZE = "SAMPLE_SIZE"
-    STANDARDIZE = "STANDARDIZE"
-    MIN_AREA = "MIN_AREA"
-    CONNECTIVITY = "CONNECTIVITY"
-    OUTPUT = "OUTPUT"
-    CENTROIDS = "CENTROIDS"
-    STATISTICS = "STATISTICS"
-    DISTANCE = "DISTANCE"
-
     def initAlgorithm(self, config=None):
         """Declare the parameters (their names are the public API of models and qgis_process)."""
-        self.add_with_help(QgsProcessingParameterMultipleLayers(
-            self.INPUT, self.tr("Input rasters"), QgsProcessing.TypeRaster),
-            self.tr("Every band of every layer is a feature; layers are aligned to the first "
-                    "one's grid."))
+        add_feature_rasters_parameter(self, self.tr(
+            "Every band of every layer is a feature; layers are aligned to the first one's grid."))
         self.add_method_parameters()
         add_area_parameters(self, pixels_role=self.tr("whose pixels fit the centres"))
         self.add_with_help(QgsProcessingParameterBoolean(
             self.CLIP, self.tr("Clip the output to the area"), defaultValue=True),
             self.tr("Output only the area (nodata outside); otherwise classify the whole raster."))
-        self.add_with_help(QgsProcessingParameterNumber(
-            self.SEED, self.tr("Random seed"), QgsProcessingParameterNumber.Integer,
-            defaultValue=0, minValue=0), self.tr("Same inputs and seed give identical outputs."))
+        add_seed_parameter(self, self.tr("Same inputs and seed give identical outputs."))
         self.add_sample_size_parameter()
         self.add_with_help(QgsProcessingParameterBoolean(
             self.STANDARDIZE, self.tr("Standardize features (several features)"),
@@ -123,13 +102,6 @@ class ClusteringAlgorithm(RasterClusteringAlgorithm):
     def add_method_outputs(self):
         """Declare the method's own outputs, after the shared ones."""
 
-    def add_clusters_parameter(self, description: str, help_text: str, *, name: str = "",
-                               default: int = 5):
-        """A number of classes, MIN_CLUSTERS–MAX_CLUSTERS."""
-        self.add_with_help(QgsProcessingParameterNumber(
-            name or self.CLUSTERS, description, QgsProcessingParameterNumber.Integer,
-            defaultValue=default, minValue=MIN_CLUSTERS, maxValue=MAX_CLUSTERS), help_text)
-
     def add_sample_size_parameter(self):
         if self.ALWAYS_SAMPLED:
             label = self.tr("Sample size (pixels)")
@@ -138,10 +110,7 @@ class ClusteringAlgorithm(RasterClusteringAlgorithm):
             label = self.tr("Sample size for several features (pixels)")
             help_text = self.tr("Pixels drawn at random from the area to fit several features "
                                 "and estimate quantiles.")
-        self.add_with_help(QgsProcessingParameterNumber(
-            self.SAMPLE_SIZE, label, QgsProcessingParameterNumber.Integer,
-            defaultValue=self.DEFAULT_SAMPLE_SIZE, minValue=MAX_CLUSTERS), help_text,
-            advanced=True)
+        self.add_number(self.SAMPLE_SIZE_RULE, label, help_text, advanced=True)
 
     def fit_settings(self, parameters, context):
         """The core's settings of the method (KMeansSettings, FuzzyCMeansSettings, …)."""
@@ -157,20 +126,20 @@ class ClusteringAlgorithm(RasterClusteringAlgorithm):
                                                                 context))
 
     def checkParameterValues(self, parameters, context):
-        """Refuse what cannot work before any work starts: the method's settings are checked by
-        the core's own rules."""
-        layers = self.parameterAsLayerList(parameters, self.INPUT, context)
-        if not layers:
-            return False, self.tr("Select at least one raster layer as input.")
-        problem = connectivity_problem(self, parameters, context) or self.method_problem(
-            parameters, context)
+        """Refuse what cannot work before any work starts: each value by its rule (the base
+        class), then the method's own checks and the settings together (e.g. MIN_CLUSTERS ≤
+        CLUSTERS ≤ MAX_CLUSTERS), by the core's own validation."""
+        valid, message = super().checkParameterValues(parameters, context)
+        if not valid:
+            return valid, message
+        problem = self.method_problem(parameters, context)
         if problem:
             return False, problem
         try:
             self.fit_settings(parameters, context).validate()
         except InvalidInputError as error:
             return False, str(error)
-        return super().checkParameterValues(parameters, context)
+        return True, message
 
     def method_problem(self, parameters, context) -> str | None:
         """A problem with the method's parameters the core's settings cannot see, or None."""
@@ -178,18 +147,14 @@ class ClusteringAlgorithm(RasterClusteringAlgorithm):
 
     def processAlgorithm(self, parameters, context, feedback):
         """Fit, label, style, and write the centroid JSON and the statistics table."""
-        layers = self.parameterAsLayerList(parameters, self.INPUT, context)
-        inputs = [gdal_source(layer, self.INPUT) for layer in layers]
-        raster_crs = layers[0].crs()
+        layers, inputs = self.input_rasters(parameters, context)
         output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
         centroids_path = self.parameterAsFileOutput(parameters, self.CENTROIDS, context)
         pixel_outputs = self.pixel_outputs(parameters, context)
         for path in (output, centroids_path, pixel_outputs.distance_path,
                      pixel_outputs.membership_path):
             refuse_output_over_inputs(path, inputs)
-        geometry_wkt = area_geometry_wkt(self.parameterAsSource(parameters, self.AOI, context),
-                                         raster_crs, context, feedback)
-        bbox = extent_in_crs(self, parameters, self.EXTENT, context, raster_crs)
+        geometry_wkt, bbox = area_of_run(self, parameters, context, feedback, layers[0].crs())
         settings = self.fit_settings(parameters, context)
         progress, is_cancelled = feedback_callables(feedback)
         with core_errors_as_processing_exceptions():

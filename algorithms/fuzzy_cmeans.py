@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from qgis.core import QgsProcessingParameterRasterDestination
 
+from ..core import parameters as rules
 from ..core.clustering.classify import PixelOutputs
 from ..core.clustering.fuzzy_cmeans import (
     DEFAULT_FUZZINESS,
@@ -14,7 +15,12 @@ from ..core.clustering.fuzzy_cmeans import (
 )
 from .base import optional_output_layer
 from .clustering import ClusteringAlgorithm
-from .common_outputs import add_distance_metric_parameter, add_fuzziness_parameter, distance_metric
+from .common_outputs import (
+    add_clusters_parameter,
+    add_distance_metric_parameter,
+    add_fuzziness_parameter,
+    distance_metric,
+)
 
 HELP = f"""<p>Groups the pixels of one or more rasters into <b>c zones</b> by <b>fuzzy c-means</b>,
 the method precision agriculture has used for management zones for twenty years (Management
@@ -80,16 +86,13 @@ class FuzzyCMeansAlgorithm(ClusteringAlgorithm):
     DISPLAY_NAME = "Fuzzy c-means zones"
     HELP = HELP
     ICON = "fuzzycmeans.svg"
-    DEFAULT_SAMPLE_SIZE = DEFAULT_SAMPLE_SIZE
+    SAMPLE_SIZE_RULE = rules.FUZZY_SAMPLE_SIZE
     CLASSES_NAME = "fuzzy c-means zones"
 
-    FUZZINESS = "FUZZINESS"
-    DISTANCE_METRIC = "DISTANCE_METRIC"
     MEMBERSHIP = "MEMBERSHIP"
 
     def add_method_parameters(self):
-        self.add_clusters_parameter(self.tr("Number of zones"),
-                                    self.tr("Number of zones c, 2–255."))
+        add_clusters_parameter(self, self.tr("Number of zones"), self.tr("zones"))
         add_fuzziness_parameter(self, self.tr(
             "Greater than 1: near 1 nearly hard zones, larger values blend them; 1.3 is "
             "Management Zone Analyst's default."))

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from qgis.core import QgsProcessingOutputNumber, QgsProcessingParameterNumber
+from qgis.core import QgsProcessingOutputNumber
 
+from ..core import parameters as rules
 from ..core.clustering.isodata import (
     DEFAULT_MAX_CLUSTERS,
     DEFAULT_MAX_ITERATIONS,
@@ -86,44 +87,35 @@ class IsodataAlgorithm(ClusteringAlgorithm):
     DISPLAY_NAME = "ISODATA clustering"
     HELP = HELP
     ICON = "isodata.svg"
-    DEFAULT_SAMPLE_SIZE = DEFAULT_SAMPLE_SIZE
+    SAMPLE_SIZE_RULE = rules.KMEANS_SAMPLE_SIZE
     CLASSES_NAME = "ISODATA classes"
 
-    MIN_CLUSTERS = "MIN_CLUSTERS"
-    MAX_CLUSTERS = "MAX_CLUSTERS"
-    MIN_CLASS_SIZE = "MIN_CLASS_SIZE"
-    SPLIT_STD = "SPLIT_STD"
-    MERGE_DISTANCE = "MERGE_DISTANCE"
-    MAX_ITERATIONS = "MAX_ITERATIONS"
+    MIN_CLUSTERS = rules.MIN_CLUSTERS.name
+    MAX_CLUSTERS = rules.MAX_CLUSTERS.name
+    MIN_CLASS_SIZE = rules.MIN_CLASS_SIZE.name
+    SPLIT_STD = rules.SPLIT_STD.name
+    MERGE_DISTANCE = rules.MERGE_DISTANCE.name
+    MAX_ITERATIONS = rules.ISODATA_ITERATIONS.name
     FINAL_CLUSTERS = "FINAL_CLUSTERS"
 
     def add_method_parameters(self):
-        self.add_clusters_parameter(self.tr("Initial number of clusters"),
-                                    self.tr("Classes started from and aimed at, 2–255."))
-        self.add_clusters_parameter(self.tr("Smallest number of clusters"),
-                                    self.tr("The classes never fall below this number."),
-                                    name=self.MIN_CLUSTERS, default=DEFAULT_MIN_CLUSTERS)
-        self.add_clusters_parameter(self.tr("Largest number of clusters"),
-                                    self.tr("The classes never exceed this number."),
-                                    name=self.MAX_CLUSTERS, default=DEFAULT_MAX_CLUSTERS)
-        for name, label, help_text, default, maximum, integer in (
-                (self.MIN_CLASS_SIZE, self.tr("Minimum class size (% of the sampled pixels)"),
-                 self.tr("Smaller classes are dissolved into their neighbours."),
-                 100 * DEFAULT_MIN_CLASS_SHARE, 99.999, False),
-                (self.SPLIT_STD, self.tr("Split threshold (standard deviation)"),
-                 self.tr("Classes wider than this along a feature may be split (fit units: "
-                         "standard deviations when standardizing)."),
-                 DEFAULT_SPLIT_STD, None, False),
-                (self.MERGE_DISTANCE, self.tr("Merge distance"),
-                 self.tr("Classes whose centres are closer than this are merged (fit units)."),
-                 DEFAULT_MERGE_DISTANCE, None, False),
-                (self.MAX_ITERATIONS, self.tr("Maximum iterations"),
-                 self.tr("Split-and-merge iterations."), DEFAULT_MAX_ITERATIONS, 1000, True)):
-            bounds = {} if maximum is None else {"maxValue": maximum}
-            self.add_with_help(QgsProcessingParameterNumber(
-                name, label, QgsProcessingParameterNumber.Integer if integer
-                else QgsProcessingParameterNumber.Double, defaultValue=default,
-                minValue=1 if integer else 0, **bounds), help_text)
+        self.add_number(rules.CLUSTERS, self.tr("Initial number of clusters"),
+                        self.tr("Classes started from and aimed at, 2–255."))
+        self.add_number(rules.MIN_CLUSTERS, self.tr("Smallest number of clusters"),
+                        self.tr("The classes never fall below this number."))
+        self.add_number(rules.MAX_CLUSTERS, self.tr("Largest number of clusters"),
+                        self.tr("The classes never exceed this number."))
+        self.add_number(rules.MIN_CLASS_SIZE, self.tr("Minimum class size (% of the sampled "
+                                                      "pixels)"),
+                        self.tr("Smaller classes are dissolved into their neighbours."))
+        self.add_number(rules.SPLIT_STD, self.tr("Split threshold (standard deviation)"),
+                        self.tr("Classes wider than this along a feature may be split (fit "
+                                "units: standard deviations when standardizing)."))
+        self.add_number(rules.MERGE_DISTANCE, self.tr("Merge distance"),
+                        self.tr("Classes whose centres are closer than this are merged (fit "
+                                "units)."))
+        self.add_number(rules.ISODATA_ITERATIONS, self.tr("Maximum iterations"),
+                        self.tr("Split-and-merge iterations."))
 
     def add_method_outputs(self):
         self.addOutput(QgsProcessingOutputNumber(self.FINAL_CLUSTERS,

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from qgis.core import QgsProcessingParameterNumber, QgsProcessingParameterRange
 
-from ..core.clustering.kmeans import DEFAULT_SAMPLE_SIZE, KMeansSettings
+from ..core import parameters as rules
+from ..core.clustering.kmeans import KMeansSettings
 from .base import optional_range
 from .clustering import ClusteringAlgorithm
+from .common_outputs import add_clusters_parameter
 
 HELP = """<p>Groups the pixels of one or more rasters into <b>k classes</b> by k-means, without
 training data: management zones from NDVI, water/land from NIR, vegetation classes from several
@@ -86,15 +88,14 @@ class KMeansAlgorithm(ClusteringAlgorithm):
     DISPLAY_NAME = "Raster k-means clustering"
     HELP = HELP
     ICON = "kmeans.svg"
-    DEFAULT_SAMPLE_SIZE = DEFAULT_SAMPLE_SIZE
+    SAMPLE_SIZE_RULE = rules.KMEANS_SAMPLE_SIZE
     CLASSES_NAME = "k-means classes"
     ALWAYS_SAMPLED = False
 
     CLIP_QUANTILES = "CLIP_QUANTILES"
 
     def add_method_parameters(self):
-        self.add_clusters_parameter(self.tr("Number of clusters"),
-                                    self.tr("Number of classes k, 2–255."))
+        add_clusters_parameter(self, self.tr("Number of clusters"), self.tr("classes"))
 
     def add_advanced_method_parameters(self):
         self.add_with_help(QgsProcessingParameterRange(
@@ -104,10 +105,8 @@ class KMeansAlgorithm(ClusteringAlgorithm):
 
     def method_problem(self, parameters, context):
         quantiles = self._clip_quantiles(parameters, context)
-        if quantiles is not None and not 0 <= quantiles[0] < quantiles[1] <= 100:
-            return self.tr("Clip quantiles must be two percentiles 0 ≤ low < high ≤ 100, "
-                           "e.g. 0.5, 99.5; leave both empty for no clipping.")
-        return None
+        problem = None if quantiles is None else rules.CLIP_QUANTILES.problem(quantiles)
+        return problem + self.tr(" Leave both empty for no clipping.") if problem else None
 
     def _clip_quantiles(self, parameters, context):
         return optional_range(self, parameters, self.CLIP_QUANTILES, context)

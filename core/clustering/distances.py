@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import parameters
+
 #: The norms MZA offers: A = I, A = diag(1/variance), A = inverse covariance.
-DISTANCE_METRICS = ("euclidean", "diagonal", "mahalanobis")
+DISTANCE_METRICS = parameters.DISTANCE_METRIC.allowed.values
 # Distances below this (a point on a centre) are taken as this: its membership there is 1.
 _TINY = np.finfo(np.float64).tiny
 

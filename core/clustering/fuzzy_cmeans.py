@@ -7,22 +7,20 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import InvalidInputError
-from ..io.area_of_interest import AreaOfInterest
-from ..io.feature_stack import FeatureStack
+from .. import parameters
+from ..io.feature_stack import AreaBlocks, FeatureStack, area_windows
+from ..io.rasters import Window
 from ..progress import Progress
-from .distances import DISTANCE_METRICS, memberships_of, metric_transform, squared_distances
-from .kmeans import Fit, FitSample, check_sampled_fit, draw_fit_sample, fit_centres
+from .distances import memberships_of, metric_transform, squared_distances
+from .kmeans import Fit, FitSample, check_sample_settings, draw_fit_sample, fit_centres
 
-#: MZA's default exponent: crisp enough for management zones (memberships near 0 or 1 except
-#: at zone borders), where Bezdek's textbook m = 2 makes five or more zones almost uniform.
-DEFAULT_FUZZINESS = 1.3
+#: MZA's default exponent (see `parameters.FUZZINESS`).
+DEFAULT_FUZZINESS = parameters.FUZZINESS.default
 #: MZA's stopping rule: memberships change by less than this, or this many iterations.
 DEFAULT_TOLERANCE = 1e-4
 DEFAULT_MAX_ITERATIONS = 300
-#: Pixels sampled to fit: each iteration costs (pixels × clusters), so fewer than k-means's
-#: million; ample for the centres of a few hundred zones.
-DEFAULT_SAMPLE_SIZE = 200_000
+#: Pixels sampled to fit (see `parameters.FUZZY_SAMPLE_SIZE`).
+DEFAULT_SAMPLE_SIZE = parameters.FUZZY_SAMPLE_SIZE.default
 METHOD = "fuzzy c-means"
 
 
@@ -41,10 +39,10 @@ class FuzzyCMeansSettings:
         tolerance, max_iterations: the stopping rule (MZA's defaults).
     """
 
-    n_clusters: int = 5
+    n_clusters: int = parameters.CLUSTERS.default
     fuzziness: float = DEFAULT_FUZZINESS
-    distance_metric: str = "euclidean"
-    seed: int = 0
+    distance_metric: str = parameters.DISTANCE_METRIC.default
+    seed: int = parameters.SEED.default
     sample_size: int = DEFAULT_SAMPLE_SIZE
     standardize: bool = True
     clip_quantiles: tuple[float, float] | None = None
@@ -52,12 +50,16 @@ class FuzzyCMeansSettings:
     max_iterations: int = DEFAULT_MAX_ITERATIONS
 
     def validate(self) -> None:
-        check_sampled_fit(self.n_clusters, self.sample_size, self.clip_quantiles)
+        """Raise InvalidInputError naming the allowed values of a setting that is not."""
+        parameters.CLUSTERS.validate(self.n_clusters)
+        check_sample_settings(self, parameters.FUZZY_SAMPLE_SIZE)
         check_fuzzy_options(self.fuzziness, self.distance_metric)
 
-    def fit(self, stack: FeatureStack, area: AreaOfInterest, steps: Progress) -> Fit:
+    def fit(self, stack: FeatureStack, blocks: AreaBlocks, window: Window,
+            steps: Progress) -> Fit:
         """Fuzzy c-means on the area's sample; the ordered model and its log lines."""
-        sample = draw_fit_sample(stack, area, self, steps.span(0.0, 0.5))
+        sample = draw_fit_sample(blocks, area_windows(stack, window), stack.names, self,
+                                 steps.span(0.0, 0.5))
         transform, points = in_norm(sample, self.distance_metric)
         fit = fit_fuzzy_cmeans(points, self.n_clusters, fuzziness=self.fuzziness, seed=self.seed,
                                tolerance=self.tolerance, max_iterations=self.max_iterations,
@@ -100,13 +102,8 @@ def in_norm(sample: FitSample, metric: str) -> tuple[np.ndarray | None, np.ndarr
 
 def check_fuzzy_options(fuzziness: float, metric: str) -> None:
     """Refuse an exponent m ≤ 1 (hard k-means, memberships undefined) or an unknown norm."""
-    if not np.isfinite(fuzziness) or fuzziness <= 1.0:
-        raise InvalidInputError(
-            f"FUZZINESS must be a number greater than 1 (1 would be hard k-means; MZA's default "
-            f"is {DEFAULT_FUZZINESS}), not {fuzziness:g}.")
-    if metric not in DISTANCE_METRICS:
-        raise InvalidInputError(f"DISTANCE_METRIC must be one of {', '.join(DISTANCE_METRICS)}, "
-                                f"not {metric!r}.")
+    parameters.FUZZINESS.validate(fuzziness)
+    parameters.DISTANCE_METRIC.validate(metric)
 
 
 def fuzzy_memberships(points: np.ndarray, centres: np.ndarray, fuzziness: float) -> np.ndarray:

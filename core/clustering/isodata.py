@@ -9,35 +9,34 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .. import parameters
 from ..errors import InvalidInputError
-from ..io.area_of_interest import AreaOfInterest
-from ..io.feature_stack import FeatureStack
+from ..io.feature_stack import AreaBlocks, FeatureStack, area_windows
+from ..io.rasters import Window
 from ..progress import Progress
 from .distances import squared_distances
 from .kmeans import (
     DEFAULT_SAMPLE_SIZE,
-    MAX_CLUSTERS,
-    MIN_CLUSTERS,
     Fit,
     check_enough_points,
-    check_sampled_fit,
+    check_sample_settings,
     draw_fit_sample,
     lloyd,
 )
 
-DEFAULT_MIN_CLUSTERS, DEFAULT_MAX_CLUSTERS = 2, 10
+DEFAULT_MIN_CLUSTERS = parameters.MIN_CLUSTERS.default
+DEFAULT_MAX_CLUSTERS = parameters.MAX_CLUSTERS.default
 #: θ_N: a class with fewer than this share of the points is dissolved.
-DEFAULT_MIN_CLASS_SHARE = 0.01
+DEFAULT_MIN_CLASS_SHARE = parameters.MIN_CLASS_SIZE.default / 100
 #: θ_S: a class whose largest per-feature standard deviation exceeds this may be split.
 #: θ_C: two classes whose centres are closer than this are merged. Both in standardized units
 #: by default; chosen so that the synthetic scene (scripts/synthetic_scene.py) ends with its five
 #: true classes started from 2, 5 or 9, and the real multi-band rasters of ../shared/data with
-#: 4–7 classes. θ_C < 2 θ_S: the two halves of a split (about 1.6 σ apart) are not merged back
-#: at once.
-DEFAULT_SPLIT_STD = 0.4
-DEFAULT_MERGE_DISTANCE = 1.0
+#: 4–7 classes (see `parameters.SPLIT_STD`).
+DEFAULT_SPLIT_STD = parameters.SPLIT_STD.default
+DEFAULT_MERGE_DISTANCE = parameters.MERGE_DISTANCE.default
 #: I: split-and-merge iterations.
-DEFAULT_MAX_ITERATIONS = 20
+DEFAULT_MAX_ITERATIONS = parameters.ISODATA_ITERATIONS.default
 #: A class is split into its centre ± this many times its largest standard deviation.
 SPLIT_OFFSET = 1.0
 
@@ -63,29 +62,24 @@ class IsodataOptions:
     merge_distance: float = DEFAULT_MERGE_DISTANCE
     max_iterations: int = DEFAULT_MAX_ITERATIONS
 
-    def validate(self, *, lowest: int, highest: int) -> None:
-        """Raise InvalidInputError unless lowest ≤ MIN_CLUSTERS ≤ CLUSTERS ≤ MAX_CLUSTERS ≤
-        highest and the thresholds make sense."""
-        if not lowest <= self.min_clusters <= self.max_clusters <= highest:
+    def validate(self) -> None:
+        """Raise InvalidInputError unless each option is allowed (`core.parameters`) and
+        MIN_CLUSTERS ≤ CLUSTERS ≤ MAX_CLUSTERS."""
+        parameters.CLUSTERS.validate(self.initial_clusters)
+        parameters.MIN_CLUSTERS.validate(self.min_clusters)
+        parameters.MAX_CLUSTERS.validate(self.max_clusters)
+        parameters.MIN_CLASS_SIZE.validate(100 * self.min_class_share)
+        parameters.SPLIT_STD.validate(self.split_std)
+        parameters.MERGE_DISTANCE.validate(self.merge_distance)
+        parameters.ISODATA_ITERATIONS.validate(self.max_iterations)
+        if self.min_clusters > self.max_clusters:
             raise InvalidInputError(
-                f"MIN_CLUSTERS and MAX_CLUSTERS must satisfy {lowest} ≤ MIN_CLUSTERS ≤ "
-                f"MAX_CLUSTERS ≤ {highest}; got MIN_CLUSTERS={self.min_clusters}, "
-                f"MAX_CLUSTERS={self.max_clusters}.")
+                f"MIN_CLUSTERS and MAX_CLUSTERS must satisfy MIN_CLUSTERS ≤ MAX_CLUSTERS; got "
+                f"MIN_CLUSTERS={self.min_clusters}, MAX_CLUSTERS={self.max_clusters}.")
         if not self.min_clusters <= self.initial_clusters <= self.max_clusters:
             raise InvalidInputError(
                 f"CLUSTERS ({self.initial_clusters}) must lie between MIN_CLUSTERS "
                 f"({self.min_clusters}) and MAX_CLUSTERS ({self.max_clusters}).")
-        if not 0 <= self.min_class_share < 1:
-            raise InvalidInputError(
-                "MIN_CLASS_SIZE must be a share of the pixels from 0 to under 100 %, not "
-                f"{100 * self.min_class_share:g} %.")
-        if not self.split_std > 0 or not self.merge_distance >= 0:
-            raise InvalidInputError(
-                f"The split threshold (SPLIT_STD, {self.split_std:g}) must be positive and the "
-                f"merge distance (MERGE_DISTANCE, {self.merge_distance:g}) at least 0.")
-        if self.max_iterations < 1:
-            raise InvalidInputError(
-                f"MAX_ITERATIONS must be at least 1, not {self.max_iterations}.")
 
 
 METHOD = "ISODATA"
@@ -103,13 +97,15 @@ class IsodataSettings:
     clip_quantiles: tuple[float, float] | None = None
 
     def validate(self) -> None:
-        self.options.validate(lowest=MIN_CLUSTERS, highest=MAX_CLUSTERS)
-        check_sampled_fit(self.options.max_clusters, self.sample_size, self.clip_quantiles,
-                          name="MAX_CLUSTERS")
+        """Raise InvalidInputError naming the allowed values of a setting that is not."""
+        self.options.validate()
+        check_sample_settings(self)
 
-    def fit(self, stack: FeatureStack, area: AreaOfInterest, steps: Progress) -> Fit:
+    def fit(self, stack: FeatureStack, blocks: AreaBlocks, window: Window,
+            steps: Progress) -> Fit:
         """ISODATA on the area's sample; the ordered model and its log lines."""
-        sample = draw_fit_sample(stack, area, self, steps.span(0.0, 0.5))
+        sample = draw_fit_sample(blocks, area_windows(stack, window), stack.names, self,
+                                 steps.span(0.0, 0.5))
         fit = fit_isodata(sample.points, self.options, seed=self.seed,
                           is_cancelled=steps.cancelled)
         steps.check()

@@ -15,9 +15,15 @@ from raster_clustering.core.clustering.choose_k import (
     recommend_k,
 )
 from raster_clustering.core.clustering.kmeans import sample_valid_pixels
+from raster_clustering.core.engine import opened, run_scope
 from raster_clustering.core.errors import CancelledError, InvalidInputError
-from raster_clustering.core.io.area_of_interest import AreaOfInterest
-from raster_clustering.core.io.feature_stack import FeatureStack, RasterInput
+from raster_clustering.core.io.feature_stack import (
+    AreaBlocks,
+    FeatureStack,
+    RasterInput,
+    StackSource,
+    area_windows,
+)
 from raster_clustering.core.progress import Progress
 from sklearn.cluster import KMeans
 
@@ -94,8 +100,7 @@ def test_fuzzy_scores_are_mzas_indices_of_the_fit_sample(make_raster):
     settings = ChooseKSettings(k_min=3, k_max=3, sample_size=300, seed=4,
                                method="fuzzy c-means", fuzziness=2.0)
     (score,) = choose_k([RasterInput(str(path))], settings=settings).scores
-    stack = FeatureStack([RasterInput(str(path))])
-    sample = sample_valid_pixels(stack, AreaOfInterest(stack.grid), 3000, 4, Progress())
+    sample = _sample_of(path, 3000, 4)
     points = (sample - sample.mean(0)) / sample.std(0)
     fit = fit_fuzzy_cmeans(points, 3, fuzziness=2.0, seed=4)
     assert score.fpi == pytest.approx(fuzziness_performance_index(fit.memberships), rel=1e-9)
@@ -186,13 +191,17 @@ def read_pixels(path):
     return features.reshape(features.shape[0], -1).T.astype(np.float64)
 
 
+def _sample_of(path, sample_size: int, seed: int) -> np.ndarray:
+    """`sample_valid_pixels` of the whole raster at `path`."""
+    with run_scope() as scope:
+        source = StackSource((RasterInput(str(path)),), scope)
+        windows = area_windows(opened(source), opened(source).grid.full_window)
+        return sample_valid_pixels(AreaBlocks(source), windows, sample_size, seed, Progress())
+
+
 def test_the_silhouette_sample_is_the_head_of_the_fit_sample(make_raster):
     path = blobs_raster(make_raster)
-    stack = FeatureStack([RasterInput(str(path))])
-    area = AreaOfInterest(stack.grid)
-    small = sample_valid_pixels(stack, area, 700, 5, Progress())
-    large = sample_valid_pixels(stack, area, 7000, 5, Progress())
-    assert np.array_equal(large[:700], small)
+    assert np.array_equal(_sample_of(path, 7000, 5)[:700], _sample_of(path, 700, 5))
 
 
 def test_same_seed_same_scores_other_seed_other_sample(make_raster):

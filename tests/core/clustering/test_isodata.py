@@ -69,10 +69,11 @@ def test_the_centres_are_a_k_means_fixed_point_and_the_same_seed_gives_the_same_
     (IsodataOptions(initial_clusters=5, min_clusters=6, max_clusters=4), "MIN_CLUSTERS"),
     (IsodataOptions(initial_clusters=9, min_clusters=2, max_clusters=8), "CLUSTERS"),
     (IsodataOptions(min_class_share=1.0), "MIN_CLASS_SIZE"),
-    (IsodataOptions(split_std=0.0), "split threshold"),
-    (IsodataOptions(merge_distance=-1.0), "merge distance"),
+    (IsodataOptions(split_std=0.0), "SPLIT_STD must be a number greater than 0"),
+    (IsodataOptions(merge_distance=-1.0), "MERGE_DISTANCE must be a number of at least 0"),
+    (IsodataOptions(max_clusters=256), "MAX_CLUSTERS must be a whole number from 2 to 255"),
     (IsodataOptions(max_iterations=0), "MAX_ITERATIONS"),
 ])
 def test_bad_options_are_refused(options, message):
     with pytest.raises(InvalidInputError, match=message):
-        options.validate(lowest=2, highest=255)
+        options.validate()

@@ -181,7 +181,7 @@ def test_the_same_seed_writes_the_same_files(blobs, tmp_path):
 @pytest.mark.parametrize("settings, message", [
     (FuzzyCMeansSettings(fuzziness=1.0), "FUZZINESS must be a number greater than 1"),
     (FuzzyCMeansSettings(distance_metric="manhattan"), "DISTANCE_METRIC"),
-    (FuzzyCMeansSettings(n_clusters=1), "CLUSTERS must be between"),
+    (FuzzyCMeansSettings(n_clusters=1), "CLUSTERS must be a whole number from 2 to 255, not 1"),
     (IsodataSettings(IsodataOptions(min_clusters=6, max_clusters=4)), "MIN_CLUSTERS"),
 ])
 def test_bad_settings_are_refused_before_anything_is_written(blobs, tmp_path, settings, message):
