@@ -5,7 +5,10 @@ import math
 
 import pytest
 from raster_clustering.core import parameters
+from raster_clustering.core.clustering.choose_k import ChooseKSettings
 from raster_clustering.core.clustering.classify import check_sieve_options
+from raster_clustering.core.clustering.fuzzy_cmeans import FuzzyCMeansSettings
+from raster_clustering.core.clustering.isodata import IsodataOptions
 from raster_clustering.core.clustering.kmeans import KMeansSettings
 from raster_clustering.core.errors import InvalidInputError
 from raster_clustering.core.parameters import Interval, Options, Percentiles
@@ -73,6 +76,22 @@ def test_each_default_is_allowed_by_its_own_rule():
     (lambda: KMeansSettings(clip_quantiles=(3, 3)).validate(), "CLIP_QUANTILES must be"),
     (lambda: check_sieve_options(-1, 8), "MIN_AREA must be a number of at least 0, not -1"),
     (lambda: check_sieve_options(None, 6), "CONNECTIVITY must be 4 or 8, not 6"),
+    (lambda: FuzzyCMeansSettings(fuzziness=1).validate(),
+     "FUZZINESS must be a number greater than 1, not 1; 1 would be hard k-means"),
+    (lambda: FuzzyCMeansSettings(n_clusters=256).validate(),
+     "CLUSTERS must be a whole number from 2 to 255, not 256"),
+    (lambda: FuzzyCMeansSettings(distance_metric="cosine").validate(),
+     "DISTANCE_METRIC must be euclidean, diagonal or mahalanobis, not 'cosine'"),
+    (lambda: ChooseKSettings(method="fuzzy", k_max=5).validate(),
+     "METHOD must be k-means or fuzzy c-means, not 'fuzzy'"),
+    (lambda: ChooseKSettings(method="fuzzy c-means", fuzziness=0.5).validate(),
+     "FUZZINESS must be a number greater than 1"),
+    (lambda: IsodataOptions(min_clusters=1).validate(),
+     "MIN_CLUSTERS must be a whole number from 2 to 255, not 1"),
+    (lambda: IsodataOptions(min_class_share=1.0).validate(),
+     "MIN_CLASS_SIZE must be a share in % of at least 0 and less than 100, not 100"),
+    (lambda: IsodataOptions(max_iterations=1001).validate(),
+     "MAX_ITERATIONS must be a whole number from 1 to 1000, not 1001"),
 ])
 def test_the_core_refuses_with_the_rules_messages(check, message):
     with pytest.raises(InvalidInputError, match=message):
