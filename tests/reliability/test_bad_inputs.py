@@ -393,7 +393,7 @@ case(FUZZY, "fewer-distinct-pixels-than-zones-in-two-bands", FEWER_DISTINCT)(
         np.tile(np.float32([1, 2]), (SIZE, SIZE // 2)), np.tile(np.float32([5, 3]),
                                                                 (SIZE, SIZE // 2))]))],
         "CLUSTERS": 3})
-case(FUZZY, "fuzziness-of-one", r"FUZZINESS must be a number greater than 1 .*not 1\.")(
+case(FUZZY, "fuzziness-of-one", r"FUZZINESS must be a number greater than 1, not 1; 1 would be hard")(
     lambda work: {**AREA_ALGORITHMS[FUZZY](work), "FUZZINESS": 1})
 case(FUZZY, "fuzziness-below-one", r"FUZZINESS .* must be a number|FUZZINESS must be")(
     lambda work: {**AREA_ALGORITHMS[FUZZY](work), "FUZZINESS": 0.5})
@@ -405,7 +405,7 @@ case(ISODATA, "min-clusters-above-max-clusters",
                   "MAX_CLUSTERS": 4})
 case(ISODATA, "initial-clusters-outside-the-bounds", r"CLUSTERS \(9\) must lie between")(
     lambda work: {**AREA_ALGORITHMS[ISODATA](work), "CLUSTERS": 9, "MAX_CLUSTERS": 8})
-case(ISODATA, "zero-split-threshold", r"SPLIT_STD, 0\) must be positive")(
+case(ISODATA, "zero-split-threshold", r"SPLIT_STD must be a number greater than 0, not 0\.")(
     lambda work: {**AREA_ALGORITHMS[ISODATA](work), "SPLIT_STD": 0})
 case(CHOOSEK, "fewer-distinct-values-than-k-min", FEWER_DISTINCT)(
     lambda work: {"INPUT": [work.raster("two.tif", np.tile(np.float32([1, 2]), (SIZE, 15)))],
