@@ -393,7 +393,7 @@ case(FUZZY, "fewer-distinct-pixels-than-zones-in-two-bands", FEWER_DISTINCT)(
         np.tile(np.float32([1, 2]), (SIZE, SIZE // 2)), np.tile(np.float32([5, 3]),
                                                                 (SIZE, SIZE // 2))]))],
         "CLUSTERS": 3})
-case(FUZZY, "fuzziness-of-one", r"FUZZINESS must be a number greater than 1, not 1; 1 would be hard")(
+case(FUZZY, "fuzziness-of-one", r"FUZZINESS must be a number greater than 1, not 1; 1 would")(
     lambda work: {**AREA_ALGORITHMS[FUZZY](work), "FUZZINESS": 1})
 case(FUZZY, "fuzziness-below-one", r"FUZZINESS .* must be a number|FUZZINESS must be")(
     lambda work: {**AREA_ALGORITHMS[FUZZY](work), "FUZZINESS": 0.5})
