@@ -226,8 +226,14 @@ def _region_graph(
     structure: np.ndarray,
     raise_if_cancelled: Callable[[], None],
     report: Callable[[float], None],
+    *,
+    pairs_within_strips: bool = True,
 ) -> _RegionGraph:
-    """Labels of all strips and the graph of their regions (see `_RegionGraph`)."""
+    """Labels of all strips and the graph of their regions (see `_RegionGraph`).
+
+    Without `pairs_within_strips` the edges are only those across the seams of strips, which is
+    all that joins the labels of one region (within a strip a region has one label).
+    """
     region_class = [np.zeros(1, dtype=np.int64)]
     region_area = [np.zeros(1, dtype=np.float64)]
     region_start = [np.zeros(1, dtype=np.int64)]
@@ -245,7 +251,8 @@ def _region_graph(
         region_class.append(new_classes)
         region_area.append(areas[1:])
         region_start.append(starts + first * classes.shape[1])
-        edges.append(_touching_pairs(classes, valid, labels, structure))
+        if pairs_within_strips:
+            edges.append(_touching_pairs(classes, valid, labels, structure))
         if previous_row is not None:
             edges.append(_touching_pairs_across(previous_row, labels[0], structure))
         previous_row = labels[-1]
@@ -413,6 +420,77 @@ def _unique_pairs(one: np.ndarray, other: np.ndarray) -> np.ndarray:
     high = np.maximum(one[apart], other[apart]).astype(np.int64)
     keys = np.unique((low << _KEY_SHIFT) | high)
     return np.stack([keys >> _KEY_SHIFT, keys & np.int64(2**32 - 1)], axis=1)
+
+
+class ConnectedRegions(NamedTuple):
+    """The connected regions of a raster read in strips, numbered 1..n by class (ascending),
+    then by first pixel in reading order (top row first, then left), whatever the strips.
+
+    Attributes:
+        number_of_label: int64 (n_labels + 1,) region number of each strip label; 0 for label 0
+            (nodata).
+        region_class: int64 (n + 1,) class of each region; entry 0 is 0.
+        strip_first_label: the first label of each strip (and one past the last).
+        structure: the structuring element of the connectivity.
+    """
+
+    number_of_label: np.ndarray
+    region_class: np.ndarray
+    strip_first_label: list[int]
+    structure: np.ndarray
+
+    @property
+    def count(self) -> int:
+        return len(self.region_class) - 1
+
+
+def connected_regions(
+    read_strip: StripReader,
+    strips: list[tuple[int, int]],
+    *,
+    connectivity: int,
+    raise_if_cancelled: Callable[[], None] = lambda: None,
+    report: Callable[[float], None] = lambda fraction: None,
+) -> ConnectedRegions:
+    """Number the connected regions of one class, reading the raster once in strips.
+
+    The labels of one region in consecutive strips are joined through the rows where the strips
+    meet, as in the sieve's step 1; memory grows with the number of regions, not with the
+    raster's size. `region_numbers` then gives each pixel of a strip its region number.
+
+    Args:
+        read_strip: (first row, row count) -> (classes, valid), as for `merge_small_regions`.
+        strips: (first row, row count) of each strip, top to bottom (see `row_strips`).
+        connectivity: 4 or 8.
+        raise_if_cancelled: called between strips; raises to stop.
+        report: called with the fraction done, 0..1.
+    """
+    structure = ndimage.generate_binary_structure(2, 1 if connectivity == 4 else 2)
+    n_rows = strips[-1][0] + strips[-1][1] if strips else 0
+    graph = _region_graph(read_strip, strips, np.ones(n_rows), structure, raise_if_cancelled,
+                          report, pairs_within_strips=False)
+    component, _ = _fuse_same_class(graph.edges, graph.region_class)
+    n_regions = int(component.max()) if len(component) else 0
+    region_class = np.zeros(n_regions + 1, dtype=np.int64)
+    region_class[component] = graph.region_class
+    region_start = np.full(n_regions + 1, np.iinfo(np.int64).max)
+    np.minimum.at(region_start, component, graph.region_start)
+    order = np.lexsort((region_start[1:], region_class[1:])) + 1
+    number = np.zeros(n_regions + 1, dtype=np.int64)
+    number[order] = np.arange(1, n_regions + 1)
+    return ConnectedRegions(number[component], np.concatenate([[0], region_class[order]]),
+                            graph.strip_first_label, structure)
+
+
+def region_numbers(
+    regions: ConnectedRegions, strip_index: int, classes: np.ndarray, valid: np.ndarray
+) -> np.ndarray:
+    """int64 region number of each pixel of strip `strip_index` (0 on nodata): the strip is
+    labelled again exactly as `connected_regions` labelled it."""
+    first_label = regions.strip_first_label[strip_index]
+    labels, _, _ = _label_strip(classes, valid, regions.structure, first_label,
+                                first_pixels=False)
+    return regions.number_of_label[labels]
 
 
 def row_strips(n_rows: int, strip_rows: int) -> Iterator[tuple[int, int]]:

@@ -179,7 +179,7 @@ def _sieve_file(
     """`sieve_raster` after its parameters are checked."""
     with _GdalMessages() as messages:
         src_ds = _open_raster(input_path, messages)
-        src_band = _integer_band(src_ds, band, input_path)
+        src_band = integer_band(src_ds, band, input_path)
         _check_classes_fit_old_gdal(src_band, input_path)
         row_areas_m2 = pixel_areas_m2(
             src_ds.GetGeoTransform(), src_ds.GetProjection(), n_rows=src_ds.RasterYSize
@@ -373,8 +373,13 @@ def _open_raster(path: str, messages: _GdalMessages) -> gdal.Dataset:
     return dataset
 
 
-def _integer_band(dataset: gdal.Dataset, band: int, path: str) -> gdal.Band:
-    """Band `band` (1-based) of `dataset`; InvalidInputError if absent or not integer."""
+def integer_band(dataset: gdal.Dataset, band: int, path: str, *,
+                 needed_by: str = "the sieve") -> gdal.Band:
+    """Band `band` (1-based) of `dataset`; InvalidInputError if absent or not integer.
+
+    Args:
+        needed_by: what needs integer classes, for the message ("the sieve").
+    """
     count = dataset.RasterCount
     if isinstance(band, bool) or not isinstance(band, (int, np.integer)) or not 1 <= band <= count:
         raise InvalidInputError(
@@ -385,7 +390,7 @@ def _integer_band(dataset: gdal.Dataset, band: int, path: str) -> gdal.Band:
     data_type = raster_band.DataType
     if data_type not in _INTEGER_TYPES:
         raise InvalidInputError(
-            f"band {band} of {path} is {gdal.GetDataTypeName(data_type)}, but the sieve needs a "
+            f"band {band} of {path} is {gdal.GetDataTypeName(data_type)}, but {needed_by} needs a "
             f"classified integer raster ({', '.join(_INTEGER_TYPES.values())}); classify it "
             "first, or convert it with Raster > Conversion > Translate to an integer type"
         )

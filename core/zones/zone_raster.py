@@ -1,0 +1,237 @@
+"""The zones of a classified raster, streamed in strips: each connected region of one class gets
+a number, written as a raster of zone numbers, with its pixel statistics and, for smoothing, the
+grid points where zone boundaries meet (nodes).
+
+Zones are numbered 1..n by class (ascending), then by their first pixel in reading order (top
+row first, then left), so the numbers do not depend on how the raster is read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from osgeo import gdal
+
+from ..clustering.class_statistics import ClassStatisticsAccumulator, StatisticsArrays
+from ..errors import InvalidInputError, RasterClusteringError
+from ..io.feature_stack import FeatureStack, RasterInput
+from ..io.pixel_area import pixel_areas_m2
+from ..io.rasters import (
+    BandValidity,
+    RasterGrid,
+    Window,
+    check_north_up,
+    create_geotiff,
+    open_raster,
+    write_block,
+)
+from ..progress import Progress
+from ..sieve.region_merge import connected_regions, region_numbers, row_strips
+from ..sieve.sieve import integer_band
+
+#: More distinct values than this are not classes (a continuous raster or segment ids).
+MAX_CLASSES = 1000
+# Strips of about 2 M pixels: the labelling needs some 60 bytes per pixel of a strip.
+_STRIP_PIXELS = 2**21
+ZONE_NODATA = 0
+
+
+@dataclass(frozen=True)
+class ZoneLabels:
+    """The zones of a classified raster (see the module docstring).
+
+    Attributes:
+        grid: the classified raster's grid.
+        zone_class: int64 (n + 1,) class of each zone; entry 0 is unused.
+        zone_pixels: int64 (n,) pixels of zones 1..n.
+        zone_area_m2: float64 (n,) their area on the ground (each row's pixel area).
+        feature_names: one name per feature (band of the FEATURES rasters), maybe none.
+        zone_features: statistics of the features within each zone (row i: zone i + 1), over
+            the zone's pixels where every feature is valid; None without features.
+        class_values: int64 (k,) the classes present, ascending.
+        class_features: statistics of the features within each class (row i: class_values[i]);
+            None without features.
+        nodes: sorted int64 keys row · (width + 1) + column of the grid points where zone
+            boundaries meet (see `grid_nodes`); None unless asked for.
+        row_areas_m2: float64 (height,) the area of one pixel of each row.
+    """
+
+    grid: RasterGrid
+    zone_class: np.ndarray
+    zone_pixels: np.ndarray
+    zone_area_m2: np.ndarray
+    feature_names: list[str]
+    zone_features: StatisticsArrays | None
+    class_values: np.ndarray
+    class_features: StatisticsArrays | None
+    nodes: np.ndarray | None
+    row_areas_m2: np.ndarray
+
+    @property
+    def n_zones(self) -> int:
+        return len(self.zone_class) - 1
+
+
+class ClassifiedRaster:
+    """One integer band of a classified raster, read in full-width strips with its validity."""
+
+    def __init__(self, path: str, band: int = 1):
+        self.path = path
+        self.dataset = open_raster(path, what="classified raster")
+        self.band = integer_band(self.dataset, band, path, needed_by="zone polygons")
+        self.grid = RasterGrid.of(self.dataset)
+        check_north_up(self.grid, path)
+        self._validity = BandValidity(self.band)
+
+    def strips(self, *, strip_pixels: int = _STRIP_PIXELS) -> list[tuple[int, int]]:
+        return list(row_strips(self.grid.height, max(1, strip_pixels // self.grid.width)))
+
+    def read(self, first_row: int, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
+        """(classes, valid) of rows first_row .. first_row + n_rows - 1."""
+        classes = self.band.ReadAsArray(0, first_row, self.grid.width, n_rows)
+        if classes is None:
+            raise RasterClusteringError(
+                f"GDAL could not read rows {first_row}-{first_row + n_rows - 1} of {self.path}; "
+                "check that the raster file is complete and readable")
+        invalid = self._validity.invalid(classes, 0, first_row)
+        return classes, np.ones(classes.shape, dtype=bool) if invalid is None else ~invalid
+
+
+def count_classes(path: str, band: int = 1, *, limit: int = MAX_CLASSES,
+                  progress: Progress | None = None) -> int:
+    """The number of distinct valid values of a classified band, counted up to `limit` + 1.
+
+    Raises:
+        InvalidInputError: the raster cannot be read, or the band is missing or not integer.
+    """
+    raster = ClassifiedRaster(path, band)
+    seen = np.zeros(0, dtype=np.int64)
+    strips = raster.strips()
+    for index, (first, n_rows) in enumerate(strips):
+        if progress is not None:
+            progress(index / len(strips))
+        classes, valid = raster.read(first, n_rows)
+        seen = np.union1d(seen, np.unique(classes[valid]).astype(np.int64))
+        if len(seen) > limit:
+            return limit + 1
+    return len(seen)
+
+
+def label_zones(raster: ClassifiedRaster, zone_raster_path: str, *, connectivity: int,
+                features: Sequence[RasterInput] = (), with_nodes: bool = False,
+                progress: Progress) -> ZoneLabels:
+    """Number the zones of `raster`, write their numbers as an Int32 GeoTIFF (nodata 0), and
+    gather their statistics; the raster is read twice in strips, the features once.
+
+    Args:
+        raster: the classified raster.
+        zone_raster_path: the GeoTIFF of zone numbers to write (a temporary file).
+        connectivity: 4 or 8.
+        features: rasters whose bands are described per zone; aligned onto the classified
+            raster's grid by nearest neighbour.
+        with_nodes: also find the nodes of the zone boundaries (for smoothing).
+        progress: progress and cancellation.
+
+    Raises:
+        InvalidInputError: more classes than MAX_CLASSES, no CRS (areas unknown), or no valid
+            pixel.
+        CancelledError: cancelled.
+    """
+    grid = raster.grid
+    strips = raster.strips()
+    row_areas_m2 = pixel_areas_m2(grid.geotransform, grid.crs_wkt, n_rows=grid.height)
+    regions = connected_regions(raster.read, strips, connectivity=connectivity,
+                                raise_if_cancelled=progress.check,
+                                report=progress.span(0.0, 0.45))
+    if regions.count == 0:
+        raise InvalidInputError(
+            f"{raster.path} has no valid pixel: every pixel is nodata, so there is no zone.")
+    if regions.count >= 2**31:
+        raise InvalidInputError(f"{raster.path} has over 2 billion zones; polygonize it in parts.")
+    class_values = np.unique(regions.region_class[1:])
+    if len(class_values) > MAX_CLASSES:
+        raise InvalidInputError(too_many_classes_message(raster.path, len(class_values)))
+    stack = FeatureStack(features, grid=grid) if features else None
+    zone_pixels = np.zeros(regions.count + 1, dtype=np.int64)
+    zone_area_m2 = np.zeros(regions.count + 1)
+    zone_features = class_features = None
+    if stack is not None:
+        zone_features = ClassStatisticsAccumulator(regions.count, stack.n_features)
+        class_features = ClassStatisticsAccumulator(len(class_values), stack.n_features)
+    nodes, above = [], np.zeros(grid.width, dtype=np.int64)
+    steps = progress.span(0.45, 1.0)
+    dataset = create_geotiff(zone_raster_path, grid, data_type=gdal.GDT_Int32,
+                             nodata=ZONE_NODATA)
+    try:
+        band = dataset.GetRasterBand(1)
+        for index, (first, n_rows) in enumerate(strips):
+            steps(index / len(strips))
+            classes, valid = raster.read(first, n_rows)
+            zones = region_numbers(regions, index, classes, valid)
+            write_block(band, zones.astype(np.int32), Window(0, first, grid.width, n_rows),
+                        grid.full_window)
+            areas = np.broadcast_to(row_areas_m2[first:first + n_rows, None], zones.shape)
+            zone_pixels += np.bincount(zones.ravel(), minlength=len(zone_pixels))
+            zone_area_m2 += np.bincount(zones.ravel(), weights=areas.ravel(),
+                                        minlength=len(zone_area_m2))
+            if stack is not None:
+                values, features_valid = stack.read(Window(0, first, grid.width, n_rows))
+                described = np.where(features_valid, zones, 0)
+                zone_features.add(described, values, row_areas_m2[first:first + n_rows])
+                class_index = np.searchsorted(class_values, regions.region_class[described])
+                class_features.add(np.where(described > 0, class_index + 1, 0), values,
+                                   row_areas_m2[first:first + n_rows])
+            if with_nodes:
+                nodes.append(grid_nodes(np.vstack([above[None], zones[:-1]]), zones, first))
+                above = zones[-1]
+        if with_nodes:
+            nodes.append(grid_nodes(above[None], np.zeros((1, grid.width), dtype=np.int64),
+                                    grid.height))
+        dataset.FlushCache()
+    finally:
+        dataset = band = None
+        if stack is not None:
+            stack.close()
+    steps(1.0)
+    return ZoneLabels(
+        grid=grid, zone_class=regions.region_class, zone_pixels=zone_pixels[1:],
+        zone_area_m2=zone_area_m2[1:], feature_names=list(stack.names) if stack else [],
+        zone_features=zone_features.arrays() if zone_features else None,
+        class_values=class_values,
+        class_features=class_features.arrays() if class_features else None,
+        nodes=np.concatenate(nodes) if with_nodes else None, row_areas_m2=row_areas_m2)
+
+
+def too_many_classes_message(path: str, count: int) -> str:
+    shown = f"{count:,}" if count <= MAX_CLASSES else f"more than {MAX_CLASSES:,}"
+    return (f"{path} holds {shown} distinct values; zone polygons need a classified raster of "
+            f"at most {MAX_CLASSES:,} classes (this looks like a continuous raster or segment "
+            "ids). Classify it first, e.g. with Raster k-means clustering.")
+
+
+def grid_nodes(upper: np.ndarray, lower: np.ndarray, first_row: int) -> np.ndarray:
+    """Keys of the nodes among the grid points between rows of zone numbers.
+
+    The grid point at the top-left corner of pixel (row, column) has the key
+    row · (width + 1) + column. It is a node when the four pixels around it hold three or four
+    different zones (nodata and the outside of the raster count as zone 0), or two zones
+    diagonally (a b / b a): there, more than two boundary edges meet, or a zone touches itself
+    at a corner. Elsewhere a boundary passes straight or turns, and may be smoothed.
+
+    Args:
+        upper, lower: int arrays (n, width): the pixel rows above and below grid rows
+            first_row .. first_row + n - 1.
+        first_row: the grid row between upper[0] and lower[0].
+
+    Returns:
+        int64 keys, ascending.
+    """
+    up = np.pad(upper, ((0, 0), (1, 1)))
+    down = np.pad(lower, ((0, 0), (1, 1)))
+    a, b, c, d = up[:, :-1], up[:, 1:], down[:, :-1], down[:, 1:]
+    distinct = (1 + (b != a) + ((c != a) & (c != b)) + ((d != a) & (d != b) & (d != c)))
+    diagonal = (a == d) & (b == c) & (a != b)
+    rows, cols = np.nonzero((distinct >= 3) | diagonal)
+    return (rows.astype(np.int64) + first_row) * (upper.shape[1] + 1) + cols
