@@ -129,8 +129,7 @@ def split_arcs(rings: RingBatch, nodes: np.ndarray, width: int) -> Arcs:
     ring_start = rings.start[:-1]
     ring_of_point = rings.ring_of_point
     local = np.arange(len(keys)) - ring_start[ring_of_point]
-    found = np.searchsorted(nodes, keys)
-    is_node = (found < len(nodes)) & (nodes[np.minimum(found, len(nodes) - 1)] == keys)
+    is_node = np.isin(keys, nodes, assume_unique=False)
 
     # Open arcs: from each node of a ring to the next one (the last node to the first).
     node_index = np.flatnonzero(is_node)

@@ -85,8 +85,8 @@ class ClassifiedRaster:
         check_north_up(self.grid, path)
         self._validity = BandValidity(self.band)
 
-    def strips(self, *, strip_pixels: int = _STRIP_PIXELS) -> list[tuple[int, int]]:
-        return list(row_strips(self.grid.height, max(1, strip_pixels // self.grid.width)))
+    def strips(self) -> list[tuple[int, int]]:
+        return list(row_strips(self.grid.height, max(1, _STRIP_PIXELS // self.grid.width)))
 
     def read(self, first_row: int, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
         """(classes, valid) of rows first_row .. first_row + n_rows - 1."""
