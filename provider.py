@@ -15,6 +15,7 @@ from qgis.PyQt.QtGui import QIcon
 from .algorithms import ALGORITHM_CLASSES
 from .algorithms.base import RASTER_OUTPUT_EXTENSIONS
 from .algorithms.bundled_models import BundledModel, bundled_model_paths
+from .algorithms.zone_polygons import VECTOR_OUTPUT_EXTENSIONS
 
 PLUGIN_DIR = os.path.dirname(__file__)
 VERSION = "0.1.0"
@@ -46,6 +47,14 @@ class RasterClusteringProvider(QgsProcessingProvider):
     def supportedOutputRasterLayerExtensions(self):
         """Only GeoTIFF: the file dialogs offer it, and other extensions are refused."""
         return list(RASTER_OUTPUT_EXTENSIONS)
+
+    def supportedOutputVectorLayerExtensions(self):
+        """The polygon files the plugin writes (zone polygons): GeoPackage first."""
+        return list(VECTOR_OUTPUT_EXTENSIONS)
+
+    def defaultVectorFileExtension(self, has_geometry=True):
+        """GeoPackage, which keeps the style in the file."""
+        return VECTOR_OUTPUT_EXTENSIONS[0]
 
     def loadAlgorithms(self):
         """Register each algorithm; one that fails to load is logged, not fatal to the others."""

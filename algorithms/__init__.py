@@ -6,9 +6,10 @@ from .bundled_models import CopyModelAlgorithm
 from .calibrate import CalibrateAlgorithm
 from .choose_k import ChooseKAlgorithm
 from .kmeans import KMeansAlgorithm
+from .polygonize import PolygonizeAlgorithm
 from .sieve import SieveAlgorithm
 from .zones import ZonesAlgorithm
 
 ALGORITHM_CLASSES = [KMeansAlgorithm, CalibrateAlgorithm, BandMathAlgorithm, SieveAlgorithm,
                      ApplyCentroidsAlgorithm, ChooseKAlgorithm, ZonesAlgorithm,
-                     CopyModelAlgorithm]
+                     CopyModelAlgorithm, PolygonizeAlgorithm]

@@ -210,7 +210,7 @@ class SieveAlgorithm(RasterClusteringAlgorithm):
     def _style(self, layer, band, output, context, feedback):
         """The input's paletted style as a .qml beside the output, applied when it loads."""
         try:
-            qml = copy_paletted_style(_layer_as_shown(layer, context), output, band=band)
+            qml = copy_paletted_style(layer_as_shown(layer, context), output, band=band)
         except OSError as error:
             # The output is complete and carries its colour table: a missing .qml is no failure.
             feedback.pushWarning(f"The output is written, but its style could not be: {error}")
@@ -230,7 +230,7 @@ def _is_text_but_no_number(value) -> bool:
     return False
 
 
-def _layer_as_shown(layer: QgsRasterLayer, context) -> QgsRasterLayer:
+def layer_as_shown(layer: QgsRasterLayer, context) -> QgsRasterLayer:
     """The layer with the style QGIS shows it with.
 
     A project layer is shown as it is. A file path given as INPUT is loaded by Processing
