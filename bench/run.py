@@ -3,7 +3,7 @@
 Each measured command runs in its own process so its peak memory (max RSS) is its own.
 Results are printed as a Markdown table; copy them into bench/README.md with the date.
 Run one case with `python bench/run.py kmeans` (names: kmeans, calibrate, band_math, sieve,
-peers).
+polygonize, peers).
 """
 
 from __future__ import annotations
@@ -261,6 +261,68 @@ def bench_sieve() -> list[dict]:
             {**exact, "size": TILE}]
 
 
+def make_sieved_classes(size: int) -> Path:
+    """The 5-class map of `make_classes`, sieved to 2000 m² (20 pixels, 8-connected): the zones
+    a k-means run with MIN_AREA gives, made once and cached."""
+    classes = make_classes(size)
+    sieved = WORK / "polygonize" / f"classes_sieved_{size}.tif"
+    if not sieved.exists():
+        sieved.parent.mkdir(parents=True, exist_ok=True)
+        print(f"  sieving {classes.name} to 2000 m² into {sieved.name}", flush=True)
+        subprocess.run([sys.executable, "-c", (
+            "from raster_clustering.core.sieve.sieve import sieve_raster\n"
+            f"sieve_raster({str(classes)!r}, {str(sieved)!r}, min_area_m2=2000)\n")],
+            env=dict(os.environ, PYTHONPATH=python_path()), check=True)
+    return sieved
+
+
+def polygonize_code(classes: Path, output: Path, *, smoothing: int = 0,
+                    features: Path | None = None) -> str:
+    inputs = f"[RasterInput({str(features)!r})]" if features else "[]"
+    return (
+        "from raster_clustering.core.io.feature_stack import RasterInput\n"
+        "from raster_clustering.core.zones.polygons import polygonize_zones\n"
+        f"report = polygonize_zones({str(classes)!r}, {str(output)!r}, smoothing={smoothing}, "
+        f"features={inputs})\n"
+        "print('zones:', report.zones, 'largest area change %:', "
+        "round(report.area_change_max_percent, 2), 'smoothed arcs:', report.smoothed_arcs, "
+        "'of', report.shared_arcs)\n")
+
+
+def bench_polygonize() -> list[dict]:
+    """Zone polygons of a sieved 10980² class map, beside gdal_polygonize.py on the same map."""
+    classes = make_sieved_classes(TILE)
+    ndvi, _ = make_inputs(TILE)
+    output = WORK / "polygonize" / "out"
+    output.mkdir(parents=True, exist_ok=True)
+    for old in output.iterdir():
+        old.unlink()
+    print(f"zone polygons, {TILE}×{TILE} UInt8, 5 classes sieved to 2000 m², 8-connected, "
+          "GeoPackage", flush=True)
+    rows = []
+    # gdal_polygonize.py ships with GDAL's Python utilities, which the system Python has.
+    reference = measure("gdal_polygonize.py -8 (GeoPackage, value field only)", [
+        "/usr/bin/python3", "-c", (
+            "import warnings\nwarnings.simplefilter('ignore')\n"
+            "from osgeo_utils.gdal_polygonize import main\n"
+            f"status = main(['gdal_polygonize.py', '-q', '-8', {str(classes)!r}, "
+            f"'-f', 'GPKG', {str(output / 'gdal.gpkg')!r}, 'zones', 'class'])\n"
+            "assert status == 0, status\n")])
+    rows.append(reference)
+    for label, code in (
+            ("rasterclustering polygonize, exact", polygonize_code(classes, output / "exact.gpkg")),
+            ("rasterclustering polygonize, exact, NDVI statistics per zone",
+             polygonize_code(classes, output / "stats.gpkg", features=ndvi)),
+            ("rasterclustering polygonize, SMOOTHING=2",
+             polygonize_code(classes, output / "smooth2.gpkg", smoothing=2)),
+            ("rasterclustering polygonize, SMOOTHING=3",
+             polygonize_code(classes, output / "smooth3.gpkg", smoothing=3))):
+        measured = measure(label, code)
+        print("   ", measured["stdout"].strip(), flush=True)
+        rows.append(measured)
+    return [{**row, "size": TILE} for row in rows]
+
+
 def bench_peers() -> list[dict]:
     """k-means beside SAGA, GRASS and scikit-learn (bench/peers.py prints its own tables)."""
     import peers
@@ -272,7 +334,7 @@ def bench_peers() -> list[dict]:
 
 
 CASES = {"kmeans": bench_kmeans, "calibrate": bench_calibrate, "band_math": bench_band_math,
-         "sieve": bench_sieve, "peers": bench_peers}
+         "sieve": bench_sieve, "polygonize": bench_polygonize, "peers": bench_peers}
 
 
 def main(names: list[str]) -> int:

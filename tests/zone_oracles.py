@@ -130,3 +130,8 @@ def pixel_rings(zones):
             rings.append(np.array(ring, dtype=np.int64))
             owners.append(zone)
     return rings, owners
+
+
+def concatenated(rings):
+    """(points, start) of a list of closed rings, ring after ring, as `arcs.densify` takes them."""
+    return np.concatenate(rings), np.concatenate([[0], np.cumsum([len(r) for r in rings])])

@@ -13,7 +13,6 @@ the pixel edges and no closing point.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -45,32 +44,33 @@ class RingBatch:
         return np.repeat(np.arange(len(self.start) - 1), self.lengths)
 
 
-def densify(corner_rings: Sequence[np.ndarray]) -> RingBatch:
-    """Rings given by their corners (closed: the last point repeats the first) with a point at
-    every unit step: the form in which shared boundaries match point for point.
+def densify(corners: np.ndarray, start: np.ndarray) -> RingBatch:
+    """Rings given by their corners with a point at every unit step: the form in which shared
+    boundaries match point for point.
 
     Args:
-        corner_rings: int64 arrays (m + 1, 2) of grid points joined by horizontal or vertical
-            segments (the edges of pixels), as GDAL's polygonizer writes them.
+        corners: int64 (N, 2) grid points of closed rings (each ring's last point repeats its
+            first), ring after ring, joined by horizontal or vertical segments (pixel edges),
+            as GDAL's polygonizer writes them.
+        start: int64 (R + 1,) where each ring starts in `corners`.
 
     Raises:
         RasterClusteringError: a segment is neither horizontal nor vertical.
     """
-    if not corner_rings:
-        return RingBatch(np.zeros((0, 2), dtype=np.int64), np.zeros(1, dtype=np.int64))
-    starts = np.concatenate([ring[:-1] for ring in corner_rings])
-    steps = np.concatenate([np.diff(ring, axis=0) for ring in corner_rings])
+    starts_segment = np.ones(len(corners), dtype=bool)
+    starts_segment[start[1:] - 1] = False
+    index = np.flatnonzero(starts_segment)
+    steps = corners[index + 1] - corners[index]
     if np.any((steps[:, 0] != 0) & (steps[:, 1] != 0)):
         raise RasterClusteringError("a zone boundary does not follow the pixel edges")
     lengths = np.abs(steps).sum(axis=1)
-    directions = np.sign(steps)
     along = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-    points = np.repeat(starts, lengths, axis=0) + along[:, None] * np.repeat(directions, lengths,
-                                                                             axis=0)
-    segment_ring = np.repeat(np.arange(len(corner_rings)), [len(r) - 1 for r in corner_rings])
-    ring_lengths = np.bincount(segment_ring, weights=lengths, minlength=len(corner_rings))
-    start = np.concatenate([[0], np.cumsum(ring_lengths)]).astype(np.int64)
-    return RingBatch(points.astype(np.int64), start)
+    points = (np.repeat(corners[index], lengths, axis=0)
+              + along[:, None] * np.repeat(np.sign(steps), lengths, axis=0))
+    segment_ring = np.repeat(np.arange(len(start) - 1), np.diff(start))[index]
+    ring_lengths = np.bincount(segment_ring, weights=lengths, minlength=len(start) - 1)
+    ring_start = np.concatenate([[0], np.cumsum(ring_lengths)]).astype(np.int64)
+    return RingBatch(points.astype(np.int64), ring_start)
 
 
 def point_keys(points: np.ndarray, width: int) -> np.ndarray:

@@ -8,10 +8,13 @@ not with the raster's size:
 1. `zone_raster.label_zones`: the zones (connected regions of one class, 4- or 8-connected)
    numbered by class then first pixel, written as a temporary raster of zone numbers, with their
    areas and feature statistics.
-2. GDAL's polygonizer makes one polygon per zone of the zone raster (8-connected for
-   connectivity 8) in a temporary GeoPackage. Before GDAL 3.7 a zone touching itself at a
-   corner comes as a ring touching itself, which is invalid (OGC); GEOS's MakeValid repairs it
-   into parts meeting at that corner, moving no point.
+2. GDAL's polygonizer makes polygons of the zone raster in a temporary GeoPackage, always
+   4-connected: the zone numbers already hold the connectivity, and an 8-connected zone comes
+   as its 4-connected pieces, which meet at corners and together form the zone's multipolygon
+   (valid: parts may touch at points). 8-connected polygonizing would be one polygon per zone,
+   but GDAL before 3.7 writes a zone touching itself at a corner as a ring touching itself,
+   invalid in OGC, and GEOS's MakeValid takes minutes to repair large ones. Any polygon GDAL
+   still writes invalid is repaired with MakeValid, which moves no point.
 3. Smoothing (levels 1-3, see `smoothing`): a first pass cuts the zones' rings into arcs
    (`arcs`) and measures the area each arc's smoothing would move; `smoothing.choose_levels`
    sets each arc's level; the second pass smooths.
@@ -56,7 +59,7 @@ from .zone_raster import ClassifiedRaster, ZoneLabels, label_zones
 
 MAX_SMOOTHING = len(LEVEL_ITERATIONS) - 1
 # Corner points of the zones processed together: large enough for numpy, small for memory.
-_BATCH_POINTS = 500_000
+_BATCH_POINTS = 200_000
 _EXACT_LAYER = "zones"
 
 
@@ -78,7 +81,7 @@ class ZonePolygonsReport:
             smoothed; how many at the level asked for (the others less, for the area limit).
         area_change_max_percent, area_change_mean_percent: largest and mean |change| of a
             zone's area by the smoothing, % of its exact area.
-        repaired: zone polygons GDAL wrote invalid (rings touching themselves), repaired.
+        repaired: polygons GDAL wrote invalid, repaired.
     """
 
     features: int
@@ -159,8 +162,7 @@ def polygonize_zones(classes_path: str | os.PathLike, output_path: str | os.Path
                 raise InvalidInputError(f"{np.shape(centres)[1]} centre values per class for "
                                         f"{len(names)} features")
             exact = _ExactPolygons(_polygonize(zone_raster, str(work / "exact.gpkg"),
-                                               connectivity, labels.grid,
-                                               steps.span(0.4, 0.6)))
+                                               labels.grid, steps.span(0.4, 0.6)))
             levels = None
             if smoothing:
                 levels = _arc_levels(exact, labels, smoothing, steps.span(0.6, 0.75))
@@ -212,9 +214,8 @@ def _spatial_reference(wkt: str) -> osr.SpatialReference | None:
     return srs
 
 
-def _polygonize(zone_raster: str, target: str, connectivity: int, grid: RasterGrid,
-                steps: Progress) -> str:
-    """GDAL's polygonizer: one polygon per zone of the zone raster, into a GeoPackage."""
+def _polygonize(zone_raster: str, target: str, grid: RasterGrid, steps: Progress) -> str:
+    """GDAL's polygonizer, 4-connected: the pieces of each zone, into a GeoPackage."""
     source = gdal.Open(zone_raster)
     band = source.GetRasterBand(1)
     dataset = ogr.GetDriverByName("GPKG").CreateDataSource(target)
@@ -232,8 +233,7 @@ def _polygonize(zone_raster: str, target: str, connectivity: int, grid: RasterGr
         steps(complete)
         return 1
 
-    options = ["8CONNECTED=8"] if connectivity == 8 else []
-    status = gdal.Polygonize(band, band.GetMaskBand(), layer, 0, options, callback=callback)
+    status = gdal.Polygonize(band, band.GetMaskBand(), layer, 0, [], callback=callback)
     steps.check()
     if status != 0:
         raise RasterClusteringError(f"GDAL's polygonizer failed ({gdal.GetLastErrorMsg()}); "
@@ -253,10 +253,9 @@ class _ExactPolygons:
         self.count = self.layer.GetFeatureCount()
         self.repaired = 0
 
-    def batches(self, grid: RasterGrid, steps: Progress, *, in_zone_order: bool
-                ) -> Iterator[_Batch]:
-        """The zones in batches of about _BATCH_POINTS corners; the polygons of one zone (one,
-        unless GDAL cut it) always in one batch."""
+    def batches(self, steps: Progress, *, in_zone_order: bool) -> Iterator[_Batch]:
+        """The zones in batches of about _BATCH_POINTS corners; in zone order, the pieces of
+        one zone are one entry of one batch."""
         layer = self.layer
         if in_zone_order:
             layer = self.dataset.ExecuteSQL(
@@ -264,13 +263,13 @@ class _ExactPolygons:
         try:
             batch = _Batch()
             for index, feature in enumerate(layer):
-                zone = feature.GetField(0)
+                zone = feature.GetFieldAsInteger64(0)
                 if batch.points >= _BATCH_POINTS and zone != batch.zones[-1]:
                     yield batch
                     batch = _Batch()
                 if index % 1000 == 0:
                     steps(index / max(1, self.count))
-                repaired = batch.add(zone, feature.GetGeometryRef(), grid)
+                repaired = batch.add(zone, feature.GetGeometryRef())
                 self.repaired += repaired if in_zone_order else 0
             if batch.zones:
                 yield batch
@@ -283,42 +282,68 @@ class _ExactPolygons:
 
 
 class _Batch:
-    """Zones with their exact polygons as rings of grid points (column, row)."""
+    """Zones with their exact polygons: each part's WKB, and its rings' coordinates."""
 
     def __init__(self):
         self.zones: list[int] = []
-        self.rings: list[np.ndarray] = []  # closed corner rings, int64 (m + 1, 2)
-        self.ring_zone: list[int] = []  # position in self.zones
-        self.ring_part: list[int] = []  # position in self.part_zone
+        self.part_zone: list[int] = []  # position in self.zones
+        self.part_wkb: list[bytes] = []  # GDAL's polygon (or its repaired parts)
+        self.ring_part: list[int] = []
         self.ring_hole: list[bool] = []
-        self.part_zone: list[int] = []
+        self.coordinates: list[np.ndarray] = []  # float64 (2 m,) x, y of each ring, closed
         self.points = 0
 
-    def add(self, zone: int, geometry: ogr.Geometry, grid: RasterGrid) -> int:
-        """Add a zone's polygon (or one more of its polygons); return 1 if it was repaired."""
+    def add(self, zone: int, geometry: ogr.Geometry) -> int:
+        """Add a zone's polygon (or one more piece of it); return 1 if it was repaired."""
         if not self.zones or self.zones[-1] != zone:
             self.zones.append(zone)
         repaired = 0
-        if not geometry.IsValid():
-            geometry = geometry.MakeValid()
+        if geometry.IsValid():
+            parts = [geometry]  # GDAL writes polygons
+        else:
+            parts = _polygons_in(geometry.MakeValid())
             repaired = 1
-        for part in _polygons_in(geometry):
+        for part in parts:
+            wkb = part.ExportToWkb(ogr.wkbNDR)
             self.part_zone.append(len(self.zones) - 1)
-            for index in range(part.GetGeometryCount()):
-                ring = _grid_points(part.GetGeometryRef(index), grid)
-                self.rings.append(ring)
-                self.ring_zone.append(len(self.zones) - 1)
-                self.ring_part.append(len(self.part_zone) - 1)
+            self.part_wkb.append(wkb)
+            (n_rings,) = struct.unpack_from("<I", wkb, 5)
+            offset = 9  # byte order, geometry type, ring count
+            for index in range(n_rings):
+                (n_points,) = struct.unpack_from("<I", wkb, offset)
+                self.coordinates.append(np.frombuffer(wkb, "<f8", 2 * n_points, offset + 4))
+                self.ring_part.append(len(self.part_wkb) - 1)
                 self.ring_hole.append(index > 0)
-                self.points += len(ring)
+                self.points += n_points
+                offset += 4 + 16 * n_points
         return repaired
 
-    def ring_signs(self) -> np.ndarray:
+    @property
+    def ring_zone(self) -> np.ndarray:
+        return np.asarray(self.part_zone, dtype=np.int64)[self.ring_part]
+
+    def grid_rings(self, grid: RasterGrid) -> tuple[np.ndarray, np.ndarray]:
+        """The rings as grid points (column, row): int64 (N, 2), each ring closed, ring after
+        ring, and where each ring starts (R + 1,)."""
+        x0, dx, _, y0, _, dy = grid.geotransform
+        xy = np.concatenate(self.coordinates).reshape(-1, 2)
+        position = np.column_stack([(xy[:, 0] - x0) / dx, (xy[:, 1] - y0) / dy])
+        points = np.rint(position)
+        if np.abs(position - points).max() > 1e-6:
+            raise RasterClusteringError("a zone polygon is not on the pixel grid")
+        lengths = [len(coordinates) // 2 for coordinates in self.coordinates]
+        return points.astype(np.int64), np.concatenate([[0], np.cumsum(lengths)]).astype(
+            np.int64)
+
+    def ring_signs(self, points: np.ndarray, start: np.ndarray) -> np.ndarray:
         """+1 where a ring's signed area on the grid adds to its zone's area, else -1."""
-        signs = np.empty(len(self.rings))
-        for index, ring in enumerate(self.rings):
-            x, y = ring[:, 0].astype(np.float64), ring[:, 1].astype(np.float64)
-            signs[index] = np.sign(np.dot(x[:-1], y[1:]) - np.dot(x[1:], y[:-1]))
+        here = np.ones(len(points), dtype=bool)
+        here[start[1:] - 1] = False  # the closing point starts no segment
+        index = np.flatnonzero(here)
+        x, y = points[:, 0].astype(np.float64), points[:, 1].astype(np.float64)
+        cross = x[index] * y[index + 1] - x[index + 1] * y[index]
+        ring = np.repeat(np.arange(len(start) - 1), np.diff(start))[index]
+        signs = np.sign(np.bincount(ring, weights=cross, minlength=len(start) - 1))
         return np.where(self.ring_hole, -signs, signs)
 
 
@@ -333,30 +358,19 @@ def _polygons_in(geometry: ogr.Geometry) -> list[ogr.Geometry]:
     return []  # lines or points MakeValid may leave of a collapsed part
 
 
-def _grid_points(ring: ogr.Geometry, grid: RasterGrid) -> np.ndarray:
-    """A ring's points as grid points (column, row), int64 (m + 1, 2), closed."""
-    x0, dx, _, y0, _, dy = grid.geotransform
-    xy = np.asarray(ring.GetPoints(), dtype=np.float64)[:, :2]
-    position = np.column_stack([(xy[:, 0] - x0) / dx, (xy[:, 1] - y0) / dy])
-    points = np.rint(position)
-    if np.abs(position - points).max() > 1e-6:
-        raise RasterClusteringError("a zone polygon is not on the pixel grid")
-    return points.astype(np.int64)
-
-
 def _arc_levels(exact: _ExactPolygons, labels: ZoneLabels, level: int, steps: Progress
                 ) -> ArcLevels:
     """First pass of the smoothing: every arc's area change at each level, then the levels."""
     recorded = LEVEL_ITERATIONS[1:level + 1]
     keys, zones, weights, changes = [], [], [], []
-    for batch in exact.batches(labels.grid, steps.span(0.0, 0.9), in_zone_order=False):
-        rings = densify(batch.rings)
-        arcs = split_arcs(rings, labels.nodes, labels.grid.width)
+    for batch in exact.batches(steps.span(0.0, 0.9), in_zone_order=False):
+        corners, start = batch.grid_rings(labels.grid)
+        arcs = split_arcs(densify(corners, start), labels.nodes, labels.grid.width)
         smoothed = smooth(arcs, np.full(len(arcs.key), LEVEL_ITERATIONS[level]),
                           record=recorded)
         keys.append(arcs.key)
-        zones.append(np.asarray(batch.zones)[np.asarray(batch.ring_zone)[arcs.ring]])
-        weights.append(ring_area_weights(arcs, batch.ring_signs()))
+        zones.append(np.asarray(batch.zones)[batch.ring_zone[arcs.ring]])
+        weights.append(ring_area_weights(arcs, batch.ring_signs(corners, start)))
         changes.append(np.column_stack([area_changes(arcs, smoothed[count])[0]
                                         for count in recorded]))
     levels = choose_levels(np.concatenate(keys), np.concatenate(zones),
@@ -389,7 +403,7 @@ class _ZoneWriter:
         written = 0
         pending_class, pending_parts, pending = None, [], [0.0, 0.0]
         try:
-            for batch in exact.batches(labels.grid, steps, in_zone_order=True):
+            for batch in exact.batches(steps, in_zone_order=True):
                 for zone, parts, perimeter_m in self._geometries(batch):
                     area_m2 = labels.zone_area_m2[zone - 1] + self.area_change_m2[zone - 1]
                     if not self.per_class:
@@ -418,36 +432,35 @@ class _ZoneWriter:
     def _geometries(self, batch: _Batch) -> Iterator[tuple[int, list[bytes], float]]:
         """(zone, polygon WKBs of its parts, perimeter in m) of each zone of the batch."""
         grid = self.labels.grid
-        ring_zone = np.asarray(batch.ring_zone)
+        ring_zone = batch.ring_zone
+        corners, corner_start = batch.grid_rings(grid)
         if self.levels is None:
-            points = np.concatenate([ring[:-1] for ring in batch.rings]).astype(np.float64)
-            start = np.concatenate([[0], np.cumsum([len(ring) - 1 for ring in batch.rings])])
+            open_rings = np.ones(len(corners), dtype=bool)
+            open_rings[corner_start[1:] - 1] = False
+            points = corners[open_rings].astype(np.float64)
+            start = corner_start - np.arange(len(corner_start))
+            part_wkb = batch.part_wkb
         else:
-            rings = densify(batch.rings)
+            rings = densify(corners, corner_start)
             arcs = split_arcs(rings, self.labels.nodes, grid.width)
             iterations = np.asarray(LEVEL_ITERATIONS)[self.levels.of(arcs.key)]
             smoothed = smooth(arcs, iterations)
             smoothed = smoothed[max(smoothed)]
             _, change_m2 = area_changes(arcs, smoothed, self.labels.row_areas_m2)
-            change_m2 *= ring_area_weights(arcs, batch.ring_signs())
+            change_m2 *= ring_area_weights(arcs, batch.ring_signs(corners, corner_start))
             zone_of_arc = np.asarray(batch.zones)[ring_zone[arcs.ring]]
             np.add.at(self.area_change_m2, zone_of_arc - 1, change_m2)
             values = rings.points.astype(np.float64)
             values[arcs.ring_point] = smoothed
             keep = corner_mask(values, rings.start)
             points = values[keep]
-            kept = np.concatenate([[0], np.cumsum(keep)])
-            start = kept[rings.start]
+            start = np.concatenate([[0], np.cumsum(keep)])[rings.start]
+            part_wkb = _part_wkbs(points, start, batch.ring_part, len(batch.part_zone), grid)
         perimeters = _ring_perimeters_m(points, start, grid)
         zone_perimeter = np.bincount(ring_zone, weights=perimeters, minlength=len(batch.zones))
-        x0, dx, _, y0, _, dy = grid.geotransform
-        georeferenced = np.column_stack([x0 + points[:, 0] * dx, y0 + points[:, 1] * dy])
-        part_rings: list[list[np.ndarray]] = [[] for _ in batch.part_zone]
-        for index, part in enumerate(batch.ring_part):
-            part_rings[part].append(georeferenced[start[index]:start[index + 1]])
         zone_parts: list[list[bytes]] = [[] for _ in batch.zones]
         for part, zone_index in enumerate(batch.part_zone):
-            zone_parts[zone_index].append(_polygon_wkb(part_rings[part]))
+            zone_parts[zone_index].append(part_wkb[part])
         for zone_index, zone in enumerate(batch.zones):
             yield zone, zone_parts[zone_index], float(zone_perimeter[zone_index])
 
@@ -528,13 +541,23 @@ def _ring_perimeters_m(points: np.ndarray, start: np.ndarray, grid: RasterGrid) 
     return np.bincount(ring_of_point, weights=lengths, minlength=len(n))
 
 
-def _polygon_wkb(rings: list[np.ndarray]) -> bytes:
-    """Little-endian WKB of a polygon from its rings (float (m, 2), not closed)."""
-    parts = [struct.pack("<BII", 1, ogr.wkbPolygon, len(rings))]
-    for ring in rings:
-        closed = np.vstack([ring, ring[:1]])
-        parts += [struct.pack("<I", len(closed)), closed.astype("<f8").tobytes()]
-    return b"".join(parts)
+def _part_wkbs(points: np.ndarray, start: np.ndarray, ring_part: Sequence[int], n_parts: int,
+               grid: RasterGrid) -> list[bytes]:
+    """Little-endian WKB of each polygon from its rings' grid points (not closed)."""
+    n = np.diff(start)
+    ring_of_point = np.repeat(np.arange(len(n)), n + 1)
+    along = np.arange(len(ring_of_point)) - np.repeat(start[:-1] + np.arange(len(n)), n + 1)
+    closed = points[start[:-1][ring_of_point] + along % n[ring_of_point]]
+    x0, dx, _, y0, _, dy = grid.geotransform
+    raw = np.column_stack([x0 + closed[:, 0] * dx, y0 + closed[:, 1] * dy]).astype(
+        "<f8").tobytes()
+    offsets = 16 * (start + np.arange(len(start)))
+    rings_of_part: list[list[bytes]] = [[] for _ in range(n_parts)]
+    for ring, part in enumerate(ring_part):
+        rings_of_part[part].append(struct.pack("<I", n[ring] + 1)
+                                   + raw[offsets[ring]:offsets[ring + 1]])
+    return [struct.pack("<BII", 1, ogr.wkbPolygon, len(rings)) + b"".join(rings)
+            for rings in rings_of_part]
 
 
 def _multipolygon(polygons: list[bytes]) -> bytes:

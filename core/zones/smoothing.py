@@ -45,9 +45,51 @@ AREA_CHANGE_LIMIT = 0.03
 _COLLINEAR_TOLERANCE = 1e-9
 
 
+@dataclass(frozen=True)
+class _Walk:
+    """How the points of arcs follow one another (computed once per batch of arcs).
+
+    Attributes:
+        exact: float64 (M, 2) the arcs' grid points.
+        arc_of_point: int64 (M,).
+        previous, following: int64 (M,) the points before and after each point on its arc
+            (around a closed arc; a fixed end point has itself).
+        movable: bool (M,) all but the end points (nodes) of open arcs.
+        here, there: int64 (S,) the two points of each segment; arc_of_segment: its arc.
+    """
+
+    exact: np.ndarray
+    arc_of_point: np.ndarray
+    previous: np.ndarray
+    following: np.ndarray
+    movable: np.ndarray
+    here: np.ndarray
+    there: np.ndarray
+    arc_of_segment: np.ndarray
+    n_arcs: int
+
+    @classmethod
+    def of(cls, arcs: Arcs) -> _Walk:
+        arc_of_point = arcs.arc_of_point
+        index = np.arange(len(arcs.points))
+        first = arcs.start[:-1][arc_of_point]
+        n = arcs.lengths[arc_of_point]
+        along = index - first
+        closed = arcs.closed[arc_of_point]
+        movable = closed | ((along > 0) & (along < n - 1))
+        previous = np.where(movable, np.where(closed, first + (along - 1) % n, index - 1), index)
+        after = np.where(closed, first + (along + 1) % n, index + 1)
+        following = np.where(movable, after, index)
+        has_segment = closed | (along < n - 1)
+        return cls(arcs.points.astype(np.float64), arc_of_point, previous, following, movable,
+                   index[has_segment], after[has_segment], arc_of_point[has_segment],
+                   len(arcs.key))
+
+
 def smooth(arcs: Arcs, iterations: np.ndarray, *, record: Sequence[int] = ()
            ) -> dict[int, np.ndarray]:
-    """The arcs' points after Laplacian smoothing within their squares.
+    """The arcs' points after Laplacian smoothing within their squares, each arc then shifted
+    sideways to keep its area (`_keep_area`).
 
     Args:
         arcs: arcs in canonical form.
@@ -58,19 +100,9 @@ def smooth(arcs: Arcs, iterations: np.ndarray, *, record: Sequence[int] = ()
     Returns:
         {iteration count: float64 (M, 2) points}, one entry per recorded count.
     """
-    exact = arcs.points.astype(np.float64)
-    arc_of_point = arcs.arc_of_point
-    index = np.arange(len(exact))
-    first = arcs.start[:-1][arc_of_point]
-    n = arcs.lengths[arc_of_point]
-    along = index - first
-    closed = arcs.closed[arc_of_point]
-    movable = closed | ((along > 0) & (along < n - 1))
-    previous = np.where(closed, first + (along - 1) % n, index - 1)
-    following = np.where(closed, first + (along + 1) % n, index + 1)
-    previous[~movable] = index[~movable]
-    following[~movable] = index[~movable]
-    limit = np.where(movable, np.asarray(iterations)[arc_of_point], 0)
+    walk = _Walk.of(arcs)
+    exact = walk.exact
+    limit = np.where(walk.movable, np.asarray(iterations)[walk.arc_of_point], 0)
     total = int(limit.max()) if len(limit) else 0
     wanted = sorted(set(record) | ({total} if not record else set()))
     points = exact.copy()
@@ -78,12 +110,11 @@ def smooth(arcs: Arcs, iterations: np.ndarray, *, record: Sequence[int] = ()
     for iteration in range(1, max(wanted, default=0) + 1):
         active = np.flatnonzero(limit >= iteration)
         if len(active):
-            moved = (0.25 * points[previous[active]] + 0.5 * points[active]
-                     + 0.25 * points[following[active]])
+            moved = (0.25 * points[walk.previous[active]] + 0.5 * points[active]
+                     + 0.25 * points[walk.following[active]])
             points[active] = _clamped(moved, exact[active])
         if iteration in wanted:
-            kept[iteration] = _keep_area(arcs, exact, points, previous, following,
-                                         movable & (limit > 0))
+            kept[iteration] = _keep_area(walk, points, limit > 0)
     return kept
 
 
@@ -91,8 +122,7 @@ def _clamped(points: np.ndarray, exact: np.ndarray) -> np.ndarray:
     return np.clip(points, exact - CORRIDOR_PX, exact + CORRIDOR_PX)
 
 
-def _keep_area(arcs: Arcs, exact: np.ndarray, smoothed: np.ndarray, previous: np.ndarray,
-               following: np.ndarray, moved: np.ndarray) -> np.ndarray:
+def _keep_area(walk: _Walk, smoothed: np.ndarray, smoothing: np.ndarray) -> np.ndarray:
     """The smoothed arcs shifted sideways so that each encloses no area with its exact form.
 
     Laplacian smoothing cuts convex corners and fills concave ones; over a whole zone the
@@ -100,23 +130,26 @@ def _keep_area(arcs: Arcs, exact: np.ndarray, smoothed: np.ndarray, previous: np
     one distance per arc (found by Newton's method, the area being nearly linear in it) makes
     the area between the exact and the smoothed arc zero, so neither zone beside it gains or
     loses area; the squares (`_clamped`) still bound every point, which may leave a remainder.
+
+    Args:
+        smoothing: bool (M,) the points being smoothed (movable, of arcs smoothed at all).
     """
     result = smoothed.copy()
-    tangent = smoothed[following] - smoothed[previous]
+    tangent = smoothed[walk.following] - smoothed[walk.previous]
     length = np.hypot(tangent[:, 0], tangent[:, 1])
+    usable = np.flatnonzero(smoothing & (length > 0))
     normal = np.zeros_like(tangent)
-    usable = moved & (length > 0)
     normal[usable] = np.column_stack([-tangent[usable, 1], tangent[usable, 0]]) / length[
         usable, None]
-    arc_of_point = arcs.arc_of_point
+    exact = walk.exact[usable]
+    arc = walk.arc_of_point[usable]
     for _ in range(2):
-        area, _ = area_changes(arcs, result)
-        probe, _ = area_changes(arcs, result + normal)
+        area, _ = _area_changes(walk, result)
+        probe, _ = _area_changes(walk, result + normal)
         slope = probe - area
         with np.errstate(divide="ignore", invalid="ignore"):
             shift = np.where(np.abs(slope) > 1e-9, -area / slope, 0.0)
-        result[usable] = _clamped(result[usable] + shift[arc_of_point[usable], None]
-                                  * normal[usable], exact[usable])
+        result[usable] = _clamped(result[usable] + shift[arc, None] * normal[usable], exact)
     return result
 
 
@@ -131,28 +164,22 @@ def area_changes(arcs: Arcs, smoothed: np.ndarray, row_areas_m2: np.ndarray | No
         float64 (A,) in pixel units, the area of the loop (exact arc forwards, smoothed arc
         backwards) in canonical direction; and the same in m² (None without `row_areas_m2`).
     """
-    exact = arcs.points.astype(np.float64)
-    arc_of_point = arcs.arc_of_point
-    index = np.arange(len(exact))
-    first = arcs.start[:-1][arc_of_point]
-    n = arcs.lengths[arc_of_point]
-    along = index - first
-    closed = arcs.closed[arc_of_point]
-    has_segment = closed | (along < n - 1)
-    here = index[has_segment]
-    there = np.where(closed, first + (along + 1) % n, index + 1)[has_segment]
+    return _area_changes(_Walk.of(arcs), smoothed, row_areas_m2)
+
+
+def _area_changes(walk: _Walk, smoothed: np.ndarray, row_areas_m2: np.ndarray | None = None
+                  ) -> tuple[np.ndarray, np.ndarray | None]:
+    exact, here, there = walk.exact, walk.here, walk.there
     diagonal_a = smoothed[there] - exact[here]
     diagonal_b = smoothed[here] - exact[there]
     quad = 0.5 * (diagonal_a[:, 0] * diagonal_b[:, 1] - diagonal_a[:, 1] * diagonal_b[:, 0])
-    arc_of_segment = arc_of_point[here]
-    n_arcs = len(arcs.key)
-    pixels = np.bincount(arc_of_segment, weights=quad, minlength=n_arcs)
+    pixels = np.bincount(walk.arc_of_segment, weights=quad, minlength=walk.n_arcs)
     if row_areas_m2 is None:
         return pixels, None
     mid_row = (exact[here, 1] + exact[there, 1] + smoothed[here, 1] + smoothed[there, 1]) / 4
     row = np.clip(np.floor(mid_row).astype(np.int64), 0, len(row_areas_m2) - 1)
-    square_metres = np.bincount(arc_of_segment, weights=quad * row_areas_m2[row],
-                                minlength=n_arcs)
+    square_metres = np.bincount(walk.arc_of_segment, weights=quad * row_areas_m2[row],
+                                minlength=walk.n_arcs)
     return pixels, square_metres
 
 

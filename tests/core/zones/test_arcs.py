@@ -4,7 +4,7 @@ enumerated from the raster, and brute-force node tests on each grid point."""
 import numpy as np
 import pytest
 from raster_clustering.core.zones.arcs import densify, point_keys, split_arcs
-from zone_oracles import all_nodes, brute_force_nodes, numbered_zones, pixel_rings
+from zone_oracles import all_nodes, brute_force_nodes, concatenated, numbered_zones, pixel_rings
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -16,7 +16,7 @@ def test_nodes_and_shared_arcs(seed, connectivity):
     nodes = np.array(all_nodes(zones), dtype=np.int64)
     np.testing.assert_array_equal(nodes, brute_force_nodes(zones))
     corner_rings, owners = pixel_rings(zones)
-    rings = densify(corner_rings)
+    rings = densify(*concatenated(corner_rings))
     assert len(rings.points) == sum(len(ring) - 1 for ring in corner_rings)
     arcs = split_arcs(rings, nodes, zones.shape[1])
     # Every ring point is in some arc; open arcs end at nodes, closed ones hold none.
@@ -54,7 +54,7 @@ def test_a_ring_without_nodes_is_one_closed_arc_from_its_smallest_point():
     zones[2, 2] = 2  # an island: its ring and the hole around it have no node
     corner_rings, owners = pixel_rings(zones)
     nodes = np.array(all_nodes(zones), dtype=np.int64)
-    arcs = split_arcs(densify(corner_rings), nodes, 5)
+    arcs = split_arcs(densify(*concatenated(corner_rings)), nodes, 5)
     island = [i for i in range(len(arcs.key)) if arcs.closed[i]
               and 2 in {owners[arcs.ring[i]]}]
     assert len(island) == 1

@@ -13,13 +13,13 @@ from raster_clustering.core.zones.smoothing import (
     corner_mask,
     smooth,
 )
-from zone_oracles import all_nodes, numbered_zones, pixel_rings
+from zone_oracles import all_nodes, concatenated, numbered_zones, pixel_rings
 
 
 def arcs_of(classes, connectivity=8):
     zones = numbered_zones(classes, classes > 0, connectivity)
     rings, owners = pixel_rings(zones)
-    arcs = split_arcs(densify(rings), np.array(all_nodes(zones), dtype=np.int64),
+    arcs = split_arcs(densify(*concatenated(rings)), np.array(all_nodes(zones), dtype=np.int64),
                       zones.shape[1])
     return arcs, owners
 
@@ -63,7 +63,7 @@ def test_each_arc_encloses_little_area_with_its_exact_form(blobs, monkeypatch):
     lengths = arcs.lengths
     long_arcs = lengths > 6
     assert (np.abs(change[long_arcs]) / lengths[long_arcs]).max() < 0.005
-    monkeypatch.setattr(smoothing, "_keep_area", lambda arcs, exact, points, *_: points.copy())
+    monkeypatch.setattr(smoothing, "_keep_area", lambda walk, points, smoothing: points.copy())
     plain = smooth(arcs, np.full(len(arcs.key), LEVEL_ITERATIONS[3]))[LEVEL_ITERATIONS[3]]
     plain_change, _ = area_changes(arcs, plain)
     assert np.abs(plain_change).sum() > 20 * np.abs(change).sum()
