@@ -35,6 +35,12 @@ from .common_outputs import (
     write_class_statistics,
 )
 from .styling import class_abstract, name_on_load, style_on_load, write_class_style
+from .zone_polygons import (
+    add_zone_outputs,
+    classes_to_zone_polygons,
+    zone_output_problem,
+    zone_step_feedback,
+)
 
 HELP = """<p>Classifies rasters with the <b>centres saved by Raster k-means clustering</b> (its
 Centroids JSON) instead of fitting new ones, so zones of one date can be compared with another
@@ -67,13 +73,19 @@ nodata outside the area; when off, the whole raster is classified.</li>
 <li><b>Minimum zone area</b> (MIN_AREA, m², default 0 = off) and <b>Connectivity of zones</b>
 (CONNECTIVITY, 4 or 8): as in K-means, zones smaller than the area are merged into their largest
 neighbour after labelling.</li>
+<li><b>One multipolygon per class</b> (ZONES_PER_CLASS, advanced, default no): the zone polygons
+hold one feature per class instead of one per connected zone.</li>
 </ul>
 <h3>Outputs</h3>
 <ul><li><b>Classes</b> (OUTPUT): UInt8 GeoTIFF, nodata 0, classes numbered as in the JSON and
 styled as K-means styles them (colour table and category names inside, a .qml beside).</li>
 <li><b>Class statistics</b> (STATISTICS): one row per class: centre, pixel count, area in m² and
 mean/std/min/max of every input band within the class. A class without any pixel is reported
-in the log: many empty classes suggest rasters in other units than the centres'.</li></ul>
+in the log: many empty classes suggest rasters in other units than the centres'.</li>
+<li><b>Zone polygons</b> (ZONES, optional): one polygon per connected zone of the classes, on the
+exact pixel edges, with its zone number, class, class centre, area in m², perimeter in m and the
+mean/min/max/std of every input band within it, styled like the classes (GeoPackage, Shapefile
+or GeoJSON), as K-means writes them.</li></ul>
 """
 
 
@@ -95,6 +107,8 @@ class ApplyCentroidsAlgorithm(RasterClusteringAlgorithm):
     CONNECTIVITY = "CONNECTIVITY"
     OUTPUT = "OUTPUT"
     STATISTICS = "STATISTICS"
+    ZONES_PER_CLASS = "ZONES_PER_CLASS"
+    ZONES = "ZONES"
 
     def initAlgorithm(self, config=None):
         """Declare the parameters (their names are the public API of models and qgis_process)."""
@@ -123,13 +137,15 @@ class ApplyCentroidsAlgorithm(RasterClusteringAlgorithm):
             self.STATISTICS, self.tr("Class statistics"), QgsProcessing.TypeVector,
             optional=True, createByDefault=True),
             self.tr("One row per class: centre, pixel count, area (m²), band mean/std/min/max."))
+        add_zone_outputs(self)
 
     def checkParameterValues(self, parameters, context):
         """Refuse an unreadable JSON or a band count that differs from the centres' up front."""
         layers = self.parameterAsLayerList(parameters, self.INPUT, context)
         if not layers:
             return False, self.tr("Select at least one raster layer as input.")
-        problem = connectivity_problem(self, parameters, context)
+        problem = connectivity_problem(self, parameters, context) or zone_output_problem(
+            self, parameters, context, self.ZONES)
         if problem:
             return False, problem
         ok, message = super().checkParameterValues(parameters, context)
@@ -158,7 +174,8 @@ class ApplyCentroidsAlgorithm(RasterClusteringAlgorithm):
         geometry_wkt = area_geometry_wkt(self.parameterAsSource(parameters, self.AOI, context),
                                          raster_crs, context, feedback)
         bbox = extent_in_crs(self, parameters, self.EXTENT, context, raster_crs)
-        progress, is_cancelled = feedback_callables(feedback)
+        steps = zone_step_feedback(self, parameters, feedback)
+        progress, is_cancelled = feedback_callables(steps)
         with core_errors_as_processing_exceptions():
             result = apply_centroids(
                 inputs, centroids_path, output, geometry_wkt=geometry_wkt, bbox=bbox,
@@ -174,13 +191,15 @@ class ApplyCentroidsAlgorithm(RasterClusteringAlgorithm):
         feedback.pushInfo(f"Applied {model.n_clusters} saved centres of "
                           f"{', '.join(model.feature_names)} from {centroids_path}.")
         report_classes(feedback, model, result.statistics)
+        title = f"{layers_title(layers)} · {model.n_clusters} classes of saved centres"
+        zones = classes_to_zone_polygons(self, parameters, context, steps, classes=output,
+                                         inputs=inputs, model=model, title=title)
         try:
             qml = write_class_style(output, model)
         except OSError as error:
             raise QgsProcessingException(f"Styling the output failed: {error}") from None
-        title = f"{layers_title(layers)} · {model.n_clusters} classes of saved centres"
         style_on_load(context, output, qml, layer_name=title, abstract=class_abstract(model))
         statistics_id = write_class_statistics(self, parameters, self.STATISTICS, context,
                                                result.statistics, model)
         name_on_load(context, statistics_id, f"{title}: statistics")
-        return {self.OUTPUT: output, self.STATISTICS: statistics_id}
+        return {self.OUTPUT: output, self.STATISTICS: statistics_id, self.ZONES: zones}

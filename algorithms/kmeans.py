@@ -41,6 +41,12 @@ from .common_outputs import (
     write_class_statistics,
 )
 from .styling import class_abstract, name_on_load, style_on_load, write_class_style
+from .zone_polygons import (
+    add_zone_outputs,
+    classes_to_zone_polygons,
+    zone_output_problem,
+    zone_step_feedback,
+)
 
 HELP = """<p>Groups the pixels of one or more rasters into <b>k classes</b> by k-means, without
 training data: management zones from NDVI, water/land from NIR, vegetation classes from several
@@ -86,6 +92,8 @@ allowed. The statistics describe the sieved zones; the centres stay those of the
 <li><b>Connectivity of zones</b> (CONNECTIVITY, 4 or 8, default 8): whether pixels touching only by
 a
 corner belong to the same zone.</li>
+<li><b>One multipolygon per class</b> (ZONES_PER_CLASS, advanced, default no): the zone polygons
+hold one feature per class instead of one per connected zone.</li>
 </ul>
 <h3>Method</h3>
 <p>One feature: the centres are the <b>exact optimum</b> of 1-D k-means over all valid pixels of
@@ -102,7 +110,13 @@ one colour per class labelled with its centre (a .qml beside it and a colour tab
 layer name); for several features the key lists the features and the file also records the
 scaling and clipping, so "Classify with saved centres" can reapply it.</li>
 <li><b>Class statistics</b> (STATISTICS): one row per class: centre, pixel count, area in m², and
-mean/std/min/max of every input band within the class.</li></ul>
+mean/std/min/max of every input band within the class.</li>
+<li><b>Zone polygons</b> (ZONES, optional): the management zones as polygons, one per connected
+zone of the final classes (after the minimum zone area, joined by the connectivity of zones) on
+the exact pixel edges, with its zone number, class, class centre, area in m², perimeter in m and
+the mean/min/max/std of every input band within it; styled like the classes. A GeoPackage,
+Shapefile or GeoJSON file. <i>Classes to zone polygons</i> makes them from any classified
+raster, also smoothed.</li></ul>
 """
 
 
@@ -128,6 +142,8 @@ class KMeansAlgorithm(RasterClusteringAlgorithm):
     OUTPUT = "OUTPUT"
     CENTROIDS = "CENTROIDS"
     STATISTICS = "STATISTICS"
+    ZONES_PER_CLASS = "ZONES_PER_CLASS"
+    ZONES = "ZONES"
 
     def initAlgorithm(self, config=None):
         """Declare the parameters (their names are the public API of models and qgis_process)."""
@@ -172,13 +188,15 @@ class KMeansAlgorithm(RasterClusteringAlgorithm):
             self.STATISTICS, self.tr("Class statistics"), QgsProcessing.TypeVector,
             optional=True, createByDefault=True),
             self.tr("One row per class: centre, pixel count, area (m²), band mean/std/min/max."))
+        add_zone_outputs(self)
 
     def checkParameterValues(self, parameters, context):
         """Refuse what cannot work before any work starts."""
         layers = self.parameterAsLayerList(parameters, self.INPUT, context)
         if not layers:
             return False, self.tr("Select at least one raster layer as input.")
-        problem = connectivity_problem(self, parameters, context)
+        problem = connectivity_problem(self, parameters, context) or zone_output_problem(
+            self, parameters, context, self.ZONES)
         if problem:
             return False, problem
         quantiles = self._clip_quantiles(parameters, context)
@@ -211,7 +229,8 @@ class KMeansAlgorithm(RasterClusteringAlgorithm):
             sample_size=self.parameterAsInt(parameters, self.SAMPLE_SIZE, context),
             standardize=self.parameterAsBool(parameters, self.STANDARDIZE, context),
             clip_quantiles=self._clip_quantiles(parameters, context))
-        progress, is_cancelled = feedback_callables(feedback)
+        steps = zone_step_feedback(self, parameters, feedback)
+        progress, is_cancelled = feedback_callables(steps)
         with core_errors_as_processing_exceptions():
             result = cluster_rasters(
                 inputs, output, settings=settings, geometry_wkt=geometry_wkt, bbox=bbox,
@@ -226,6 +245,8 @@ class KMeansAlgorithm(RasterClusteringAlgorithm):
         feedback.pushInfo(f"Fitted {model.n_clusters} clusters on {result.fitted_pixels:,} pixels.")
         report_classes(feedback, model, result.statistics)
         title = f"{layers_title(layers)} · {model.n_clusters} k-means classes"
+        zones = classes_to_zone_polygons(self, parameters, context, steps, classes=output,
+                                         inputs=inputs, model=model, title=title)
         qml = write_class_style(output, model)
         style_on_load(context, output, qml, layer_name=title, abstract=class_abstract(model))
         if centroids_path:
@@ -233,7 +254,7 @@ class KMeansAlgorithm(RasterClusteringAlgorithm):
         statistics_id = self._write_statistics(parameters, context, result)
         name_on_load(context, statistics_id, f"{title}: statistics")
         return {self.OUTPUT: output, self.CENTROIDS: centroids_path or None,
-                self.STATISTICS: statistics_id}
+                self.STATISTICS: statistics_id, self.ZONES: zones}
 
     def _write_statistics(self, parameters, context, result):
         return write_class_statistics(self, parameters, self.STATISTICS, context,

@@ -9,6 +9,7 @@ from qgis.core import (
     QgsPalettedRasterRenderer,
     QgsProcessing,
     QgsProcessingException,
+    QgsProcessingMultiStepFeedback,
     QgsProcessingParameterBoolean,
     QgsProcessingParameterVectorDestination,
     QgsRendererCategory,
@@ -16,6 +17,7 @@ from qgis.core import (
 )
 
 from ..core.errors import InvalidInputError
+from ..core.io.rasters import remove_raster_files
 from ..core.io.vectors import vector_driver
 from ..core.palette import class_colours, class_label, legend
 from ..core.zones.polygons import ZonePolygonsReport, polygonize_zones
@@ -77,6 +79,45 @@ def zone_polygons_requested(algorithm, parameters, context, name: str) -> str | 
     if parameters.get(name) in (None, ""):
         return None
     return algorithm.parameterAsOutputLayer(parameters, name, context) or None
+
+
+def zone_step_feedback(algorithm, parameters, feedback):
+    """The feedback of a classifying run: one step, or two when ZONES is asked for (the classes,
+    then their polygons)."""
+    asked = parameters.get(algorithm.ZONES) not in (None, "")
+    return QgsProcessingMultiStepFeedback(2 if asked else 1, feedback)
+
+
+def classes_to_zone_polygons(algorithm, parameters, context, steps, *, classes: str, inputs,
+                             model, title: str) -> str | None:
+    """The ZONES output of a classifying algorithm: the zones of its classes, described by its
+    inputs, styled like its classes. When it fails or is cancelled the classes are removed
+    too, so that the run leaves nothing.
+
+    Returns:
+        The polygons' path, or None when ZONES is not asked for.
+    """
+    path = zone_polygons_requested(algorithm, parameters, context, algorithm.ZONES)
+    if path is None:
+        return None
+    steps.setCurrentStep(1)
+    try:
+        write_zone_polygons(
+            algorithm, context, steps, path, classes_path=classes, features=inputs,
+            centres=model.centres, feature_names=model.feature_names,
+            connectivity=algorithm.parameterAsInt(parameters, algorithm.CONNECTIVITY, context),
+            per_class=algorithm.parameterAsBool(parameters, algorithm.ZONES_PER_CLASS, context),
+            legend_for=lambda report: model_legend(model), title=f"{title}: zone polygons")
+    except BaseException:
+        remove_raster_files(classes)
+        raise
+    return path
+
+
+def zone_style_path(path: str) -> str:
+    """Where the polygons' style is kept: a .qml beside the file, "" for a GeoPackage (its own
+    style table)."""
+    return "" if path.lower().endswith(".gpkg") else style_path(path)
 
 
 def write_zone_polygons(algorithm, context, feedback, path: str, *, classes_path: str,
@@ -165,12 +206,12 @@ def write_zone_style(path: str, report: ZonePolygonsReport, legend_entries) -> s
     layer.setRenderer(QgsCategorizedSymbolRenderer("class", categories))
     for item in report.fields:
         layer.setFieldAlias(layer.fields().indexOf(item.name), item.alias)
-    if path.lower().endswith(".gpkg"):
+    qml = zone_style_path(path)
+    if not qml:
         message = layer.saveStyleToDatabase(report.layer_name, "Zones by class", True, "")
         if message:
             raise QgsProcessingException(f"Cannot save the style in '{path}': {message}")
         return ""
-    qml = style_path(path)
     message, saved = layer.saveNamedStyle(qml)
     if not saved:
         raise QgsProcessingException(f"Cannot write the style '{qml}': {message}")

@@ -9,7 +9,7 @@ from osgeo import gdal
 
 ALGORITHM = "rasterclustering:applycentroids"
 PARAMETERS = ["INPUT", "CENTROIDS", "STRICT_NAMES", "AOI", "EXTENT", "CLIP", "MIN_AREA",
-              "CONNECTIVITY", "OUTPUT", "STATISTICS"]
+              "CONNECTIVITY", "OUTPUT", "STATISTICS", "ZONES_PER_CLASS", "ZONES"]
 
 
 def kmeans(parameters, tmp_path, name="kmeans"):

@@ -5,7 +5,8 @@ import re
 
 import pytest
 
-ALGORITHMS = ["kmeans", "applycentroids", "choosek", "zones", "bandmath", "calibrate", "sieve"]
+ALGORITHMS = ["kmeans", "applycentroids", "choosek", "zones", "bandmath", "calibrate", "sieve",
+              "polygonize"]
 
 
 def _algorithm(provider, name):

@@ -10,7 +10,8 @@ from raster_clustering.core.palette import class_colours
 
 ALGORITHM = "rasterclustering:kmeans"
 PARAMETERS = ["INPUT", "CLUSTERS", "AOI", "EXTENT", "CLIP", "SEED", "SAMPLE_SIZE", "STANDARDIZE",
-              "CLIP_QUANTILES", "MIN_AREA", "CONNECTIVITY", "OUTPUT", "CENTROIDS", "STATISTICS"]
+              "CLIP_QUANTILES", "MIN_AREA", "CONNECTIVITY", "OUTPUT", "CENTROIDS", "STATISTICS",
+              "ZONES_PER_CLASS", "ZONES"]
 
 
 def run(parameters, tmp_path, name="classes"):

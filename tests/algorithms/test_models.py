@@ -17,7 +17,7 @@ MODEL_NAME = "ndvi_zones_in_a_field"
 MODEL_ID = f"rasterclustering:{MODEL_NAME}"
 MODEL_FILE = REPO_ROOT / "models" / f"{MODEL_NAME}.model3"
 MODEL_INPUTS = ["bands", "metadata", "field", "clusters", "min_area"]
-MODEL_OUTPUTS = ["kmeans:centroids", "kmeans:statistics", "kmeans:zones"]
+MODEL_OUTPUTS = ["kmeans:centroids", "kmeans:statistics", "kmeans:zone_polygons", "kmeans:zones"]
 LANDSAT = "LC80200392015216LGN00"
 # A 3 km square in the middle of the Landsat crop (EPSG:32616), written to GeoJSON in EPSG:4326.
 FIELD_UTM = (459000.0, 3398000.0, 462000.0, 3401000.0)

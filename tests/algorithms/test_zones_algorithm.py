@@ -12,7 +12,7 @@ from osgeo import gdal
 ALGORITHM = "rasterclustering:zones"
 PARAMETERS = ["INPUT", "CALIBRATE", "METADATA", "EXPRESSION", "SENSOR", "CLUSTERS", "AOI",
               "EXTENT", "MIN_AREA", "CONNECTIVITY", "SEED", "OUTPUT", "CENTROIDS", "STATISTICS",
-              "INDEX"]
+              "INDEX", "ZONES_PER_CLASS", "ZONES"]
 BAND_MATH_PARAMETERS = ("INPUT", "EXPRESSION", "SENSOR", "CALIBRATE", "METADATA")
 KMEANS_PARAMETERS = ("CLUSTERS", "AOI", "EXTENT", "MIN_AREA", "CONNECTIVITY", "SEED")
 GENERIC_SENSOR = 4  # position of "generic" in the SENSOR options (auto-detect first)
