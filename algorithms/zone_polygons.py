@@ -3,6 +3,8 @@ style (categorized by class, the raster's colours and centre labels)."""
 
 from __future__ import annotations
 
+import os
+
 from qgis.core import (
     QgsCategorizedSymbolRenderer,
     QgsFillSymbol,
@@ -71,6 +73,16 @@ def zone_output_problem(algorithm, parameters, context, name: str) -> str | None
         vector_driver(path)
     except InvalidInputError as error:
         return f"{name}: {error}"
+    qml = zone_style_path(path)
+    for other in algorithm.destinationParameterDefinitions():
+        if other.name() == name or parameters.get(other.name()) in (None, ""):
+            continue
+        other_path = algorithm.parameterAsOutputLayer(parameters, other.name(), context)
+        if qml and other_path and style_path(other_path) == qml:
+            return (f"{name}: the zone polygons '{os.path.basename(path)}' and {other.name()} "
+                    f"'{os.path.basename(other_path)}' would share the style file "
+                    f"'{os.path.basename(qml)}'; give them different names (or write the "
+                    "polygons as a GeoPackage, which keeps its style inside).")
     return None
 
 

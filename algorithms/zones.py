@@ -34,7 +34,12 @@ from .base import (
 )
 from .common_outputs import add_sieve_parameters
 from .styling import name_on_load, style_on_load, style_path
-from .zone_polygons import add_zone_outputs, zone_polygons_requested, zone_style_path
+from .zone_polygons import (
+    add_zone_outputs,
+    zone_output_problem,
+    zone_polygons_requested,
+    zone_style_path,
+)
 
 BAND_MATH = "rasterclustering:bandmath"
 KMEANS = "rasterclustering:kmeans"
@@ -190,6 +195,9 @@ class ZonesAlgorithm(RasterClusteringAlgorithm):
         valid, message = super().checkParameterValues(parameters, context)
         if not valid:
             return valid, message
+        problem = zone_output_problem(self, parameters, context, self.ZONES)
+        if problem:
+            return False, problem
         for algorithm_id, child_parameters in (
                 (BAND_MATH, self._band_math_parameters(parameters, QgsProcessing.TEMPORARY_OUTPUT)),
                 (KMEANS, self._kmeans_parameters(parameters, parameters.get(self.INPUT),
