@@ -91,7 +91,8 @@ def toa_ndvi_on(folder, like_raster):
     return (reflectance[5] - reflectance[4]) / (reflectance[5] + reflectance[4])
 
 
-def run_model(algorithm, shared_data, tmp_path, *, name="model", clusters=5, min_area=0):
+def run_model(algorithm, shared_data, tmp_path, *, name="model", clusters=5, min_area=0,
+              **outputs):
     import processing
 
     folder = shared_data / "landsat8-thermal"
@@ -101,7 +102,21 @@ def run_model(algorithm, shared_data, tmp_path, *, name="model", clusters=5, min
         "field": str(field), "clusters": clusters, "min_area": min_area,
         "kmeans:zones": str(tmp_path / f"{name}.tif"),
         "kmeans:centroids": str(tmp_path / f"{name}.json"),
-        "kmeans:statistics": str(tmp_path / f"{name}.csv")})
+        "kmeans:statistics": str(tmp_path / f"{name}.csv"), **outputs})
+
+
+def test_the_model_writes_zone_polygons_only_when_asked(provider, shared_data, tmp_path):
+    from zone_oracles import rasterize
+
+    (tmp_path / "without").mkdir()
+    run_model(MODEL_ID, shared_data, tmp_path / "without", min_area=2000)
+    assert not [path for path in (tmp_path / "without").iterdir() if path.suffix == ".gpkg"]
+    polygons = str(tmp_path / "polygons.gpkg")
+    result = run_model(MODEL_ID, shared_data, tmp_path, min_area=2000,
+                       **{"kmeans:zone_polygons": polygons})
+    assert result["kmeans:zone_polygons"] == polygons
+    np.testing.assert_array_equal(rasterize(polygons, result["kmeans:zones"], "class"),
+                                  read_raster(result["kmeans:zones"]))
 
 
 def test_the_committed_model_is_what_the_script_builds(provider, tmp_path):
