@@ -31,7 +31,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import RasterClusteringError
 from .arcs import Arcs
 
 #: Laplacian repetitions of each SMOOTHING level (0 = exact pixel edges).
@@ -212,11 +211,12 @@ class ArcLevels:
     zone_change: np.ndarray
 
     def of(self, arc_keys: np.ndarray) -> np.ndarray:
-        """The levels of the arcs with these keys (all seen by `choose_levels`)."""
+        """The levels of the arcs with these keys; 0 for arcs `choose_levels` did not see
+        (those that cannot move: a single step between two nodes)."""
+        if not len(self.keys):
+            return np.zeros(len(arc_keys), dtype=np.int64)
         position = np.minimum(np.searchsorted(self.keys, arc_keys), len(self.keys) - 1)
-        if len(arc_keys) and not np.array_equal(self.keys[position], arc_keys):
-            raise RasterClusteringError("a zone boundary was not seen in the first pass")
-        return self.levels[position]
+        return np.where(self.keys[position] == arc_keys, self.levels[position], 0)
 
 
 def choose_levels(keys: np.ndarray, zones: np.ndarray, weights: np.ndarray,
@@ -242,7 +242,9 @@ def choose_levels(keys: np.ndarray, zones: np.ndarray, weights: np.ndarray,
         keys, return_index=True, return_inverse=True, return_counts=True)
     shared = counts == 2
     arc_level = np.where(shared, level, 0)
-    by_level = np.concatenate([np.zeros((len(arc_keys), 1)), changes[first_row]], axis=1)
+    by_level = np.concatenate([np.zeros((len(arc_keys), 1)),
+                               changes[first_row].astype(np.float64)], axis=1)
+    del first_row
     size = np.maximum(zone_pixels, 1).astype(np.float64)
     while True:
         change = by_level[np.arange(len(arc_keys)), arc_level][arc_of_row] * weights

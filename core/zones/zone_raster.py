@@ -16,6 +16,7 @@ from osgeo import gdal
 
 from ..clustering.class_statistics import ClassStatisticsAccumulator, StatisticsArrays
 from ..errors import InvalidInputError, RasterClusteringError
+from ..io import rasters
 from ..io.feature_stack import FeatureStack, RasterInput
 from ..io.pixel_area import pixel_areas_m2
 from ..io.rasters import (
@@ -33,8 +34,6 @@ from ..sieve.sieve import integer_band
 
 #: More distinct values than this are not classes (a continuous raster or segment ids).
 MAX_CLASSES = 1000
-# Strips of about 2 M pixels: the labelling needs some 60 bytes per pixel of a strip.
-_STRIP_PIXELS = 2**21
 ZONE_NODATA = 0
 
 
@@ -86,7 +85,13 @@ class ClassifiedRaster:
         self._validity = BandValidity(self.band)
 
     def strips(self) -> list[tuple[int, int]]:
-        return list(row_strips(self.grid.height, max(1, _STRIP_PIXELS // self.grid.width)))
+        """Full-width strips of half the plugin's usual block (the labelling needs some 60
+        bytes per pixel): a whole number of the file's blocks, unless those are larger."""
+        rows = max(1, rasters.BLOCK_TARGET_PIXELS // (2 * self.grid.width))
+        block_height = max(1, self.band.GetBlockSize()[1])
+        if block_height <= rows:
+            rows = rows // block_height * block_height
+        return list(row_strips(self.grid.height, rows))
 
     def read(self, first_row: int, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
         """(classes, valid) of rows first_row .. first_row + n_rows - 1."""

@@ -70,7 +70,7 @@ def test_metadata_is_complete(provider):
     for parameter in algorithm.parameterDefinitions():
         assert parameter.help(), f"{parameter.name()} has no help"
         assert parameter.name() in algorithm.shortHelpString()
-    assert {o.name() for o in algorithm.outputDefinitions()} == {"OUTPUT", "STATISTICS"}
+    assert {o.name() for o in algorithm.outputDefinitions()} == {"OUTPUT", "STATISTICS", "ZONES"}
 
 
 def test_same_raster_and_aoi_reproduce_kmeans_exactly(provider, scene, tmp_path):
@@ -78,7 +78,7 @@ def test_same_raster_and_aoi_reproduce_kmeans_exactly(provider, scene, tmp_path)
                      "AOI": str(scene.aoi)}, tmp_path)
     applied = apply({"INPUT": [str(scene.scene)], "CENTROIDS": fitted["CENTROIDS"],
                      "AOI": str(scene.aoi)}, tmp_path)
-    assert set(applied) == {"OUTPUT", "STATISTICS"}
+    assert set(applied) == {"OUTPUT", "STATISTICS", "ZONES"} and applied["ZONES"] is None
     assert (tmp_path / "applied.tif").read_bytes() == (tmp_path / "kmeans.tif").read_bytes()
     assert (tmp_path / "applied.csv").read_text() == (tmp_path / "kmeans.csv").read_text()
     assert (renderer_classes(tmp_path / "applied.qml", applied["OUTPUT"])

@@ -139,7 +139,7 @@ def test_metadata_is_complete(provider):
     assert algorithm.parameterDefinition("EXPRESSION").defaultValue() == "NDVI"
     assert algorithm.parameterDefinition("CLUSTERS").defaultValue() == 5
     assert [o.name() for o in algorithm.outputDefinitions()] == ["OUTPUT", "CENTROIDS",
-                                                                 "STATISTICS", "INDEX"]
+                                                                 "STATISTICS", "INDEX", "ZONES"]
 
 
 @pytest.mark.parametrize("parameters, key", [

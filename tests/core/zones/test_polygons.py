@@ -281,7 +281,9 @@ def test_smoothing_is_identical_in_strips(classes_file, tmp_path, monkeypatch):
     (tmp_path / "whole").mkdir()
     (tmp_path / "strips").mkdir()
     polygonize_zones(source, tmp_path / "whole" / "zones.geojson", smoothing=2)
-    monkeypatch.setattr(zone_raster, "_STRIP_PIXELS", 70 * 7)  # strips of 7 rows
+    from raster_clustering.core.io import rasters
+
+    monkeypatch.setattr(rasters, "BLOCK_TARGET_PIXELS", 70 * 2 * 7)  # strips of 7 rows
     assert len(zone_raster.ClassifiedRaster(str(source)).strips()) == 9
     polygonize_zones(source, tmp_path / "strips" / "zones.geojson", smoothing=2)
     assert ((tmp_path / "whole" / "zones.geojson").read_text()
