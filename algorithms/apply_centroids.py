@@ -191,7 +191,8 @@ class ApplyCentroidsAlgorithm(RasterClusteringAlgorithm):
         feedback.pushInfo(f"Applied {model.n_clusters} saved centres of "
                           f"{', '.join(model.feature_names)} from {centroids_path}.")
         report_classes(feedback, model, result.statistics)
-        title = f"{layers_title(layers)} · {model.n_clusters} classes of saved centres"
+        title = (f"{layers_title(layers, model.feature_names)} · {model.n_clusters} classes of "
+                 "saved centres")
         zones = classes_to_zone_polygons(self, parameters, context, steps, classes=output,
                                          inputs=inputs, model=model, title=title)
         try:

@@ -30,6 +30,7 @@ from .base import (
     core_errors_as_processing_exceptions,
     feedback_callables,
     gdal_source,
+    layers_title,
     refuse_output_over_inputs,
 )
 from .styling import style_on_load, write_pseudocolour_style
@@ -227,5 +228,6 @@ class BandMathAlgorithm(RasterClusteringAlgorithm):
         style = display_style(result)
         qml = write_pseudocolour_style(output, ramp_name=style.ramp, minimum=style.minimum,
                                        maximum=style.maximum, invert=style.invert)
-        style_on_load(context, output, qml)
+        style_on_load(context, output, qml, layer_name=f"{layers_title(layers)} · "
+                                                       f"{result.plan.expression.display_name}")
         return {self.OUTPUT: output}

@@ -321,10 +321,19 @@ def optional_range(algorithm, parameters, name, context) -> tuple[float, float] 
     return float(values[0]), float(values[1])
 
 
-def layers_title(layers) -> str:
-    """The inputs of a run as its output layers' names tell them: the first layer's name, and
-    how many more there are."""
+def layers_title(layers, feature_names=()) -> str:
+    """The inputs of a run as its output layers' names tell them: the one feature's name when
+    there is one feature (a band description such as NDVI, which a model's temporary inputs,
+    named after their output, lack), else the first layer's name and how many more there are."""
+    if len(feature_names) == 1:
+        return feature_names[0]
     if not layers:
         return ""
     more = f" + {len(layers) - 1}" if len(layers) > 1 else ""
     return f"{layers[0].name()}{more}"
+
+
+def is_model_step(context) -> bool:
+    """Whether the algorithm runs as a step of a Processing model (the model puts its variables,
+    @model_name among them, in the context's expression scopes)."""
+    return context.expressionContext().hasVariable("model_name")

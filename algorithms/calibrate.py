@@ -6,8 +6,6 @@ import os
 from pathlib import Path
 
 from qgis.core import (
-    QgsColorRampShader,
-    QgsContrastEnhancement,
     QgsProcessing,
     QgsProcessingException,
     QgsProcessingOutputMultipleLayers,
@@ -18,13 +16,7 @@ from qgis.core import (
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterString,
     QgsProcessingUtils,
-    QgsRasterLayer,
-    QgsRasterMinMaxOrigin,
-    QgsRasterShader,
-    QgsSingleBandGrayRenderer,
-    QgsSingleBandPseudoColorRenderer,
 )
-from qgis.PyQt.QtGui import QColor
 
 from ..core.calibration.calibrators import calibrator_for
 from ..core.calibration.raster import (
@@ -34,15 +26,22 @@ from ..core.calibration.raster import (
     output_file_name,
 )
 from ..core.io.rasters import remove_raster_files
-from ..core.palette import class_colours, format_value
+from ..core.palette import format_value
 from .base import (
     RasterClusteringAlgorithm,
     core_errors_as_processing_exceptions,
     feedback_callables,
     gdal_source,
+    is_model_step,
     refuse_output_over_inputs,
 )
-from .styling import style_on_load, style_path
+from .styling import (
+    load_on_completion,
+    style_on_load,
+    style_path,
+    write_grey_style,
+    write_temperature_style,
+)
 
 HELP = """<p>Converts the digital numbers (DN) of Landsat and Sentinel-2 band files into
 <b>reflectance</b> (0–1, dimensionless) or, for thermal bands, <b>brightness temperature</b>,
@@ -106,9 +105,6 @@ band's folder when that is used).</li>
 written in blocks, so any scene size works in bounded memory; on an error or cancellation no file
 of the run is left behind.</p>
 """
-
-TEMPERATURE_RAMP_STOPS = 10
-
 
 class CalibrateAlgorithm(RasterClusteringAlgorithm):
     """Radiometric calibration of band files with their scene metadata."""
@@ -225,10 +221,16 @@ class CalibrateAlgorithm(RasterClusteringAlgorithm):
             if created_folder:  # leave no trace of the run, not even its empty folder
                 _remove_if_empty(folder)
             raise
-        for result in results:
+        for result, layer in zip(results, layers):
             _report(result, feedback)
-        if single_output:
-            style_on_load(context, single_output, style_path(single_output))
+            title = f"{layer.name()} · {result.calibrator.description}"
+            if single_output:
+                style_on_load(context, single_output, style_path(single_output), layer_name=title)
+            elif context.project() is not None and not is_model_step(context):
+                # Shown like the files of QGIS's own folder outputs are not (3.22): a desktop
+                # run would otherwise end with nothing on the map. A model's step leaves it to
+                # the model, which loads only its own outputs.
+                load_on_completion(context, str(result.output_path), self.OUTPUT_LAYERS, title)
         return {self.OUTPUT_FOLDER: folder, self.OUTPUT_LAYERS: output_paths,
                 self.OUTPUT: single_output or None}
 
@@ -305,43 +307,6 @@ def _value_range(result: CalibratedBand) -> tuple[float, float]:
     return result.minimum - 0.5, result.maximum + 0.5  # a constant band still renders
 
 
-def _grey_renderer(layer: QgsRasterLayer, minimum: float, maximum: float):
-    renderer = QgsSingleBandGrayRenderer(layer.dataProvider(), 1)
-    enhancement = QgsContrastEnhancement(layer.dataProvider().dataType(1))
-    enhancement.setContrastEnhancementAlgorithm(QgsContrastEnhancement.StretchToMinimumMaximum)
-    enhancement.setMinimumValue(minimum)
-    enhancement.setMaximumValue(maximum)
-    renderer.setContrastEnhancement(enhancement)
-    return _with_fixed_limits(renderer)
-
-
-def _temperature_renderer(layer: QgsRasterLayer, minimum: float, maximum: float, unit: str):
-    colours = class_colours(TEMPERATURE_RAMP_STOPS)
-    step = (maximum - minimum) / (TEMPERATURE_RAMP_STOPS - 1)
-    items = []
-    for index, rgb in enumerate(colours):
-        value = minimum + index * step
-        items.append(QgsColorRampShader.ColorRampItem(value, QColor(*rgb),
-                                                      f"{format_value(value)} {unit}"))
-    ramp = QgsColorRampShader(minimum, maximum)
-    ramp.setColorRampType(QgsColorRampShader.Interpolated)
-    ramp.setColorRampItemList(items)
-    shader = QgsRasterShader(minimum, maximum)
-    shader.setRasterShaderFunction(ramp)
-    renderer = QgsSingleBandPseudoColorRenderer(layer.dataProvider(), 1, shader)
-    renderer.setClassificationMin(minimum)
-    renderer.setClassificationMax(maximum)
-    return _with_fixed_limits(renderer)
-
-
-def _with_fixed_limits(renderer):
-    """Keep the data's min/max when the style loads instead of QGIS's estimated stretch."""
-    origin = renderer.minMaxOrigin()
-    origin.setLimits(QgsRasterMinMaxOrigin.None_)
-    renderer.setMinMaxOrigin(origin)
-    return renderer
-
-
 def write_calibrated_style(raster_path: str, result: CalibratedBand) -> str:
     """Write a .qml beside a calibrated band: grey for reflectance, a viridis ramp labelled in
     K/°C for temperature, both stretched to the data's min/max; return the .qml's path.
@@ -349,17 +314,8 @@ def write_calibrated_style(raster_path: str, result: CalibratedBand) -> str:
     Raises:
         OSError: the raster cannot be opened or the style cannot be written.
     """
-    layer = QgsRasterLayer(raster_path, os.path.basename(raster_path), "gdal")
-    if not layer.isValid():
-        raise OSError(f"cannot open '{raster_path}' to style it")
     minimum, maximum = _value_range(result)
-    calibrator = result.calibrator
-    if calibrator.is_reflectance:
-        layer.setRenderer(_grey_renderer(layer, minimum, maximum))
-    else:
-        layer.setRenderer(_temperature_renderer(layer, minimum, maximum, calibrator.unit))
-    qml = style_path(raster_path)
-    message, saved = layer.saveNamedStyle(qml)
-    if not saved:
-        raise OSError(f"cannot write the style '{qml}': {message}")
-    return qml
+    if result.calibrator.is_reflectance:
+        return write_grey_style(raster_path, minimum=minimum, maximum=maximum)
+    return write_temperature_style(raster_path, minimum=minimum, maximum=maximum,
+                                   unit=result.calibrator.unit)

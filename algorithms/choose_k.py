@@ -21,9 +21,9 @@ from ..core.clustering.choose_k import (
     MAX_SAMPLE_SIZE,
     ChooseKSettings,
     choose_k,
-    write_report,
 )
 from ..core.clustering.kmeans import MAX_CLUSTERS, MIN_CLUSTERS
+from ..core.reports.choose_k import write_report
 from .base import (
     RasterClusteringAlgorithm,
     area_geometry_wkt,

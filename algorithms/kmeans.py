@@ -244,7 +244,7 @@ class KMeansAlgorithm(RasterClusteringAlgorithm):
         model = result.model
         feedback.pushInfo(f"Fitted {model.n_clusters} clusters on {result.fitted_pixels:,} pixels.")
         report_classes(feedback, model, result.statistics)
-        title = f"{layers_title(layers)} · {model.n_clusters} k-means classes"
+        title = f"{layers_title(layers, model.feature_names)} · {model.n_clusters} k-means classes"
         zones = classes_to_zone_polygons(self, parameters, context, steps, classes=output,
                                          inputs=inputs, model=model, title=title)
         qml = write_class_style(output, model)

@@ -27,7 +27,7 @@ from .base import (
     refuse_output_over_inputs,
 )
 from .common_outputs import add_connectivity_parameter
-from .styling import copy_paletted_style, style_on_load
+from .styling import copy_paletted_style, name_on_load, style_on_load
 
 CONNECTIVITIES = (4, 8)
 INTEGER_TYPES = (Qgis.Byte, Qgis.UInt16, Qgis.Int16, Qgis.UInt32, Qgis.Int32)
@@ -201,6 +201,7 @@ class SieveAlgorithm(RasterClusteringAlgorithm):
                           f"{connectivity}-connected) merged into their largest neighbour; "
                           f"{report.changed_pixels:,} pixels changed class.")
         self._style(layer, band, output, context, feedback)
+        name_on_load(context, output, f"{layer.name()} · sieved, regions ≥ {min_area_m2:g} m²")
         return {self.OUTPUT: output,
                 self.PIXEL_THRESHOLD_MIN: fewest, self.PIXEL_THRESHOLD_MAX: most,
                 self.PIXEL_AREA_MIN_M2: report.pixel_area_m2[0],

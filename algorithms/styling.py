@@ -1,8 +1,9 @@
-"""Class styles for classified outputs, made with QGIS's own renderer and style API.
+"""Styles of every output, made with QGIS's own renderer and style API: classes (paletted),
+indices (a colour ramp), calibrated bands (grey reflectance, a labelled temperature ramp).
 
-Every classified output is styled three ways so the legend shows wherever the file goes:
-the GeoTIFF colour table and category names (written by the core), a `.qml` beside the
-file, and a post-processor that applies the style when the layer loads in QGIS.
+Every output is styled so it shows wherever the file goes: a `.qml` beside the file, a
+post-processor that applies it when the layer loads in QGIS, and for classes also the GeoTIFF
+colour table and category names (written by the core).
 """
 
 from __future__ import annotations
@@ -10,14 +11,24 @@ from __future__ import annotations
 import os
 
 from qgis.core import (
+    QgsColorRampShader,
+    QgsContrastEnhancement,
     QgsPalettedRasterRenderer,
     QgsProcessingLayerPostProcessorInterface,
     QgsRasterLayer,
+    QgsRasterMinMaxOrigin,
+    QgsRasterShader,
+    QgsSingleBandGrayRenderer,
+    QgsSingleBandPseudoColorRenderer,
+    QgsStyle,
     QgsVectorLayer,
 )
 from qgis.PyQt.QtGui import QColor
+from qgis.PyQt.QtXml import QDomDocument
 
-from ..core.palette import centres_description, legend
+from ..core.palette import centres_description, class_colours, format_value, legend
+
+TEMPERATURE_RAMP_STOPS = 10
 
 # Post-processors must outlive processAlgorithm (QGIS calls them later, in the main thread).
 _post_processors: dict[str, QgsProcessingLayerPostProcessorInterface] = {}
@@ -42,15 +53,7 @@ def class_abstract(model) -> str:
 def write_class_style(raster_path: str, model) -> str:
     """Write the class style of a CentroidModel's classes as a .qml beside the raster; return
     the .qml's path."""
-    layer = QgsRasterLayer(raster_path, os.path.basename(raster_path), "gdal")
-    if not layer.isValid():
-        raise OSError(f"cannot open '{raster_path}' to style it")
-    layer.setRenderer(class_renderer(layer, model))
-    qml = style_path(raster_path)
-    message, saved = layer.saveNamedStyle(qml)
-    if not saved:
-        raise OSError(f"cannot write the style '{qml}': {message}")
-    return qml
+    return _save_style(raster_path, lambda layer: class_renderer(layer, model))
 
 
 class LoadStylePostProcessor(QgsProcessingLayerPostProcessorInterface):
@@ -91,6 +94,17 @@ def style_on_load(context, output_path: str, qml_path: str, *, layer_name: str =
         details.name = layer_name
 
 
+def load_on_completion(context, raster_path: str, output_name: str, layer_name: str) -> None:
+    """Have QGIS load a raster the run wrote beside its declared outputs (e.g. each file of an
+    output folder), styled with the .qml beside it."""
+    from qgis.core import QgsProcessingContext, QgsProcessingUtils
+
+    details = QgsProcessingContext.LayerDetails(layer_name, context.project(), output_name,
+                                                QgsProcessingUtils.LayerHint.Raster)
+    context.addLayerToLoadOnCompletion(raster_path, details)
+    style_on_load(context, raster_path, style_path(raster_path), layer_name=layer_name)
+
+
 def name_on_load(context, output_id, layer_name: str) -> None:
     """Name the layer QGIS loads for `output_id` (a temporary output; files keep their name)."""
     if output_id and context.willLoadLayerOnCompletion(output_id):
@@ -112,34 +126,62 @@ def write_pseudocolour_style(raster_path: str, *, ramp_name: str, minimum: float
     Returns:
         The .qml's path.
     """
-    # Imported here so that this append-only addition leaves the module's imports untouched.
-    from qgis.core import (
-        QgsColorRampShader,
-        QgsRasterMinMaxOrigin,
-        QgsSingleBandPseudoColorRenderer,
-        QgsStyle,
-    )
+    def renderer_for(layer):
+        style = QgsStyle.defaultStyle()
+        ramp = style.colorRamp(ramp_name) or style.colorRamp("Viridis")
+        if invert:
+            ramp.invert()
+        renderer = QgsSingleBandPseudoColorRenderer(layer.dataProvider(), 1)
+        renderer.setClassificationMin(minimum)
+        renderer.setClassificationMax(maximum)
+        renderer.createShader(ramp, QgsColorRampShader.Interpolated,
+                              QgsColorRampShader.Continuous, 0)
+        return _with_fixed_limits(renderer)
 
-    layer = QgsRasterLayer(raster_path, os.path.basename(raster_path), "gdal")
-    if not layer.isValid():
-        raise OSError(f"cannot open '{raster_path}' to style it")
-    style = QgsStyle.defaultStyle()
-    ramp = style.colorRamp(ramp_name) or style.colorRamp("Viridis")
-    if invert:
-        ramp.invert()
-    renderer = QgsSingleBandPseudoColorRenderer(layer.dataProvider(), 1)
-    renderer.setClassificationMin(minimum)
-    renderer.setClassificationMax(maximum)
-    renderer.createShader(ramp, QgsColorRampShader.Interpolated, QgsColorRampShader.Continuous, 0)
-    origin = renderer.minMaxOrigin()
-    origin.setLimits(QgsRasterMinMaxOrigin.None_)
-    renderer.setMinMaxOrigin(origin)
-    layer.setRenderer(renderer)
-    qml = style_path(raster_path)
-    message, saved = layer.saveNamedStyle(qml)
-    if not saved:
-        raise OSError(f"cannot write the style '{qml}': {message}")
-    return qml
+    return _save_style(raster_path, renderer_for)
+
+
+def write_grey_style(raster_path: str, *, minimum: float, maximum: float) -> str:
+    """Write a grey style of band 1, stretched from `minimum` (black) to `maximum` (white), as a
+    .qml beside the raster (e.g. a reflectance band); return the .qml's path."""
+
+    def renderer_for(layer):
+        renderer = QgsSingleBandGrayRenderer(layer.dataProvider(), 1)
+        enhancement = QgsContrastEnhancement(layer.dataProvider().dataType(1))
+        enhancement.setContrastEnhancementAlgorithm(
+            QgsContrastEnhancement.StretchToMinimumMaximum)
+        enhancement.setMinimumValue(minimum)
+        enhancement.setMaximumValue(maximum)
+        renderer.setContrastEnhancement(enhancement)
+        return _with_fixed_limits(renderer)
+
+    return _save_style(raster_path, renderer_for)
+
+
+def write_temperature_style(raster_path: str, *, minimum: float, maximum: float,
+                            unit: str) -> str:
+    """Write a viridis ramp of band 1 from `minimum` to `maximum`, its stops labelled in `unit`
+    (K, °C), as a .qml beside the raster; return the .qml's path."""
+
+    def renderer_for(layer):
+        colours = class_colours(TEMPERATURE_RAMP_STOPS)
+        step = (maximum - minimum) / (TEMPERATURE_RAMP_STOPS - 1)
+        items = []
+        for index, rgb in enumerate(colours):
+            value = minimum + index * step
+            items.append(QgsColorRampShader.ColorRampItem(value, QColor(*rgb),
+                                                          f"{format_value(value)} {unit}"))
+        ramp = QgsColorRampShader(minimum, maximum)
+        ramp.setColorRampType(QgsColorRampShader.Interpolated)
+        ramp.setColorRampItemList(items)
+        shader = QgsRasterShader(minimum, maximum)
+        shader.setRasterShaderFunction(ramp)
+        renderer = QgsSingleBandPseudoColorRenderer(layer.dataProvider(), 1, shader)
+        renderer.setClassificationMin(minimum)
+        renderer.setClassificationMax(maximum)
+        return _with_fixed_limits(renderer)
+
+    return _save_style(raster_path, renderer_for)
 
 
 def copy_paletted_style(input_layer: QgsRasterLayer, output_path: str, *,
@@ -161,15 +203,9 @@ def copy_paletted_style(input_layer: QgsRasterLayer, output_path: str, *,
     Raises:
         OSError: the output cannot be opened or the .qml cannot be written.
     """
-    # Imported here so that this append-only addition leaves the module's imports untouched.
-    from qgis.PyQt.QtXml import QDomDocument
-
     renderer = input_layer.renderer()
     if not isinstance(renderer, QgsPalettedRasterRenderer) or renderer.band() != band:
         return None
-    layer = QgsRasterLayer(output_path, os.path.basename(output_path), "gdal")
-    if not layer.isValid():
-        raise OSError(f"cannot open '{output_path}' to style it")
     # A clone through the renderer's own XML, so that every setting travels (classes, opacity,
     # colour ramp, nodata colour), re-pointed at the output's only band.
     document = QDomDocument()
@@ -178,9 +214,31 @@ def copy_paletted_style(input_layer: QgsRasterLayer, output_path: str, *,
     element = holder.firstChildElement("rasterrenderer")
     element.setAttribute("band", "1")
     element.setAttribute("alphaBand", "-1")
-    layer.setRenderer(QgsPalettedRasterRenderer.create(element, layer.dataProvider()))
-    qml = style_path(output_path)
+    return _save_style(output_path, lambda layer: QgsPalettedRasterRenderer.create(
+        element, layer.dataProvider()))
+
+
+def _save_style(raster_path: str, renderer_for) -> str:
+    """Give the raster the renderer `renderer_for(layer)` makes and save it as the .qml beside
+    the raster; return the .qml's path.
+
+    Raises:
+        OSError: the raster cannot be opened or the .qml cannot be written.
+    """
+    layer = QgsRasterLayer(raster_path, os.path.basename(raster_path), "gdal")
+    if not layer.isValid():
+        raise OSError(f"cannot open '{raster_path}' to style it")
+    layer.setRenderer(renderer_for(layer))
+    qml = style_path(raster_path)
     message, saved = layer.saveNamedStyle(qml)
     if not saved:
         raise OSError(f"cannot write the style '{qml}': {message}")
     return qml
+
+
+def _with_fixed_limits(renderer):
+    """Keep the given min/max when the style loads instead of QGIS's estimated stretch."""
+    origin = renderer.minMaxOrigin()
+    origin.setLimits(QgsRasterMinMaxOrigin.None_)
+    renderer.setMinMaxOrigin(origin)
+    return renderer

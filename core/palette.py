@@ -18,8 +18,9 @@ _VIRIDIS = np.array([
     (253, 231, 37),
 ], dtype=float)
 
-#: Feature values shown in a class's legend label; the centroid JSON and statistics hold all.
-LABEL_FEATURES = 3
+#: Characters a class's legend label may take (it must fit QGIS's Layers panel on a laptop);
+#: the centroid JSON, the statistics and the layer's abstract hold every centre value.
+LABEL_LENGTH = 30
 _DATE = re.compile(r"(?<!\d)((?:19|20)\d\d)-?([01]\d)-?([0-3]\d)(?!\d)")
 _SHORT_NAME = 12
 
@@ -57,14 +58,19 @@ def short_feature_name(name: str) -> str:
 def class_label(class_number: int, centre: Sequence[float],
                 feature_names: Sequence[str] = ()) -> str:
     """Legend label of a class: its number and its centre, e.g. "1 · 0.171"; with several
-    features each value is named, at most LABEL_FEATURES of them: "2 · red 0.051, nir 0.312"."""
+    features each value is named, as many as fit in LABEL_LENGTH characters, then "…":
+    "2 · red 0.051, nir 0.312"."""
+    label = f"{class_number} · "
     if len(centre) == 1:
-        return f"{class_number} · {format_value(centre[0])}"
+        return label + format_value(centre[0])
     names = list(feature_names) or [f"f{index}" for index in range(1, len(centre) + 1)]
-    shown = [f"{short_feature_name(name)} {format_value(value)}"
-             for name, value in zip(names[:LABEL_FEATURES], centre)]
-    more = f" … (+{len(centre) - LABEL_FEATURES})" if len(centre) > LABEL_FEATURES else ""
-    return f"{class_number} · " + ", ".join(shown) + more
+    for index, (name, value) in enumerate(zip(names, centre)):
+        pair = f"{', ' if index else ''}{short_feature_name(name)} {format_value(value)}"
+        last = index == len(centre) - 1
+        if index and len(label) + len(pair) + (0 if last else 2) > LABEL_LENGTH:
+            return label + " …"
+        label += pair
+    return label
 
 
 def centres_description(centres: np.ndarray, feature_names: Sequence[str]) -> str:

@@ -1,6 +1,8 @@
 """Synthetic satellite scenes with known true classes, for the demo, tests and benchmarks.
 
 One landscape model (parcels, lake, river, forest, smooth within-field zones) feeds every generator.
+Development tooling, not part of the plugin (the packager leaves scripts/ out); it imports the
+plugin's core as `raster_clustering`.
 """
 
 from __future__ import annotations
@@ -663,7 +665,7 @@ def make_scene(folder: str | os.PathLike, *, size: int = 600, pixel_size_m: floa
     outputs = [
         _Output(files.scene, gdal.GDT_Float32, SCENE_BANDS, NODATA,
                 metadata=(("ACQUISITION_DATE", date.isoformat()),
-                          ("SOURCE", "synthetic (raster_clustering.core.synthetic_scene)"))),
+                          ("SOURCE", "synthetic (scripts/synthetic_scene.py)"))),
         _Output(files.truth, gdal.GDT_Byte, ("true class",), 0, options=_GTIFF_INTEGER_OPTIONS,
                 metadata=class_names, colours=_TRUTH_COLOURS),
         _Output(files.nir, gdal.GDT_Float32, ("nir",), NODATA),

@@ -2,18 +2,26 @@
 
 The checkout may have any folder name, but the plugin's package is `raster_clustering`:
 a temporary folder holds a link with that name, so `import raster_clustering` works.
+
+QGIS starts (pytest-qgis, which pyproject.toml keeps from loading itself) only when the run
+collects tests outside QGIS_FREE_FOLDERS: a run of tests/core alone imports no QGIS and writes
+nothing into the checkout (no .qgis-settings profile; Hypothesis keeps its data in the temporary
+folder).
 """
 
 import gc
 import os
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = (REPO_ROOT.parent / "shared" / "data").resolve()
+#: Tests that never touch QGIS (the core, the synthetic scene generator).
+QGIS_FREE_FOLDERS = (REPO_ROOT / "tests" / "core", REPO_ROOT / "tests" / "scripts")
 
 _plugin_parent = Path(tempfile.mkdtemp(prefix="raster_clustering_path_"))
 (_plugin_parent / "raster_clustering").symlink_to(REPO_ROOT, target_is_directory=True)
@@ -21,8 +29,28 @@ sys.path.insert(0, str(_plugin_parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/helpers.py
 sys.path.insert(0, str(REPO_ROOT / "scripts"))  # the synthetic scene generator, headless.py
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY",
+                      str(Path(tempfile.gettempdir()) / "raster_clustering_hypothesis"))
 
 from helpers import write_raster  # noqa: E402
+
+
+def needs_qgis(config) -> bool:
+    """Whether the run collects any test outside QGIS_FREE_FOLDERS."""
+    for argument in config.args:
+        path = (config.invocation_params.dir / argument.split("::")[0]).resolve()
+        if not any(path == folder or folder in path.parents for folder in QGIS_FREE_FOLDERS):
+            return True
+    return False
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config):
+    """Start QGIS through pytest-qgis (its `qgis_app`, `qgis_processing` fixtures) when needed."""
+    if needs_qgis(config):
+        # Importing qgis.utils sets a process-wide "default" warnings filter: keep it out.
+        with warnings.catch_warnings():
+            config.pluginmanager.import_plugin("pytest_qgis.plugin")
 
 
 @pytest.fixture(scope="session")
@@ -138,9 +166,10 @@ def pytest_unconfigure(config):
     Tearing QGIS down (exitQgis) with GDAL datasets and QGIS objects still referenced by test
     tracebacks sometimes aborts the interpreter ("double free or corruption") after every test
     has passed, which would turn a green run red. Everything worth keeping is written by now.
+    A run without QGIS ends normally.
     """
     status = getattr(config, "_raster_clustering_exit_status", None)
-    if status is None:
+    if status is None or not config.pluginmanager.has_plugin("pytest_qgis.plugin"):
         return
     sys.stdout.flush()
     sys.stderr.flush()

@@ -1,5 +1,5 @@
 """Independent oracles for zone polygons: zones from scipy's labelling, boundaries counted from
-pixels, polygons read and rasterized by GDAL/OGR."""
+pixels and traced from pixel edges, polygons read by OGR (helpers.rasterized burns them back)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections import defaultdict
 
 import numpy as np
 from helpers import label_regions
-from osgeo import gdal, ogr
+from osgeo import ogr
 
 
 def numbered_zones(classes, valid, connectivity):
@@ -36,19 +36,6 @@ def boundary_edges(zones):
         edge = (one != other) & (one > 0)
         counts += np.bincount(one[edge], minlength=len(counts))
     return counts
-
-
-def rasterize(vector_path, like_raster, attribute):
-    """The vector's `attribute` burnt on the grid of `like_raster` (pixel centres), 0 elsewhere."""
-    like = gdal.Open(str(like_raster))
-    target = gdal.GetDriverByName("MEM").Create("", like.RasterXSize, like.RasterYSize, 1,
-                                                gdal.GDT_Int32)
-    target.SetGeoTransform(like.GetGeoTransform())
-    target.SetProjection(like.GetProjection())
-    source = ogr.Open(str(vector_path))
-    assert gdal.RasterizeLayer(target, [1], source.GetLayer(0),
-                               options=[f"ATTRIBUTE={attribute}"]) == 0
-    return target.GetRasterBand(1).ReadAsArray()
 
 
 def read_features(vector_path):

@@ -572,7 +572,7 @@ def band_math_to_raster(inputs: Sequence[RasterInput], expression: str,
 
     Args:
         inputs: the input rasters in order (their names are the layer names of "name@band").
-        expression: the band-math expression (core.band_math syntax; aliases such as NDVI).
+        expression: the band-math expression (`expression` syntax; aliases such as NDVI).
         output_path: the GeoTIFF to write (tiled, DEFLATE; written to a temporary name and
             renamed on success). Band description: the alias or the normalised expression.
         sensor: AUTO_SENSOR (from the file names) or a preset of spectral_indices.SENSORS.

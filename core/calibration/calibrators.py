@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InvalidInputError, MetadataError
-from . import landsat, sentinel2
+from . import landsat, mtl, sentinel2
 from .landsat import LandsatBand, LandsatMetadata, Rescaling
 from .sentinel2 import Sentinel2Metadata
 
@@ -489,7 +489,7 @@ def _refuse_other_mission(band_path: Path, metadata_path: Path, *, is_sentinel2:
 def _is_sentinel2_metadata(path: Path) -> bool:
     if path.name.upper().startswith("MTD_MSI") or "MTD_SAFL" in path.name.upper():
         return True
-    head = landsat.read_text_file(path)[:4096]
+    head = mtl.read_text_file(path)[:4096]
     return "User_Product" in head
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from types import MappingProxyType
 
 from ..errors import InvalidInputError, MetadataError
-from .landsat import parse_number, read_text_file
+from .mtl import parse_number, parse_xml, read_text_file
 
 # band_id in the metadata is the index in this tuple (0–12).
 SENTINEL2_BANDS = (
@@ -206,13 +206,7 @@ def read_sentinel2_metadata(path: str | Path) -> Sentinel2Metadata:
     """
     path = Path(path)
     text = read_text_file(path)
-    try:
-        root = ElementTree.fromstring(text)
-    except (ElementTree.ParseError, ValueError) as exc:
-        raise MetadataError(
-            f"{path} is not well-formed XML ({exc}): the file is truncated or damaged. Download "
-            "the product metadata again."
-        ) from None
+    root = parse_xml(text, source=str(path), fix="Download the product metadata again.")
     root_name = _local_name(root.tag)
     if not root_name.endswith("User_Product"):
         raise MetadataError(

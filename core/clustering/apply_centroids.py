@@ -20,7 +20,8 @@ from ..progress import Progress
 from ..sieve.sieve import SieveReport
 from .centroid_model import CentroidModel, load_centroid_model, names_match
 from .class_statistics import ClassStatistics
-from .kmeans import MAX_CLUSTERS, check_sieve_options, write_classified_raster
+from .classify import check_sieve_options, write_classified_raster
+from .kmeans import MAX_CLUSTERS
 
 
 @dataclass
@@ -89,11 +90,12 @@ def apply_centroids(inputs: Sequence[RasterInput], centroids: CentroidModel | st
             area = AreaOfInterest(stack.grid, geometry_wkt=geometry_wkt, bbox=bbox)
         window = area.window if area is not None and clip_to_area else stack.grid.full_window
         mask_area = area if clip_to_area else None
-        statistics, sieve = write_classified_raster(
+        written = write_classified_raster(
             stack, model, output_path, window, mask_area, min_area_m2=min_area_m2,
-            connectivity=connectivity, steps=steps, messages=messages)
-        messages.extend(_empty_class_warnings(statistics))
-        return ApplyResult(model, statistics, stack.grid.sub_grid(window), messages, sieve)
+            connectivity=connectivity, steps=steps)
+        messages += written.warnings + _empty_class_warnings(written.statistics)
+        return ApplyResult(model, written.statistics, stack.grid.sub_grid(window), messages,
+                           written.sieve)
     finally:
         stack.close()
 

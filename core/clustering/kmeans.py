@@ -2,41 +2,28 @@
 
 One feature: the exact optimum of 1-D k-means over every valid pixel of the area
 (`kmeans_1d`). Several features: scikit-learn's k-means++ on a seeded random sample of the
-area's valid pixels. Then every pixel of the output is labelled with its nearest centre, the
-classes numbered 1..k in a deterministic order (see `centroid_model.order_centres`).
+area's valid pixels. The classes are numbered 1..k in a deterministic order (see
+`centroid_model.order_centres`); `classify` then labels every pixel of the output.
 """
 
 from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from osgeo import gdal
 
 from ..errors import InvalidInputError
 from ..io.area_of_interest import AreaOfInterest, BoundingBox
-from ..io.feature_stack import FeatureStack, RasterInput
-from ..io.pixel_area import pixel_areas_m2
-from ..io.rasters import (
-    RasterGrid,
-    Window,
-    atomic_raster_output,
-    create_geotiff,
-    iter_windows,
-    open_raster,
-    remove_raster_files,
-    rows_per_block,
-    temporary_path_for,
-    write_block,
-)
-from ..palette import legend
+from ..io.feature_stack import FeatureStack, RasterInput, iter_area_blocks
+from ..io.rasters import RasterGrid
 from ..progress import Progress
-from ..sieve.sieve import SieveReport, sieve_raster
-from .centroid_model import CentroidModel, class_dtype, order_centres
-from .class_statistics import ClassStatistics, ClassStatisticsAccumulator
+from ..sieve.sieve import SieveReport
+from .centroid_model import CentroidModel, order_centres
+from .class_statistics import ClassStatistics
+from .classify import check_sieve_options, write_classified_raster
 from .kmeans_1d import fit_kmeans_1d
 
 MIN_CLUSTERS, MAX_CLUSTERS = 2, 255
@@ -111,7 +98,7 @@ def cluster_rasters(inputs: Sequence[RasterInput], output_path: str | os.PathLik
         clip_to_area: when an area is given, output only its bounding box, nodata outside it;
             otherwise classify the whole raster with the area's centres.
         min_area_m2: when set (> 0), regions of a class smaller than this many square metres
-            are merged into their largest neighbour after labelling (`core.sieve`); the
+            are merged into their largest neighbour after labelling (`core.sieve.sieve`); the
             statistics then describe the sieved classes, the centres stay those of the fit.
         connectivity: 4 or 8, how pixels of a region touch, for the sieve.
         progress, is_cancelled: see `core.progress`.
@@ -127,42 +114,15 @@ def cluster_rasters(inputs: Sequence[RasterInput], output_path: str | os.PathLik
     try:
         area = AreaOfInterest(stack.grid, geometry_wkt=geometry_wkt, bbox=bbox)
         model, fitted = fit_model(stack, area, settings, steps.span(0.0, 0.5))
-        messages: list[str] = []
         output_window = area.window if clip_to_area else stack.grid.full_window
         mask_area = area if clip_to_area else None
-        statistics, sieve = write_classified_raster(
+        written = write_classified_raster(
             stack, model, output_path, output_window, mask_area, min_area_m2=min_area_m2,
-            connectivity=connectivity, steps=steps.span(0.5, 1.0), messages=messages)
-        return ClusteringResult(model, statistics, stack.grid.sub_grid(output_window), fitted,
-                                messages, sieve)
+            connectivity=connectivity, steps=steps.span(0.5, 1.0))
+        return ClusteringResult(model, written.statistics, stack.grid.sub_grid(output_window),
+                                fitted, written.warnings, written.sieve)
     finally:
         stack.close()
-
-
-def check_sieve_options(min_area_m2: float | None, connectivity: int) -> None:
-    """Refuse sieve options before any work is done (0 or None means no sieve)."""
-    if min_area_m2 is not None and min_area_m2 < 0:
-        raise InvalidInputError(
-            f"MIN_AREA must be a positive area in m² (or 0 for no sieve), not {min_area_m2}.")
-    if connectivity not in (4, 8):
-        raise InvalidInputError(f"CONNECTIVITY must be 4 or 8, not {connectivity}.")
-
-
-def iter_area_blocks(stack: FeatureStack, area: AreaOfInterest | None, window: Window,
-                     steps: Progress) -> Iterator[tuple[Window, np.ndarray, np.ndarray]]:
-    """(window, features, valid) for each block of `window`, valid also meaning "in the area"."""
-    rows = rows_per_block(width=window.width, n_bands=stack.n_features,
-                          block_height=stack.block_height)
-    blocks = list(iter_windows(window, rows))
-    for index, block in enumerate(blocks):
-        steps(index / len(blocks))
-        features, valid = stack.read(block)
-        if area is not None:
-            mask = area.mask(block)
-            if mask is not None:
-                valid &= mask
-        yield block, features, valid
-    steps(1.0)
 
 
 def fit_model(stack: FeatureStack, area: AreaOfInterest, settings: KMeansSettings,
@@ -273,104 +233,3 @@ def sample_valid_pixels(stack: FeatureStack, area: AreaOfInterest, sample_size: 
             "area of interest. Check the inputs' nodata and the area.")
     order = np.argsort(keys)
     return values[order]
-
-
-def write_classified_raster(stack: FeatureStack, model: CentroidModel, output_path,
-                            window: Window, area: AreaOfInterest | None, *,
-                            min_area_m2: float | None, connectivity: int, steps: Progress,
-                            messages: list[str]
-                            ) -> tuple[list[ClassStatistics], SieveReport | None]:
-    """Label `window` with `model`, sieve it when asked, and return the output's statistics.
-
-    With a sieve, the labels go to a temporary file that is sieved into `output_path`, and the
-    statistics describe the sieved classes. Nothing is left at `output_path` when a step fails
-    or is cancelled.
-
-    Returns:
-        (per-class statistics, SieveReport or None when min_area_m2 is 0 or None).
-    """
-    if not min_area_m2:
-        return write_classes(stack, model, output_path, window, area, steps, messages), None
-    labelled = temporary_path_for(output_path)
-    try:
-        write_classes(stack, model, labelled, window, area, steps.span(0.0, 0.5), messages)
-        report = sieve_raster(labelled, output_path, min_area_m2=min_area_m2,
-                              connectivity=connectivity, progress=steps.span(0.5, 0.8),
-                              is_cancelled=steps.cancelled)
-    finally:
-        remove_raster_files(labelled)
-    messages.extend(report.warnings)
-    try:
-        statistics = class_statistics_of(stack, model, output_path, window, steps.span(0.8, 1.0),
-                                         messages)
-    except BaseException:
-        remove_raster_files(output_path)
-        raise
-    return statistics, report
-
-
-def write_classes(stack: FeatureStack, model: CentroidModel, output_path, window: Window,
-                  area: AreaOfInterest | None, steps: Progress,
-                  messages: list[str]) -> list[ClassStatistics]:
-    """Label every pixel of `window` and write the styled GeoTIFF; return per-class statistics."""
-    grid = stack.grid.sub_grid(window)
-    row_areas = _row_areas(grid, messages)
-    statistics = ClassStatisticsAccumulator(model.n_clusters, stack.n_features)
-    data_type = gdal.GDT_Byte if class_dtype(model.n_clusters) == np.uint8 else gdal.GDT_UInt16
-    with atomic_raster_output(output_path) as temporary:
-        dataset = create_geotiff(temporary, grid, data_type=data_type, nodata=NODATA_CLASS)
-        band = dataset.GetRasterBand(1)
-        # Before any tile reaches the file: GeoTIFF cannot change its photometric tag after
-        # that, which large outputs (more tiles than GDAL's cache holds) would hit.
-        describe_classes(band, model)
-        try:
-            for block, features, valid in iter_area_blocks(stack, area, window, steps):
-                labels = np.zeros(valid.shape, dtype=class_dtype(model.n_clusters))
-                labels[valid] = model.label(features[:, valid].T)
-                write_block(band, labels, block, window)
-                first_row = block.row_off - window.row_off
-                statistics.add(labels, features, row_areas[first_row:first_row + block.height])
-            dataset.FlushCache()
-        finally:
-            # Close now, so the sidecar GDAL writes on closing exists before a failed run's
-            # temporary files are removed.
-            dataset = band = None
-    return statistics.result()
-
-
-def class_statistics_of(stack: FeatureStack, model: CentroidModel, labels_path, window: Window,
-                        steps: Progress, messages: list[str]) -> list[ClassStatistics]:
-    """Per-class statistics of an existing classified raster on `window` of the features' grid."""
-    grid = stack.grid.sub_grid(window)
-    row_areas = _row_areas(grid, messages)
-    statistics = ClassStatisticsAccumulator(model.n_clusters, stack.n_features)
-    labels_dataset = open_raster(labels_path, what="classified raster")
-    labels_band = labels_dataset.GetRasterBand(1)
-    for block, features, _ in iter_area_blocks(stack, None, window, steps):
-        labels = labels_band.ReadAsArray(block.col_off - window.col_off,
-                                         block.row_off - window.row_off, block.width, block.height)
-        first_row = block.row_off - window.row_off
-        statistics.add(labels, features, row_areas[first_row:first_row + block.height])
-    return statistics.result()
-
-
-def describe_classes(band: gdal.Band, model: CentroidModel) -> None:
-    """Embed the legend in the file: a colour table and category names, so any GIS shows it."""
-    colours = gdal.ColorTable()
-    colours.SetColorEntry(NODATA_CLASS, (0, 0, 0, 0))
-    names = [""]
-    for number, rgb, label in legend(model.centres, model.feature_names):
-        colours.SetColorEntry(number, (*rgb, 255))
-        names.append(label)
-    band.SetRasterColorTable(colours)
-    band.SetRasterColorInterpretation(gdal.GCI_PaletteIndex)
-    band.SetRasterCategoryNames(names)
-    band.SetDescription("k-means class")
-
-
-def _row_areas(grid: RasterGrid, messages: list[str]) -> np.ndarray:
-    try:
-        return pixel_areas_m2(grid.geotransform, grid.crs_wkt, n_rows=grid.height)
-    except InvalidInputError as error:
-        messages.append(f"Class areas are unknown: {error}")
-        return np.full(grid.height, np.nan)

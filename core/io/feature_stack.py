@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from osgeo import gdal
 
 from ..errors import InvalidInputError
+from ..progress import Progress
+from .area_of_interest import AreaOfInterest
 from .rasters import (
     BandValidity,
     RasterGrid,
     Window,
     check_north_up,
+    iter_windows,
     needs_float64,
     open_raster,
+    rows_per_block,
     warp_onto_grid,
 )
 
@@ -100,6 +104,23 @@ class FeatureStack:
     def close(self) -> None:
         self._bands.clear()
         self._datasets.clear()
+
+
+def iter_area_blocks(stack: FeatureStack, area: AreaOfInterest | None, window: Window,
+                     steps: Progress) -> Iterator[tuple[Window, np.ndarray, np.ndarray]]:
+    """(window, features, valid) for each block of `window`, valid also meaning "in the area"."""
+    rows = rows_per_block(width=window.width, n_bands=stack.n_features,
+                          block_height=stack.block_height)
+    blocks = list(iter_windows(window, rows))
+    for index, block in enumerate(blocks):
+        steps(index / len(blocks))
+        features, valid = stack.read(block)
+        if area is not None:
+            mask = area.mask(block)
+            if mask is not None:
+                valid &= mask
+        yield block, features, valid
+    steps(1.0)
 
 
 def feature_names(described: list[tuple[str, str]]) -> list[str]:

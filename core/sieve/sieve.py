@@ -1,7 +1,7 @@
 """Minimum-area sieve of a classified raster: regions under an area in m² merge into a neighbour.
 
 What is guaranteed (a "region" is a connected set of valid pixels of one value, with 4- or
-8-connectivity; its area is the sum of the m² of its pixels, see `pixel_area.pixel_areas_m2`):
+8-connectivity; its area is the sum of the m² of its pixels, see `io.pixel_area.pixel_areas_m2`):
 
 1. Nodata is kept exactly: pixels that the input's validity mask (nodata value, internal mask or
    alpha band) marks invalid keep their value, valid pixels stay valid, and invalid pixels are

@@ -4,7 +4,7 @@ import json
 
 import numpy as np
 import pytest
-from helpers import read_raster
+from helpers import assert_metadata_complete, build_model, read_raster, run_algorithm, styled_layer
 from osgeo import gdal
 
 ALGORITHM = "rasterclustering:applycentroids"
@@ -13,19 +13,15 @@ PARAMETERS = ["INPUT", "CENTROIDS", "STRICT_NAMES", "AOI", "EXTENT", "CLIP", "MI
 
 
 def kmeans(parameters, tmp_path, name="kmeans"):
-    import processing
-
-    return processing.run("rasterclustering:kmeans", {
+    return run_algorithm("rasterclustering:kmeans", {
         "OUTPUT": str(tmp_path / f"{name}.tif"), "CENTROIDS": str(tmp_path / f"{name}.json"),
         "STATISTICS": str(tmp_path / f"{name}.csv"), **parameters})
 
 
 def apply(parameters, tmp_path, name="applied", feedback=None):
-    import processing
-
-    return processing.run(ALGORITHM, {"OUTPUT": str(tmp_path / f"{name}.tif"),
-                                      "STATISTICS": str(tmp_path / f"{name}.csv"),
-                                      **parameters}, feedback=feedback)
+    return run_algorithm(ALGORITHM, {"OUTPUT": str(tmp_path / f"{name}.tif"),
+                                     "STATISTICS": str(tmp_path / f"{name}.csv"), **parameters},
+                         feedback)
 
 
 def warnings_of(parameters, tmp_path, name="applied"):
@@ -46,11 +42,7 @@ def warnings_of(parameters, tmp_path, name="applied"):
 
 
 def renderer_classes(qml_path, raster_path):
-    from qgis.core import QgsRasterLayer
-
-    layer = QgsRasterLayer(str(raster_path), "classes", "gdal")
-    message, loaded = layer.loadNamedStyle(str(qml_path))
-    assert loaded, message
+    layer = styled_layer(raster_path, qml_path)
     return [(int(c.value), c.color.getRgb(), c.label) for c in layer.renderer().classes()]
 
 
@@ -63,14 +55,9 @@ def second_date(tmp_path_factory):
 
 
 def test_metadata_is_complete(provider):
-    algorithm = provider.algorithm("applycentroids")
-    assert algorithm.displayName() == "Classify with saved centres"
-    assert algorithm.group() and algorithm.groupId() and not algorithm.icon().isNull()
-    assert [p.name() for p in algorithm.parameterDefinitions()] == PARAMETERS
-    for parameter in algorithm.parameterDefinitions():
-        assert parameter.help(), f"{parameter.name()} has no help"
-        assert parameter.name() in algorithm.shortHelpString()
-    assert {o.name() for o in algorithm.outputDefinitions()} == {"OUTPUT", "STATISTICS", "ZONES"}
+    assert_metadata_complete(provider.algorithm("applycentroids"),
+                             display_name="Classify with saved centres", parameters=PARAMETERS,
+                             outputs=["OUTPUT", "STATISTICS", "ZONES"])
 
 
 def test_same_raster_and_aoi_reproduce_kmeans_exactly(provider, scene, tmp_path):
@@ -190,46 +177,15 @@ def test_extent_limits_the_classified_area(provider, scene, tmp_path):
 
 def test_model_carries_kmeans_centres_to_another_date(provider, scene, second_date, tmp_path):
     """kmeans on date 1 -> applycentroids on date 2 in one model, as the modeler builds it."""
-    import processing
-    from qgis.core import (
-        QgsProcessing,
-        QgsProcessingModelAlgorithm,
-        QgsProcessingModelChildAlgorithm,
-        QgsProcessingModelChildParameterSource,
-        QgsProcessingModelOutput,
-        QgsProcessingModelParameter,
-        QgsProcessingParameterMultipleLayers,
-    )
+    loaded = build_model(tmp_path / "compare.model3", ["date1", "date2"], [
+        ("kmeans", "rasterclustering:kmeans", {"INPUT": ("model", "date1"), "CLUSTERS": 2}, []),
+        ("apply", ALGORITHM,
+         {"INPUT": ("model", "date2"), "CENTROIDS": ("child", "kmeans", "CENTROIDS")},
+         ["OUTPUT"]),
+    ])
 
-    model = QgsProcessingModelAlgorithm("compare dates", "Tests")
-    for name in ("date1", "date2"):
-        model.addModelParameter(QgsProcessingParameterMultipleLayers(name, name,
-                                                                     QgsProcessing.TypeRaster),
-                                QgsProcessingModelParameter(name))
-    fit = QgsProcessingModelChildAlgorithm("rasterclustering:kmeans")
-    fit.setChildId("kmeans")
-    fit.addParameterSources("INPUT", [
-        QgsProcessingModelChildParameterSource.fromModelParameter("date1")])
-    fit.addParameterSources("CLUSTERS", [
-        QgsProcessingModelChildParameterSource.fromStaticValue(2)])
-    model.addChildAlgorithm(fit)
-    reuse = QgsProcessingModelChildAlgorithm(ALGORITHM)
-    reuse.setChildId("apply")
-    reuse.addParameterSources("INPUT", [
-        QgsProcessingModelChildParameterSource.fromModelParameter("date2")])
-    reuse.addParameterSources("CENTROIDS", [
-        QgsProcessingModelChildParameterSource.fromChildOutput("kmeans", "CENTROIDS")])
-    output = QgsProcessingModelOutput("classes")
-    output.setChildOutputName("OUTPUT")
-    reuse.setModelOutputs({"classes": output})
-    model.addChildAlgorithm(reuse)
-    path = tmp_path / "compare.model3"
-    assert model.toFile(str(path))
-    loaded = QgsProcessingModelAlgorithm()
-    assert loaded.fromFile(str(path))
-
-    result = processing.run(loaded, {"date1": [str(scene.nir)], "date2": [str(second_date.nir)],
-                                     "apply:classes": str(tmp_path / "date2.tif")})
-    labels, truth = read_raster(result["apply:classes"]), read_raster(second_date.truth)
+    result = run_algorithm(loaded, {"date1": [str(scene.nir)], "date2": [str(second_date.nir)],
+                                    "apply:output": str(tmp_path / "date2.tif")})
+    labels, truth = read_raster(result["apply:output"]), read_raster(second_date.truth)
     valid = truth > 0
     assert np.mean((labels[valid] == 1) == (truth[valid] == 1)) >= 0.99

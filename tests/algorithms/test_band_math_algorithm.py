@@ -6,7 +6,15 @@ import re
 
 import numpy as np
 import pytest
-from helpers import read_raster, write_raster
+from helpers import (
+    assert_metadata_complete,
+    build_model,
+    handbook_ndvi,
+    read_raster,
+    run_algorithm,
+    styled_layer,
+    write_raster,
+)
 from osgeo import gdal
 
 ALGORITHM = "rasterclustering:bandmath"
@@ -16,19 +24,8 @@ LANDSAT = "LC80200392015216LGN00"
 
 
 def run(parameters, tmp_path, name="result", feedback=None):
-    import processing
-
-    return processing.run(ALGORITHM, {"OUTPUT": str(tmp_path / f"{name}.tif"), **parameters},
-                          feedback=feedback)
-
-
-def ndvi64(red, nir):
-    """(nir - red) / (nir + red) in float64, NaN where undefined: the oracle."""
-    red, nir = red.astype(np.float64), nir.astype(np.float64)
-    with np.errstate(all="ignore"):
-        ndvi = (nir - red) / (nir + red)
-    ndvi[~np.isfinite(ndvi)] = np.nan
-    return ndvi
+    return run_algorithm(ALGORITHM, {"OUTPUT": str(tmp_path / f"{name}.tif"), **parameters},
+                         feedback)
 
 
 def assert_matches(output, expected):
@@ -49,15 +46,8 @@ def band_description(path):
 
 
 def test_metadata_is_complete(provider):
-    algorithm = provider.algorithm("bandmath")
-    assert algorithm.displayName() == "Band math"
-    assert algorithm.group() and algorithm.groupId() and not algorithm.icon().isNull()
-    assert algorithm.svgIconPath().endswith("bandmath.svg")
-    assert [p.name() for p in algorithm.parameterDefinitions()] == PARAMETERS
-    for parameter in algorithm.parameterDefinitions():
-        assert parameter.help(), f"{parameter.name()} has no help"
-        assert parameter.name() in algorithm.shortHelpString()
-    assert [o.name() for o in algorithm.outputDefinitions()] == ["OUTPUT"]
+    assert_metadata_complete(provider.algorithm("bandmath"), display_name="Band math",
+                             parameters=PARAMETERS, outputs=["OUTPUT"])
 
 
 def test_help_lists_each_index_with_its_formula_per_sensor(provider):
@@ -83,7 +73,7 @@ class TestRealData:
                      feedback=recorder)
         output = read_raster(result["OUTPUT"])
         assert output.shape == (603, 627) and output.dtype == np.float32
-        assert_matches(output, ndvi64(read_raster(red), read_raster(nir)))
+        assert_matches(output, handbook_ndvi(read_raster(red), read_raster(nir)))
         assert band_description(result["OUTPUT"]) == "NDVI"
         log = "\n".join(recorder.infos)
         assert "Landsat 8-9" in log and "(B5 - B4) / (B5 + B4)" in log
@@ -91,15 +81,11 @@ class TestRealData:
 
     def test_the_style_is_a_pseudocolour_ramp_from_minus_one_to_one(self, shared_data,
                                                                      tmp_path):
-        from qgis.core import QgsRasterLayer, QgsSingleBandPseudoColorRenderer
+        from qgis.core import QgsSingleBandPseudoColorRenderer
 
         red, nir = landsat_bands(shared_data)
         result = run({"INPUT": [str(red), str(nir)], "EXPRESSION": "ndvi"}, tmp_path)
-        qml = tmp_path / "result.qml"
-        assert qml.exists()
-        layer = QgsRasterLayer(result["OUTPUT"], "ndvi", "gdal")
-        message, loaded = layer.loadNamedStyle(str(qml))
-        assert loaded, message
+        layer = styled_layer(result["OUTPUT"])
         renderer = layer.renderer()
         assert isinstance(renderer, QgsSingleBandPseudoColorRenderer)
         assert (renderer.classificationMin(), renderer.classificationMax()) == (-1.0, 1.0)
@@ -147,7 +133,7 @@ class TestRealData:
         nir = dataset.GetRasterBand(7).ReadAsArray()
         output = gdal.Open(result["OUTPUT"])
         assert output.GetGeoTransform() == dataset.GetGeoTransform()
-        assert_matches(output.GetRasterBand(1).ReadAsArray(), ndvi64(red, nir))
+        assert_matches(output.GetRasterBand(1).ReadAsArray(), handbook_ndvi(red, nir))
         assert band_description(result["OUTPUT"]) == "(B7 - B3) / (B7 + B3)"
 
     @pytest.mark.parametrize("date", ["20090818", "20100629", "20120731", "20140720",
@@ -157,7 +143,7 @@ class TestRealData:
             f"NAIP_m_4709963_se_14_{date}_RGBN_5m_EPSG26914.tif"
         result = run({"INPUT": [str(image)], "EXPRESSION": "(B4 - B1) / (B4 + B1)"}, tmp_path)
         bands = gdal.Open(str(image)).ReadAsArray()
-        expected = ndvi64(bands[0], bands[3])
+        expected = handbook_ndvi(bands[0], bands[3])
         expected[(bands[0] == 0) | (bands[3] == 0)] = np.nan  # nodata 0 in any band read
         assert_matches(read_raster(result["OUTPUT"]), expected)
 
@@ -168,7 +154,7 @@ class TestRealData:
                  / "NAIP_m_4709963_se_14_20150926_RGBN_5m_EPSG26914.tif")
         result = run({"INPUT": [str(image)], "EXPRESSION": "NDVI", "SENSOR": 4}, tmp_path)
         bands = gdal.Open(str(image)).ReadAsArray()
-        expected = ndvi64(bands[2], bands[3])
+        expected = handbook_ndvi(bands[2], bands[3])
         expected[(bands[2] == 0) | (bands[3] == 0)] = np.nan
         assert_matches(read_raster(result["OUTPUT"]), expected)
 
@@ -224,7 +210,7 @@ class TestRealData:
         # Reflectances are float32 before the ratio: a relative 1e-4 covers their rounding.
         np.testing.assert_array_equal(np.isnan(output), np.isnan(expected))
         np.testing.assert_allclose(output, expected, rtol=1e-4, atol=2e-6, equal_nan=True)
-        uncalibrated = ndvi64(dn[4], dn[5])
+        uncalibrated = handbook_ndvi(dn[4], dn[5])
         assert np.nanmax(np.abs(output - uncalibrated)) > 0.01, "calibration changed values"
         messages = [info for info in recorder.infos if "TOA reflectance" in info]
         assert len(messages) == 2 and all(f"{LANDSAT}_MTL.txt" in m for m in messages)
@@ -319,47 +305,13 @@ class TestErrors:
 
 def test_model_chaining_band_math_into_kmeans(provider, shared_data, tmp_path):
     """Band math feeds k-means in a model built as the graphical modeler builds it."""
-    import processing
-    from qgis.core import (
-        QgsProcessing,
-        QgsProcessingModelAlgorithm,
-        QgsProcessingModelChildAlgorithm,
-        QgsProcessingModelChildParameterSource,
-        QgsProcessingModelOutput,
-        QgsProcessingModelParameter,
-        QgsProcessingParameterMultipleLayers,
-    )
-
-    model = QgsProcessingModelAlgorithm("ndvi zones", "Tests")
-    model.addModelParameter(QgsProcessingParameterMultipleLayers("bands", "Bands",
-                                                                 QgsProcessing.TypeRaster),
-                            QgsProcessingModelParameter("bands"))
-    band_math = QgsProcessingModelChildAlgorithm(ALGORITHM)
-    band_math.setChildId("bandmath")
-    band_math.addParameterSources("INPUT", [
-        QgsProcessingModelChildParameterSource.fromModelParameter("bands")])
-    band_math.addParameterSources("EXPRESSION", [
-        QgsProcessingModelChildParameterSource.fromStaticValue("NDVI")])
-    model.addChildAlgorithm(band_math)
-    kmeans = QgsProcessingModelChildAlgorithm("rasterclustering:kmeans")
-    kmeans.setChildId("kmeans")
-    kmeans.addParameterSources("INPUT", [
-        QgsProcessingModelChildParameterSource.fromChildOutput("bandmath", "OUTPUT")])
-    kmeans.addParameterSources("CLUSTERS", [
-        QgsProcessingModelChildParameterSource.fromStaticValue(3)])
-    outputs = {}
-    for name in ("OUTPUT", "CENTROIDS"):
-        output = QgsProcessingModelOutput(name.lower())
-        output.setChildOutputName(name)
-        outputs[name.lower()] = output
-    kmeans.setModelOutputs(outputs)
-    model.addChildAlgorithm(kmeans)
-    path = tmp_path / "ndvi_zones.model3"
-    assert model.toFile(str(path))
-    loaded = QgsProcessingModelAlgorithm()
-    assert loaded.fromFile(str(path))
+    loaded = build_model(tmp_path / "ndvi_zones.model3", ["bands"], [
+        ("bandmath", ALGORITHM, {"INPUT": ("model", "bands"), "EXPRESSION": "NDVI"}, []),
+        ("kmeans", "rasterclustering:kmeans",
+         {"INPUT": ("child", "bandmath", "OUTPUT"), "CLUSTERS": 3}, ["OUTPUT", "CENTROIDS"]),
+    ])
     red, nir = landsat_bands(shared_data)
-    result = processing.run(loaded, {
+    result = run_algorithm(loaded, {
         "bands": [str(red), str(nir)], "kmeans:output": str(tmp_path / "zones.tif"),
         "kmeans:centroids": str(tmp_path / "zones.json")})
     document = json.loads(open(result["kmeans:centroids"]).read())

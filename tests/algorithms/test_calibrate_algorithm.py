@@ -9,7 +9,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import read_raster, write_raster
+from helpers import (
+    assert_metadata_complete,
+    build_model,
+    file_names,
+    mtl_number,
+    read_raster,
+    run_algorithm,
+    styled_layer,
+    toa_reflectance,
+    write_raster,
+)
 from osgeo import gdal
 from raster_clustering.core.bandmath.band_names import parse_band_code
 
@@ -53,9 +63,7 @@ class RecordingFeedback:
 
 
 def run(parameters, feedback=None):
-    import processing
-
-    return processing.run(ALGORITHM, parameters, feedback=feedback)
+    return run_algorithm(ALGORITHM, parameters, feedback)
 
 
 def run_fails(parameters, match, feedback=None):
@@ -66,22 +74,10 @@ def run_fails(parameters, match, feedback=None):
     return str(error.value)
 
 
-def mtl_number(mtl: Path, key: str) -> float:
-    """A value of an MTL text file, read with a regex independent of the core's parser."""
-    match = re.search(rf"^\s*{key}\s*=\s*([-+0-9.Ee]+)\s*$", mtl.read_text(), re.MULTILINE)
-    assert match, f"{key} not in {mtl.name}"
-    return float(match.group(1))
-
-
 def xml_number(xml: Path, pattern: str) -> float:
     match = re.search(pattern + r"\s*([-+0-9.Ee]+)\s*<", xml.read_text())
     assert match, f"{pattern} not in {xml.name}"
     return float(match.group(1))
-
-
-def toa_reflectance(dn, mult, add, sun_elevation_deg):
-    """USGS Landsat 8 handbook: ρ = (M·Q + A) / sin(θ_SE)."""
-    return (mult * dn.astype(np.float64) + add) / math.sin(math.radians(sun_elevation_deg))
 
 
 def brightness_temperature_k(dn, mult, add, k1, k2):
@@ -108,16 +104,6 @@ def band_copy(shared_data, tmp_path, *names):
     return folder
 
 
-def styled_layer(raster_path):
-    """The output loaded with the .qml beside it (keep the layer: it owns its renderer)."""
-    from qgis.core import QgsRasterLayer
-
-    layer = QgsRasterLayer(str(raster_path), "calibrated", "gdal")
-    message, loaded = layer.loadNamedStyle(str(Path(raster_path).with_suffix(".qml")))
-    assert loaded, message
-    return layer
-
-
 def band_labels(path) -> tuple:
     """(description, unit type) of a raster's first band."""
     dataset = gdal.Open(str(path))  # the band lives only as long as its dataset
@@ -125,23 +111,14 @@ def band_labels(path) -> tuple:
     return band.GetDescription(), band.GetUnitType()
 
 
-def files_in(folder: Path) -> set:
-    return {entry.name for entry in folder.iterdir()} if folder.exists() else set()
-
-
 # ---------------------------------------------------------------- metadata
 
 
 def test_metadata_is_complete(provider):
     algorithm = provider.algorithm("calibrate")
-    assert algorithm.displayName() == "Radiometric calibration"
-    assert algorithm.group() and algorithm.groupId() and not algorithm.icon().isNull()
-    assert [p.name() for p in algorithm.parameterDefinitions()] == PARAMETERS
-    for parameter in algorithm.parameterDefinitions():
-        assert parameter.help(), f"{parameter.name()} has no help"
-        assert parameter.name() in algorithm.shortHelpString()
-    assert {o.name() for o in algorithm.outputDefinitions()} == {
-        "OUTPUT_FOLDER", "OUTPUT", "OUTPUT_LAYERS"}
+    assert_metadata_complete(algorithm, display_name="Radiometric calibration",
+                             parameters=PARAMETERS,
+                             outputs=["OUTPUT_FOLDER", "OUTPUT", "OUTPUT_LAYERS"])
     assert "OUTPUT_LAYERS" in algorithm.shortHelpString()
 
 
@@ -182,7 +159,7 @@ def test_red_band_to_one_file_is_toa_reflectance(shared_data, tmp_path):
     enhancement = renderer.contrastEnhancement()
     assert enhancement.minimumValue() == pytest.approx(float(values.min()), rel=1e-6)
     assert enhancement.maximumValue() == pytest.approx(float(values.max()), rel=1e-6)
-    assert files_in(tmp_path) == {"red.tif", "red.qml"}
+    assert set(file_names(tmp_path)) == {"red.tif", "red.qml"}
 
 
 def test_single_output_loads_with_its_style(shared_data, tmp_path):
@@ -244,7 +221,7 @@ def test_thermal_bands_are_brightness_temperatures_with_cold_clouds(shared_data,
         items = renderer.shader().rasterShaderFunction().colorRampItemList()
         assert items[0].label.endswith(" K") and items[-1].value == pytest.approx(
             float(kelvin.max()), rel=1e-6)
-    assert files_in(out) == {f"{SCENE}_B10_crop_bt.tif", f"{SCENE}_B10_crop_bt.qml",
+    assert set(file_names(out)) == {f"{SCENE}_B10_crop_bt.tif", f"{SCENE}_B10_crop_bt.qml",
                              f"{SCENE}_B11_crop_bt.tif", f"{SCENE}_B11_crop_bt.qml"}
 
 
@@ -453,13 +430,13 @@ def test_unwritable_output_folder(shared_data, tmp_path):
                "OUTPUT_FOLDER": str(blocker / "out")}, "Cannot create the output folder")
     run_fails({"INPUT": [str(shared_data / THERMAL / f"{SCENE}_B4_crop.TIF")],
                "OUTPUT": str(blocker / "red.tif")}, "output folder .* does not exist")
-    assert files_in(tmp_path) == {"a_file"}
+    assert set(file_names(tmp_path)) == {"a_file"}
 
 
 def test_output_that_is_not_a_geotiff_is_refused(shared_data, tmp_path):
     run_fails({"INPUT": [str(shared_data / THERMAL / f"{SCENE}_B4_crop.TIF")],
                "OUTPUT": str(tmp_path / "red.sdat")}, "must be a GeoTIFF")
-    assert files_in(tmp_path) == set()
+    assert file_names(tmp_path) == []
 
 
 def test_a_failing_second_band_removes_the_finished_first(shared_data, tmp_path):
@@ -483,52 +460,10 @@ def test_cancel_after_the_first_progress_report_leaves_nothing(shared_data, tmp_
     feedback = RecordingFeedback(cancel_after_first_progress=True)
     run_fails({"INPUT": bands, "OUTPUT_FOLDER": str(out)}, "Cancelled", feedback)
     assert feedback.isCanceled()
-    assert files_in(out) == {"keep.txt"}
+    assert set(file_names(out)) == {"keep.txt"}
 
 
 # ---------------------------------------------------------------- models
-
-
-def build_model(path, steps):
-    """A model as the graphical modeler builds it: a 'bands' input, then child algorithms
-    (child id, algorithm id, {parameter: ('model', name) | ('child', id, output) | value},
-    [exposed outputs]), saved to and loaded back from a .model3 file."""
-    from qgis.core import (
-        QgsProcessing,
-        QgsProcessingModelAlgorithm,
-        QgsProcessingModelChildAlgorithm,
-        QgsProcessingModelChildParameterSource,
-        QgsProcessingModelOutput,
-        QgsProcessingModelParameter,
-        QgsProcessingParameterMultipleLayers,
-    )
-
-    model = QgsProcessingModelAlgorithm("calibrated zones", "Tests")
-    model.addModelParameter(QgsProcessingParameterMultipleLayers(
-        "bands", "Band files", QgsProcessing.TypeRaster), QgsProcessingModelParameter("bands"))
-    for child_id, algorithm_id, sources, exposed in steps:
-        child = QgsProcessingModelChildAlgorithm(algorithm_id)
-        child.setChildId(child_id)
-        for name, source in sources.items():
-            if isinstance(source, tuple) and source[0] == "model":
-                value = QgsProcessingModelChildParameterSource.fromModelParameter(source[1])
-            elif isinstance(source, tuple) and source[0] == "child":
-                value = QgsProcessingModelChildParameterSource.fromChildOutput(source[1],
-                                                                               source[2])
-            else:
-                value = QgsProcessingModelChildParameterSource.fromStaticValue(source)
-            child.addParameterSources(name, [value])
-        outputs = {}
-        for name in exposed:
-            output = QgsProcessingModelOutput(name.lower())
-            output.setChildOutputName(name)
-            outputs[name.lower()] = output
-        child.setModelOutputs(outputs)
-        model.addChildAlgorithm(child)
-    assert model.toFile(str(path))
-    loaded = QgsProcessingModelAlgorithm()
-    assert loaded.fromFile(str(path))
-    return loaded
 
 
 def test_model_calibrate_then_kmeans(shared_data, tmp_path):
@@ -536,13 +471,13 @@ def test_model_calibrate_then_kmeans(shared_data, tmp_path):
 
     folder = shared_data / THERMAL
     bands = [str(folder / f"{SCENE}_B{number}_crop.TIF") for number in (4, 5)]
-    model = build_model(tmp_path / "zones.model3", [
+    model = build_model(tmp_path / "zones.model3", ["bands"], [
         ("calibrate", ALGORITHM, {"INPUT": ("model", "bands")}, []),
         ("kmeans", "rasterclustering:kmeans",
          {"INPUT": ("child", "calibrate", "OUTPUT_LAYERS"), "CLUSTERS": 3, "SEED": 1},
          ["OUTPUT", "CENTROIDS"]),
     ])
-    result = processing.run(model, {"bands": bands,
+    result = run_algorithm(model, {"bands": bands,
                                     "kmeans:output": str(tmp_path / "zones.tif"),
                                     "kmeans:centroids": str(tmp_path / "zones.json")})
     document = json.loads(Path(result["kmeans:centroids"]).read_text())
@@ -560,14 +495,13 @@ def test_model_calibrate_then_kmeans(shared_data, tmp_path):
 
 
 def test_model_calibrate_band_math_kmeans(shared_data, tmp_path):
-    import processing
     from qgis.core import QgsApplication
 
     if QgsApplication.processingRegistry().algorithmById("rasterclustering:bandmath") is None:
         pytest.skip("rasterclustering:bandmath is not registered yet")
     folder = shared_data / THERMAL
     bands = [str(folder / f"{SCENE}_B{number}_crop.TIF") for number in (4, 5)]
-    model = build_model(tmp_path / "ndvi_zones.model3", [
+    model = build_model(tmp_path / "ndvi_zones.model3", ["bands"], [
         ("calibrate", ALGORITHM, {"INPUT": ("model", "bands")}, []),
         ("bandmath", "rasterclustering:bandmath",
          {"INPUT": ("child", "calibrate", "OUTPUT_LAYERS"),
@@ -575,7 +509,7 @@ def test_model_calibrate_band_math_kmeans(shared_data, tmp_path):
         ("kmeans", "rasterclustering:kmeans",
          {"INPUT": ("child", "bandmath", "OUTPUT"), "CLUSTERS": 3, "SEED": 1}, ["OUTPUT"]),
     ])
-    result = processing.run(model, {"bands": bands,
+    result = run_algorithm(model, {"bands": bands,
                                     "bandmath:output": str(tmp_path / "ndvi.tif"),
                                     "kmeans:output": str(tmp_path / "zones.tif")})
     red = read_raster(folder / f"{SCENE}_B4_crop.TIF")

@@ -5,7 +5,7 @@ from html.parser import HTMLParser
 
 import numpy as np
 import pytest
-from helpers import read_raster
+from helpers import assert_metadata_complete, build_model, read_raster, run_algorithm, vector_rows
 
 ALGORITHM = "rasterclustering:choosek"
 PARAMETERS = ["INPUT", "AOI", "EXTENT", "K_MIN", "K_MAX", "SAMPLE_SIZE", "STANDARDIZE", "SEED",
@@ -14,19 +14,8 @@ SVG = "{http://www.w3.org/2000/svg}"
 
 
 def run(parameters, tmp_path, name="scores"):
-    import processing
-
-    return processing.run(ALGORITHM, {"TABLE": str(tmp_path / f"{name}.gpkg"),
-                                      "REPORT": str(tmp_path / f"{name}.html"), **parameters})
-
-
-def table_rows(path):
-    from qgis.core import QgsVectorLayer
-
-    layer = QgsVectorLayer(str(path), "scores", "ogr")
-    assert layer.isValid()
-    names = layer.fields().names()
-    return [dict(zip(names, feature.attributes())) for feature in layer.getFeatures()]
+    return run_algorithm(ALGORITHM, {"TABLE": str(tmp_path / f"{name}.gpkg"),
+                                     "REPORT": str(tmp_path / f"{name}.html"), **parameters})
 
 
 def four_blobs(make_raster):
@@ -39,15 +28,9 @@ def four_blobs(make_raster):
 
 def test_metadata_is_complete(provider):
     algorithm = provider.algorithm("choosek")
-    assert algorithm.displayName() == "Choose the number of clusters"
-    assert algorithm.group() and algorithm.groupId() and not algorithm.icon().isNull()
-    assert [p.name() for p in algorithm.parameterDefinitions()] == PARAMETERS
-    for parameter in algorithm.parameterDefinitions():
-        assert parameter.help(), f"{parameter.name()} has no help"
-        assert parameter.name() in algorithm.shortHelpString()
-    outputs = {o.name(): o.type() for o in algorithm.outputDefinitions()}
-    assert outputs["RECOMMENDED_K"] == "outputNumber"
-    assert set(outputs) == {"TABLE", "REPORT", "RECOMMENDED_K"}
+    assert_metadata_complete(algorithm, display_name="Choose the number of clusters",
+                             parameters=PARAMETERS, outputs=["TABLE", "REPORT", "RECOMMENDED_K"])
+    assert algorithm.outputDefinition("RECOMMENDED_K").type() == "outputNumber"
     defaults = {p.name(): p.defaultValue() for p in algorithm.parameterDefinitions()}
     assert (defaults["K_MIN"], defaults["K_MAX"], defaults["SAMPLE_SIZE"]) == (2, 10, 10000)
 
@@ -55,7 +38,7 @@ def test_metadata_is_complete(provider):
 def test_synthetic_scene_recommends_its_five_classes(provider, scene, tmp_path):
     result = run({"INPUT": [str(scene.scene)], "SAMPLE_SIZE": 2000, "K_MAX": 8}, tmp_path)
     assert result["RECOMMENDED_K"] == 5
-    rows = table_rows(result["TABLE"])
+    rows = vector_rows(result["TABLE"])
     assert [row["k"] for row in rows] == list(range(2, 9))
     assert [row["is_recommended"] for row in rows] == [int(k == 5) for k in range(2, 9)]
     assert sum(row["is_elbow"] for row in rows) == 1
@@ -83,7 +66,7 @@ def test_four_blobs_and_calinski_harabasz(provider, tmp_path, make_raster):
     result = run({"INPUT": [str(four_blobs(make_raster))], "SAMPLE_SIZE": 1000,
                   "CALINSKI_HARABASZ": True, "K_MIN": 3, "K_MAX": 6}, tmp_path)
     assert result["RECOMMENDED_K"] == 4
-    rows = table_rows(result["TABLE"])
+    rows = vector_rows(result["TABLE"])
     assert [row["k"] for row in rows] == [3, 4, 5, 6]
     assert max(rows, key=lambda row: row["calinski_harabasz"])["k"] == 4
     root = ElementTree.fromstring(open(result["REPORT"], encoding="utf-8").read()
@@ -115,7 +98,7 @@ def test_same_seed_same_table(provider, scene, tmp_path):
     options = {"INPUT": [str(scene.scene)], "SAMPLE_SIZE": 500, "K_MAX": 4, "SEED": 9}
     first = run(options, tmp_path, name="a")
     second = run(options, tmp_path, name="b")
-    assert table_rows(first["TABLE"]) == table_rows(second["TABLE"])
+    assert vector_rows(first["TABLE"]) == vector_rows(second["TABLE"])
 
 
 @pytest.mark.parametrize("options, message", [
@@ -132,45 +115,16 @@ def test_bad_ranges_are_refused(provider, scene, tmp_path, options, message):
 
 def test_model_feeds_the_recommended_k_to_kmeans(provider, tmp_path, make_raster):
     """choosek -> kmeans, CLUSTERS from RECOMMENDED_K, built as the graphical modeler builds it."""
-    import processing
-    from qgis.core import (
-        QgsProcessing,
-        QgsProcessingModelAlgorithm,
-        QgsProcessingModelChildAlgorithm,
-        QgsProcessingModelChildParameterSource,
-        QgsProcessingModelOutput,
-        QgsProcessingModelParameter,
-        QgsProcessingParameterMultipleLayers,
-    )
+    loaded = build_model(tmp_path / "auto_zones.model3", ["rasters"], [
+        ("choosek", ALGORITHM, {"INPUT": ("model", "rasters"), "SAMPLE_SIZE": 1000}, []),
+        ("kmeans", "rasterclustering:kmeans",
+         {"INPUT": ("model", "rasters"), "CLUSTERS": ("child", "choosek", "RECOMMENDED_K")},
+         ["OUTPUT"]),
+    ])
 
-    model = QgsProcessingModelAlgorithm("auto zones", "Tests")
-    model.addModelParameter(QgsProcessingParameterMultipleLayers("rasters", "Rasters",
-                                                                 QgsProcessing.TypeRaster),
-                            QgsProcessingModelParameter("rasters"))
-    rasters = QgsProcessingModelChildParameterSource.fromModelParameter("rasters")
-    choose = QgsProcessingModelChildAlgorithm(ALGORITHM)
-    choose.setChildId("choosek")
-    choose.addParameterSources("INPUT", [rasters])
-    choose.addParameterSources("SAMPLE_SIZE", [
-        QgsProcessingModelChildParameterSource.fromStaticValue(1000)])
-    model.addChildAlgorithm(choose)
-    zones = QgsProcessingModelChildAlgorithm("rasterclustering:kmeans")
-    zones.setChildId("kmeans")
-    zones.addParameterSources("INPUT", [rasters])
-    zones.addParameterSources("CLUSTERS", [
-        QgsProcessingModelChildParameterSource.fromChildOutput("choosek", "RECOMMENDED_K")])
-    output = QgsProcessingModelOutput("zones")
-    output.setChildOutputName("OUTPUT")
-    zones.setModelOutputs({"zones": output})
-    model.addChildAlgorithm(zones)
-    path = tmp_path / "auto_zones.model3"
-    assert model.toFile(str(path))
-    loaded = QgsProcessingModelAlgorithm()
-    assert loaded.fromFile(str(path))
-
-    result = processing.run(loaded, {"rasters": [str(four_blobs(make_raster))],
-                                     "kmeans:zones": str(tmp_path / "zones.tif")})
-    labels = read_raster(result["kmeans:zones"])
+    result = run_algorithm(loaded, {"rasters": [str(four_blobs(make_raster))],
+                                    "kmeans:output": str(tmp_path / "zones.tif")})
+    labels = read_raster(result["kmeans:output"])
     assert set(np.unique(labels)) == {1, 2, 3, 4}
     # The four quarters are the four classes.
     quarters = [labels[:30, :40], labels[:30, 40:], labels[30:, :40], labels[30:, 40:]]

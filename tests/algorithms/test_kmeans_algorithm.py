@@ -4,7 +4,16 @@ import json
 
 import numpy as np
 import pytest
-from helpers import read_raster, small_regions_with_neighbours
+from helpers import (
+    assert_metadata_complete,
+    build_model,
+    rasterized,
+    read_raster,
+    run_algorithm,
+    small_regions_with_neighbours,
+    styled_layer,
+    vector_rows,
+)
 from osgeo import gdal, ogr
 from raster_clustering.core.palette import class_colours
 
@@ -15,33 +24,10 @@ PARAMETERS = ["INPUT", "CLUSTERS", "AOI", "EXTENT", "CLIP", "SEED", "SAMPLE_SIZE
 
 
 def run(parameters, tmp_path, name="classes"):
-    import processing
-
     defaults = {"OUTPUT": str(tmp_path / f"{name}.tif"),
                 "CENTROIDS": str(tmp_path / f"{name}.json"),
                 "STATISTICS": "TEMPORARY_OUTPUT"}
-    return processing.run(ALGORITHM, {**defaults, **parameters})
-
-
-def statistics_rows(result):
-    from qgis.core import QgsVectorLayer
-
-    layer = result["STATISTICS"]
-    if not isinstance(layer, QgsVectorLayer):
-        layer = QgsVectorLayer(layer)
-    names = layer.fields().names()
-    return [dict(zip(names, feature.attributes())) for feature in layer.getFeatures()]
-
-
-def rasterized(vector_path, like_raster):
-    """An independent mask of a polygon file on a raster's grid (GDAL, pixel centres)."""
-    like = gdal.Open(str(like_raster))
-    target = gdal.GetDriverByName("MEM").Create("", like.RasterXSize, like.RasterYSize, 1,
-                                                gdal.GDT_Byte)
-    target.SetGeoTransform(like.GetGeoTransform())
-    target.SetProjection(like.GetProjection())
-    gdal.Rasterize(target, str(vector_path), burnValues=[1])
-    return target.GetRasterBand(1).ReadAsArray().astype(bool)
+    return run_algorithm(ALGORITHM, {**defaults, **parameters})
 
 
 def rasterized_ring(ring, like_raster):
@@ -65,17 +51,12 @@ def test_metadata_is_complete(provider):
     from qgis.core import QgsApplication
 
     algorithm = provider.algorithm("kmeans")
+    assert_metadata_complete(algorithm, display_name="Raster k-means clustering",
+                             parameters=PARAMETERS,
+                             outputs=["OUTPUT", "CENTROIDS", "STATISTICS", "ZONES"])
     # QGIS's own vector algorithm is "K-means clustering": the toolbox must tell them apart.
     native = QgsApplication.processingRegistry().algorithmById("native:kmeansclustering")
-    assert algorithm.displayName() == "Raster k-means clustering" != native.displayName()
-    assert algorithm.group() and algorithm.groupId() and not algorithm.icon().isNull()
-    names = [p.name() for p in algorithm.parameterDefinitions()]
-    assert names == PARAMETERS
-    for parameter in algorithm.parameterDefinitions():
-        assert parameter.help(), f"{parameter.name()} has no help"
-        assert parameter.name() in algorithm.shortHelpString()
-    outputs = {o.name() for o in algorithm.outputDefinitions()}
-    assert outputs >= {"OUTPUT", "CENTROIDS", "STATISTICS"}
+    assert algorithm.displayName() != native.displayName()
 
 
 def test_water_land_split_on_nir_with_an_aoi_in_another_crs(provider, scene, tmp_path):
@@ -93,7 +74,7 @@ def test_water_land_split_on_nir_with_an_aoi_in_another_crs(provider, scene, tmp
 
     document = json.loads(open(result["CENTROIDS"]).read())
     assert list(document) == ["nir"] and len(document["nir"]) == 2
-    rows = statistics_rows(result)
+    rows = vector_rows(result["STATISTICS"])
     assert [row["class"] for row in rows] == [1, 2]
     for row in rows:
         assert row["pixel_count"] == int((labels == row["class"]).sum())
@@ -112,17 +93,12 @@ def test_style_travels_with_the_file_and_renders_the_class_colours(provider, sce
         QgsMapRendererSequentialJob,
         QgsMapSettings,
         QgsPalettedRasterRenderer,
-        QgsRasterLayer,
     )
     from qgis.PyQt.QtCore import QSize
     from qgis.PyQt.QtGui import QColor
 
     result = run({"INPUT": [str(scene.ndvi)], "CLUSTERS": 4}, tmp_path)
-    qml = tmp_path / "classes.qml"
-    assert qml.exists()
-    layer = QgsRasterLayer(result["OUTPUT"], "classes", "gdal")
-    message, loaded = layer.loadNamedStyle(str(qml))
-    assert loaded, message
+    layer = styled_layer(result["OUTPUT"])
     renderer = layer.renderer()
     assert isinstance(renderer, QgsPalettedRasterRenderer)
     centres = [entry[1][0] for entry in json.loads(open(result["CENTROIDS"]).read())["NDVI"]]
@@ -237,37 +213,10 @@ def test_output_over_an_input_is_refused(provider, scene, tmp_path, make_raster)
 
 def test_model_containing_kmeans_runs(provider, scene, tmp_path):
     """A model built as the graphical modeler builds it, proving modeler compatibility."""
-    import processing
-    from qgis.core import (
-        QgsProcessing,
-        QgsProcessingModelAlgorithm,
-        QgsProcessingModelChildAlgorithm,
-        QgsProcessingModelChildParameterSource,
-        QgsProcessingModelOutput,
-        QgsProcessingModelParameter,
-        QgsProcessingParameterMultipleLayers,
-    )
-
-    model = QgsProcessingModelAlgorithm("zones", "Tests")
-    model.addModelParameter(QgsProcessingParameterMultipleLayers("rasters", "Rasters",
-                                                                 QgsProcessing.TypeRaster),
-                            QgsProcessingModelParameter("rasters"))
-    child = QgsProcessingModelChildAlgorithm(ALGORITHM)
-    child.setChildId("kmeans")
-    child.addParameterSources("INPUT", [QgsProcessingModelChildParameterSource.fromModelParameter(
-        "rasters")])
-    child.addParameterSources("CLUSTERS", [
-        QgsProcessingModelChildParameterSource.fromStaticValue(3)])
-    for name in ("OUTPUT", "CENTROIDS"):
-        output = QgsProcessingModelOutput(name.lower())
-        output.setChildOutputName(name)
-        child.setModelOutputs({**child.modelOutputs(), name.lower(): output})
-    model.addChildAlgorithm(child)
-    path = tmp_path / "zones.model3"
-    assert model.toFile(str(path))
-    loaded = QgsProcessingModelAlgorithm()
-    assert loaded.fromFile(str(path))
-    result = processing.run(loaded, {
+    loaded = build_model(tmp_path / "zones.model3", ["rasters"], [
+        ("kmeans", ALGORITHM, {"INPUT": ("model", "rasters"), "CLUSTERS": 3},
+         ["OUTPUT", "CENTROIDS"])])
+    result = run_algorithm(loaded, {
         "rasters": [str(scene.ndvi)], "kmeans:output": str(tmp_path / "model.tif"),
         "kmeans:centroids": str(tmp_path / "model.json")})
     labels = read_raster(result["kmeans:output"])
@@ -293,7 +242,7 @@ class TestRealData:
         assert polygon.GetGeometryCount() == 2, "an outer ring and a hole"
         hole_pixels = rasterized_ring(polygon.GetGeometryRef(1), result["OUTPUT"])
         assert hole_pixels.sum() > 100 and np.all(labels[hole_pixels] == 0)
-        rows = statistics_rows(result)
+        rows = vector_rows(result["STATISTICS"])
         assert sum(r["pixel_count"] for r in rows) == int(inside.sum())
 
     def test_rgb_byte_nodata_is_respected(self, shared_data, tmp_path):
@@ -306,15 +255,33 @@ class TestRealData:
         assert np.array_equal(labels == 0, nodata)
 
     def test_landsat_red_and_nir_as_two_layers(self, shared_data, tmp_path):
+        """k-means's definition on the DN of two layers: every pixel takes the nearest centre in
+        the standardized space the JSON describes, and every centre is the mean DN of its class
+        (the crop's 378,081 pixels are fewer than SAMPLE_SIZE: the fit sees all of them)."""
         folder = shared_data / "landsat8-thermal"
-        red = folder / "LC80200392015216LGN00_B4_crop.TIF"
-        nir = folder / "LC80200392015216LGN00_B5_crop.TIF"
-        result = run({"INPUT": [str(red), str(nir)], "CLUSTERS": 3}, tmp_path)
+        names = ["LC80200392015216LGN00_B4_crop", "LC80200392015216LGN00_B5_crop"]
+        result = run({"INPUT": [str(folder / f"{name}.TIF") for name in names], "CLUSTERS": 3},
+                     tmp_path)
         document = json.loads(open(result["CENTROIDS"]).read())
-        assert document["features"] == ["LC80200392015216LGN00_B4_crop",
-                                        "LC80200392015216LGN00_B5_crop"]
+        assert document["features"] == names
+        centres = np.array([centre for _, centre in document[", ".join(names)]])
+        mean = np.array(document["standardize"]["mean"])
+        std = np.array(document["standardize"]["std"])
+        dn = np.stack([read_raster(folder / f"{name}.TIF") for name in names], axis=-1)
+        pixels = dn.reshape(-1, 2).astype(np.float64)
+        np.testing.assert_allclose(mean, pixels.mean(axis=0), rtol=1e-9)
+        np.testing.assert_allclose(std, pixels.std(axis=0), rtol=1e-9)
+        distances = ((((pixels - mean) / std)[:, None, :] - ((centres - mean) / std)) ** 2
+                     ).sum(axis=2)
         labels = read_raster(result["OUTPUT"])
-        assert labels.shape == (603, 627) and set(np.unique(labels)) <= {0, 1, 2, 3}
+        assert labels.shape == (603, 627)
+        np.testing.assert_array_equal(labels.ravel(), distances.argmin(axis=1) + 1)
+        for number, row in enumerate(vector_rows(result["STATISTICS"]), start=1):
+            members = pixels[labels.ravel() == number]
+            assert row["pixel_count"] == len(members) > 0
+            assert [row[f"{name}_mean"] for name in names] == pytest.approx(
+                members.mean(axis=0), rel=1e-9)
+            np.testing.assert_allclose(centres[number - 1], members.mean(axis=0), rtol=1e-3)
 
     def test_naip_dates_are_aligned_onto_the_first_grid(self, shared_data, tmp_path):
         files = sorted((shared_data / "naip-timeseries").glob("*.tif"))
@@ -341,7 +308,7 @@ def test_min_area_sieves_the_zones(provider, scene, tmp_path):
                                                  min_size=20))
     assert small_regions(before) > 50 and small_regions(after) == 0
     assert open(plain["CENTROIDS"]).read() == open(sieved["CENTROIDS"]).read()
-    rows = statistics_rows(sieved)
+    rows = vector_rows(sieved["STATISTICS"])
     for row in rows:
         assert row["pixel_count"] == int((after == row["class"]).sum())
     dataset = gdal.Open(sieved["OUTPUT"])

@@ -3,14 +3,18 @@ and run on real Landsat 8 digital numbers with a field polygon."""
 
 import importlib.util
 import json
-import math
-import re
 from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import read_raster, small_regions_with_neighbours
-from osgeo import gdal, ogr, osr
+from helpers import (
+    landsat_toa_ndvi,
+    rasterized,
+    read_raster,
+    small_regions_with_neighbours,
+    write_lonlat_square,
+)
+from osgeo import gdal
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MODEL_NAME = "ndvi_zones_in_a_field"
@@ -31,64 +35,16 @@ def make_models_script():
     return module
 
 
-def write_field_geojson(path):
-    """The FIELD_UTM square as a lon/lat GeoJSON polygon (its corners reprojected)."""
-    utm, wgs84 = osr.SpatialReference(), osr.SpatialReference()
-    utm.ImportFromEPSG(32616)
-    wgs84.ImportFromEPSG(4326)
-    wgs84.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
-    transform = osr.CoordinateTransformation(utm, wgs84)
-    x0, y0, x1, y1 = FIELD_UTM
-    ring = ogr.Geometry(ogr.wkbLinearRing)
-    for x, y in ((x0, y0), (x1, y0), (x1, y1), (x0, y1), (x0, y0)):
-        lon, lat, _ = transform.TransformPoint(x, y)
-        ring.AddPoint_2D(lon, lat)
-    polygon = ogr.Geometry(ogr.wkbPolygon)
-    polygon.AddGeometry(ring)
-    source = ogr.GetDriverByName("GeoJSON").CreateDataSource(str(path))
-    layer = source.CreateLayer("field", wgs84, ogr.wkbPolygon)
-    feature = ogr.Feature(layer.GetLayerDefn())
-    feature.SetGeometry(polygon)
-    layer.CreateFeature(feature)
-    source = None
-    return Path(path)
-
-
-def inside_field(field_path, like_raster):
-    """Pixels whose centre is inside the field, on the output's grid (GDAL reprojects)."""
-    like = gdal.Open(str(like_raster))
-    target = gdal.GetDriverByName("MEM").Create("", like.RasterXSize, like.RasterYSize, 1,
-                                                gdal.GDT_Byte)
-    target.SetGeoTransform(like.GetGeoTransform())
-    target.SetProjection(like.GetProjection())
-    gdal.Rasterize(target, str(field_path), burnValues=[1])
-    return target.GetRasterBand(1).ReadAsArray().astype(bool)
-
-
 def toa_ndvi_on(folder, like_raster):
-    """NDVI of TOA reflectance, ρ = (M·DN + A) / sin(sun elevation) from the MTL, on the output's
-    window of the band grid (the output is a crop of the same 30 m grid)."""
-    text = (folder / f"{LANDSAT}_MTL.txt").read_text()
-
-    def value(key):
-        return float(re.search(rf"^\s*{key}\s*=\s*(\S+)", text, re.MULTILINE).group(1))
-
-    band_file = gdal.Open(str(folder / f"{LANDSAT}_B4_crop.TIF"))
-    bx0, bdx, _, by0, _, bdy = band_file.GetGeoTransform()
-    ox0, odx, _, oy0, _, ody = gdal.Open(str(like_raster)).GetGeoTransform()
+    """The handbook's TOA NDVI on the output's window of the band grid (the output is a crop of
+    the same 30 m grid)."""
+    bx0, bdx, _, by0, _, bdy = gdal.Open(str(folder / f"{LANDSAT}_B4_crop.TIF")).GetGeoTransform()
+    like = gdal.Open(str(like_raster))
+    ox0, odx, _, oy0, _, ody = like.GetGeoTransform()
     assert (odx, ody) == (bdx, bdy)
     col, row = round((ox0 - bx0) / bdx), round((oy0 - by0) / bdy)
-    like = gdal.Open(str(like_raster))
-    reflectance = {}
-    for band in (4, 5):
-        dataset = gdal.Open(str(folder / f"{LANDSAT}_B{band}_crop.TIF"))
-        dn = dataset.ReadAsArray(col, row, like.RasterXSize, like.RasterYSize).astype(np.float64)
-        rho = (value(f"REFLECTANCE_MULT_BAND_{band}") * dn
-               + value(f"REFLECTANCE_ADD_BAND_{band}")) / math.sin(
-                   math.radians(value("SUN_ELEVATION")))
-        rho[dn == 0] = np.nan
-        reflectance[band] = rho
-    return (reflectance[5] - reflectance[4]) / (reflectance[5] + reflectance[4])
+    return landsat_toa_ndvi(folder, LANDSAT)[row:row + like.RasterYSize,
+                                             col:col + like.RasterXSize]
 
 
 def run_model(algorithm, shared_data, tmp_path, *, name="model", clusters=5, min_area=0,
@@ -96,7 +52,7 @@ def run_model(algorithm, shared_data, tmp_path, *, name="model", clusters=5, min
     import processing
 
     folder = shared_data / "landsat8-thermal"
-    field = write_field_geojson(tmp_path / "field.geojson")
+    field = write_lonlat_square(tmp_path / "field.geojson", FIELD_UTM, epsg=32616)
     return processing.run(algorithm, {
         "bands": [str(folder / f"{LANDSAT}_B4_crop.TIF"), str(folder / f"{LANDSAT}_B5_crop.TIF")],
         "field": str(field), "clusters": clusters, "min_area": min_area,
@@ -106,8 +62,6 @@ def run_model(algorithm, shared_data, tmp_path, *, name="model", clusters=5, min
 
 
 def test_the_model_writes_zone_polygons_only_when_asked(provider, shared_data, tmp_path):
-    from zone_oracles import rasterize
-
     (tmp_path / "without").mkdir()
     run_model(MODEL_ID, shared_data, tmp_path / "without", min_area=2000)
     assert not [path for path in (tmp_path / "without").iterdir() if path.suffix == ".gpkg"]
@@ -115,7 +69,7 @@ def test_the_model_writes_zone_polygons_only_when_asked(provider, shared_data, t
     result = run_model(MODEL_ID, shared_data, tmp_path, min_area=2000,
                        **{"kmeans:zone_polygons": polygons})
     assert result["kmeans:zone_polygons"] == polygons
-    np.testing.assert_array_equal(rasterize(polygons, result["kmeans:zones"], "class"),
+    np.testing.assert_array_equal(rasterized(polygons, result["kmeans:zones"], "class"),
                                   read_raster(result["kmeans:zones"]))
 
 
@@ -167,7 +121,7 @@ class TestLandsatField:
             self, shared_data, tmp_path):
         result = run_model(MODEL_ID, shared_data, tmp_path)
         labels = read_raster(result["kmeans:zones"])
-        inside = inside_field(tmp_path / "field.geojson", result["kmeans:zones"])
+        inside = rasterized(tmp_path / "field.geojson", result["kmeans:zones"])
         # The output is the field's bounding box on the 30 m grid: about 100 x 100 pixels.
         assert 95 <= labels.shape[0] <= 110 and 95 <= labels.shape[1] <= 110
         assert inside.mean() > 0.85

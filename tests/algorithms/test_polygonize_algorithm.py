@@ -9,9 +9,9 @@ import json
 
 import numpy as np
 import pytest
-from helpers import read_raster, write_raster
+from helpers import assert_metadata_complete, rasterized, read_raster, run_algorithm, write_raster
 from osgeo import gdal
-from zone_oracles import hole_count, numbered_zones, rasterize, read_features, union_of
+from zone_oracles import hole_count, numbered_zones, read_features, union_of
 
 pytestmark = [pytest.mark.shared_data, pytest.mark.usefixtures("provider")]
 
@@ -21,18 +21,6 @@ PARAMETERS = ["INPUT", "BAND", "FEATURES", "CONNECTIVITY", "SMOOTHING", "ZONES_P
 S2 = "sentinel2/S2_20210527_Aberystwyth_SR_10band_EPSG27700_10m.tif"
 AOI_WITH_HOLE = "sentinel2/aber_osgb_single_poly_hole.geojson"
 PIXEL_M2 = 100.0
-
-
-def run(algorithm, parameters, feedback=None, context=None):
-    """processing.run, re-raising a failure without its traceback (see reliability_tools)."""
-    import processing
-    from qgis.core import QgsProcessingException
-
-    try:
-        return processing.run(algorithm, parameters, feedback=feedback, context=context)
-    except QgsProcessingException as error:
-        message = str(error)
-    raise QgsProcessingException(message)
 
 
 def values_on(raster, like):
@@ -73,13 +61,13 @@ def aber(shared_data, tmp_path_factory):
     """k-means zones (5 classes, MIN_AREA 2000 m², 8-connected) of the Sentinel-2 NDVI in the
     AOI with a hole, with their zone polygons (ZONES, GeoPackage)."""
     folder = tmp_path_factory.mktemp("aber")
-    run("rasterclustering:bandmath", {"INPUT": [str(shared_data / S2)],
+    run_algorithm("rasterclustering:bandmath", {"INPUT": [str(shared_data / S2)],
                                        "EXPRESSION": "(B7 - B3) / (B7 + B3)",
                                        "OUTPUT": str(folder / "ndvi.tif")})
     ndvi = gdal.Open(str(folder / "ndvi.tif"), gdal.GA_Update)
     ndvi.GetRasterBand(1).SetDescription("NDVI")  # red = B3, NIR = B7 of this subset
     ndvi = None
-    result = run("rasterclustering:kmeans", {
+    result = run_algorithm("rasterclustering:kmeans", {
         "INPUT": [str(folder / "ndvi.tif")], "CLUSTERS": 5,
         "AOI": str(shared_data / AOI_WITH_HOLE), "MIN_AREA": 2000, "CONNECTIVITY": 8,
         "OUTPUT": str(folder / "classes.tif"), "CENTROIDS": str(folder / "classes.json"),
@@ -90,11 +78,10 @@ def aber(shared_data, tmp_path_factory):
 
 def test_metadata_is_complete(provider):
     algorithm = provider.algorithm("polygonize")
-    assert algorithm.displayName() == "Classes to zone polygons"
-    assert algorithm.group() == "Post-processing" and not algorithm.icon().isNull()
-    assert [p.name() for p in algorithm.parameterDefinitions()] == PARAMETERS
-    assert {o.name() for o in algorithm.outputDefinitions()} == {
-        "OUTPUT", "FEATURE_COUNT", "AREA_CHANGE_MAX"}
+    assert_metadata_complete(algorithm, display_name="Classes to zone polygons",
+                             parameters=PARAMETERS,
+                             outputs=["OUTPUT", "FEATURE_COUNT", "AREA_CHANGE_MAX"])
+    assert algorithm.group() == "Post-processing"
     assert algorithm.parameterDefinition("SMOOTHING").flags() & \
         algorithm.parameterDefinition("SMOOTHING").FlagAdvanced
     assert algorithm.canExecute()[0]
@@ -105,8 +92,8 @@ def test_kmeans_zones_are_exact_with_attributes_from_the_pixels(aber):
     valid = classes > 0
     zones = numbered_zones(classes, valid, 8)
     polygons = aber / "zones.gpkg"
-    np.testing.assert_array_equal(rasterize(polygons, aber / "classes.tif", "zone"), zones)
-    np.testing.assert_array_equal(rasterize(polygons, aber / "classes.tif", "class"), classes)
+    np.testing.assert_array_equal(rasterized(polygons, aber / "classes.tif", "zone"), zones)
+    np.testing.assert_array_equal(rasterized(polygons, aber / "classes.tif", "class"), classes)
     features = read_features(polygons)
     assert len(features) == zones.max() > 50
     assert all(geometry.IsValid() for _, geometry in features)
@@ -145,7 +132,7 @@ def test_kmeans_zones_open_styled_like_the_classes_with_aliases(aber):
     ("shp", 2, False), ("geojson", 3, False), ("gpkg", 1, True)])
 def test_smoothed_zones_keep_the_map(aber, tmp_path, extension, smoothing, per_class):
     output = tmp_path / f"smooth.{extension}"
-    result = run(ALGORITHM, {"INPUT": str(aber / "classes.tif"), "FEATURES": [
+    result = run_algorithm(ALGORITHM, {"INPUT": str(aber / "classes.tif"), "FEATURES": [
         str(aber / "ndvi.tif")], "SMOOTHING": smoothing, "ZONES_PER_CLASS": per_class,
         "OUTPUT": str(output)})
     classes = read_raster(aber / "classes.tif")
@@ -159,7 +146,7 @@ def test_smoothed_zones_keep_the_map(aber, tmp_path, extension, smoothing, per_c
     exact = union_of([geometry for _, geometry in read_features(aber / "zones.gpkg")])
     assert union.SymDifference(exact).GetArea() < 1e-6 * total  # outline and holes kept
     assert hole_count(union) == hole_count(exact) >= 1
-    agree = rasterize(output, aber / "classes.tif", "class") == classes
+    agree = rasterized(output, aber / "classes.tif", "class") == classes
     assert agree[classes > 0].mean() >= 0.97
     assert 0 < result["AREA_CHANGE_MAX"] <= 3.0
     assert result["FEATURE_COUNT"] == len(features)
@@ -181,7 +168,7 @@ def test_temporal_naip_zones_number_long_feature_names(shared_data, tmp_path):
 
     dates = [shared_data / "naip-timeseries" / f"NAIP_m_4709963_se_14_{date}_RGBN_5m_EPSG26914.tif"
              for date in ("20090818", "20150926")]
-    result = run("rasterclustering:kmeans", {
+    result = run_algorithm("rasterclustering:kmeans", {
         "INPUT": [str(path) for path in dates], "CLUSTERS": 4, "MIN_AREA": 500,
         "OUTPUT": str(tmp_path / "classes.tif"), "ZONES": str(tmp_path / "zones.shp")})
     layer = QgsVectorLayer(result["ZONES"], "zones", "ogr")
@@ -191,7 +178,7 @@ def test_temporal_naip_zones_number_long_feature_names(shared_data, tmp_path):
         "NAIP_m_4709963_se_14_20090818_RGBN_5m_EPSG26914@1")
     classes = read_raster(tmp_path / "classes.tif")
     zones = numbered_zones(classes, classes > 0, 8)
-    np.testing.assert_array_equal(rasterize(tmp_path / "zones.shp", tmp_path / "classes.tif",
+    np.testing.assert_array_equal(rasterized(tmp_path / "zones.shp", tmp_path / "classes.tif",
                                             "zone"), zones)
     first_band = read_raster(dates[0]).astype(np.float64)  # the classes' grid is the first's
     rows = {attributes["zone"]: attributes for attributes, _ in
@@ -207,14 +194,14 @@ def test_zones_algorithm_passes_zone_polygons_through(scene, tmp_path):
     context = QgsProcessingContext()
     context.setProject(QgsProject.instance())
     path = str(tmp_path / "zone_polygons.geojson")
-    result = run("rasterclustering:zones", {
+    result = run_algorithm("rasterclustering:zones", {
         "INPUT": [str(scene.scene)], "SENSOR": 4, "CLUSTERS": 3, "MIN_AREA": 1000,
         "OUTPUT": str(tmp_path / "zones.tif"),
         "ZONES": QgsProcessingOutputLayerDefinition(path, QgsProject.instance())},
         context=context)
     assert result["ZONES"] == path
     classes = read_raster(tmp_path / "zones.tif")
-    np.testing.assert_array_equal(rasterize(path, tmp_path / "zones.tif", "class"), classes)
+    np.testing.assert_array_equal(rasterized(path, tmp_path / "zones.tif", "class"), classes)
     assert categories(path) == raster_classes_as_shown(tmp_path / "zones.tif")
     assert context.willLoadLayerOnCompletion(path)
     assert context.layerToLoadOnCompletionDetails(path).postProcessor() is not None
@@ -233,9 +220,9 @@ def test_the_geopackage_loads_styled_through_the_post_processor(aber, tmp_path):
     context = QgsProcessingContext()
     context.setProject(QgsProject.instance())
     path = str(tmp_path / "zones.gpkg")
-    run(ALGORITHM, {"INPUT": str(aber / "classes.tif"),
-                    "OUTPUT": QgsProcessingOutputLayerDefinition(path, QgsProject.instance())},
-        context=context)
+    run_algorithm(ALGORITHM, {"INPUT": str(aber / "classes.tif"), "OUTPUT":
+                              QgsProcessingOutputLayerDefinition(path, QgsProject.instance())},
+                  context=context)
     processor = context.layerToLoadOnCompletionDetails(path).postProcessor()
     options = QgsVectorLayer.LayerOptions()
     options.loadDefaultStyle = False  # as Processing loads it: only the post-processor styles
@@ -247,8 +234,9 @@ def test_the_geopackage_loads_styled_through_the_post_processor(aber, tmp_path):
 
 
 def test_only_what_is_asked_is_written(aber, tmp_path):
-    run("rasterclustering:kmeans", {"INPUT": [str(aber / "ndvi.tif")], "CLUSTERS": 3,
-                                    "OUTPUT": str(tmp_path / "classes.tif")})
+    run_algorithm("rasterclustering:kmeans", {"INPUT": [str(aber / "ndvi.tif")],
+                                              "CLUSTERS": 3,
+                                              "OUTPUT": str(tmp_path / "classes.tif")})
     assert sorted(path.name for path in tmp_path.iterdir()) == [
         "classes.qml", "classes.tif", "classes.tif.aux.xml"]
 
@@ -282,7 +270,7 @@ def test_bad_inputs_are_refused_up_front_leaving_nothing(aber, bad_inputs, overr
     parameters = {"INPUT": str(aber / "classes.tif"), "OUTPUT": str(out / "zones.gpkg"),
                   **overrides(aber, bad_inputs)}
     with pytest.raises(QgsProcessingException, match=message):
-        run(ALGORITHM, parameters)
+        run_algorithm(ALGORITHM, parameters)
     assert sorted(out.rglob("*")) == before
 
 
@@ -294,9 +282,10 @@ def test_kmeans_refuses_a_zone_output_that_cannot_be_written(aber, tmp_path, zon
     from qgis.core import QgsProcessingException
 
     with pytest.raises(QgsProcessingException, match=message):
-        run("rasterclustering:kmeans", {"INPUT": [str(aber / "ndvi.tif")], "CLUSTERS": 3,
-                                        "OUTPUT": str(tmp_path / "c.tif"),
-                                        "ZONES": str(tmp_path / zones)})
+        run_algorithm("rasterclustering:kmeans", {"INPUT": [str(aber / "ndvi.tif")],
+                                                  "CLUSTERS": 3,
+                                                  "OUTPUT": str(tmp_path / "c.tif"),
+                                                  "ZONES": str(tmp_path / zones)})
     assert list(tmp_path.iterdir()) == []
 
 
@@ -321,5 +310,6 @@ def test_cancelling_leaves_nothing(aber, tmp_path, algorithm, parameters):
               for name, value in parameters(aber).items()}
     target = "OUTPUT" if algorithm == ALGORITHM else "ZONES"
     with pytest.raises(QgsProcessingException, match="[Cc]ancel"):
-        run(algorithm, {**values, target: str(tmp_path / "zones.shp")}, feedback=feedback)
+        run_algorithm(algorithm, {**values, target: str(tmp_path / "zones.shp")},
+                      feedback=feedback)
     assert list(tmp_path.iterdir()) == []

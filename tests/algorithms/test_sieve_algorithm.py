@@ -5,7 +5,14 @@ import re
 
 import numpy as np
 import pytest
-from helpers import label_regions, read_raster, small_regions_with_neighbours
+from helpers import (
+    assert_metadata_complete,
+    label_regions,
+    read_raster,
+    run_algorithm,
+    small_regions_with_neighbours,
+    styled_layer,
+)
 from osgeo import gdal, osr
 
 ALGORITHM = "rasterclustering:sieve"
@@ -16,19 +23,15 @@ US_SURVEY_FOOT_M = 1200 / 3937  # the handbook definition
 
 
 def run(parameters, output, feedback=None):
-    import processing
-
-    return processing.run(ALGORITHM, {"OUTPUT": str(output), **parameters}, feedback=feedback)
+    return run_algorithm(ALGORITHM, {"OUTPUT": str(output), **parameters}, feedback)
 
 
 
 @pytest.fixture(scope="module")
 def ndvi_classes(provider, scene, tmp_path_factory):
     """rasterclustering:kmeans of the synthetic scene's NDVI: 5 classes, nodata 0, a .qml."""
-    import processing
-
     folder = tmp_path_factory.mktemp("kmeans")
-    processing.run("rasterclustering:kmeans", {
+    run_algorithm("rasterclustering:kmeans", {
         "INPUT": [str(scene.ndvi)], "CLUSTERS": 5, "OUTPUT": str(folder / "zones.tif"),
         "CENTROIDS": str(folder / "zones.json"), "STATISTICS": "TEMPORARY_OUTPUT"})
     assert (folder / "zones.qml").exists()
@@ -80,26 +83,15 @@ def paletted_classes(layer):
 
 def style_of(raster_path):
     """The classes of the .qml beside a raster, loaded explicitly onto a plain layer."""
-    from qgis.core import QgsRasterLayer
-
-    layer = QgsRasterLayer(str(raster_path), "styled", "gdal")
-    message, loaded = layer.loadNamedStyle(str(raster_path.with_suffix(".qml")))
-    assert loaded, message
-    return paletted_classes(layer)
+    return paletted_classes(styled_layer(raster_path))
 
 
 # --- the synthetic scene's k-means classes ------------------------------------------------------
 
 def test_metadata_is_complete(provider):
     algorithm = provider.algorithm("sieve")
-    assert algorithm.displayName() == "Minimum-area sieve"
-    assert algorithm.group() and algorithm.groupId() and not algorithm.icon().isNull()
-    assert algorithm.svgIconPath().endswith("sieve.svg")
-    assert [p.name() for p in algorithm.parameterDefinitions()] == PARAMETERS
-    for parameter in algorithm.parameterDefinitions():
-        assert parameter.help(), f"{parameter.name()} has no help"
-        assert parameter.name() in algorithm.shortHelpString()
-    assert [o.name() for o in algorithm.outputDefinitions()] == ["OUTPUT", *NUMBER_OUTPUTS]
+    assert_metadata_complete(algorithm, display_name="Minimum-area sieve", parameters=PARAMETERS,
+                             outputs=["OUTPUT", *NUMBER_OUTPUTS])
     assert "1000–999999 m²" in algorithm.shortHelpString()
     assert algorithm.canExecute()[0]
 

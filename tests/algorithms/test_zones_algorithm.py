@@ -1,12 +1,18 @@
 """rasterclustering:zones through processing.run: the same as band math then k-means, in one run."""
 
 import json
-import math
 import re
 
 import numpy as np
 import pytest
-from helpers import read_raster
+from helpers import (
+    assert_metadata_complete,
+    file_names,
+    landsat_toa_ndvi,
+    read_raster,
+    run_algorithm,
+    vector_rows,
+)
 from osgeo import gdal
 
 ALGORITHM = "rasterclustering:zones"
@@ -20,46 +26,21 @@ LANDSAT = "LC80200392015216LGN00"
 
 
 def run(parameters, tmp_path, name="zones", feedback=None, context=None):
-    """processing.run of the zones algorithm; a failure is re-raised without its traceback.
-
-    The traceback holds the context processing.run made around our Python feedback subclass;
-    kept alive by pytest.raises, the garbage collector may later free the two in an order
-    that crashes the interpreter (seen with every algorithm of the plugin).
-    """
-    import processing
-    from qgis.core import QgsProcessingException
-
     defaults = {"OUTPUT": str(tmp_path / f"{name}.tif"),
                 "CENTROIDS": str(tmp_path / f"{name}.json"), "STATISTICS": "TEMPORARY_OUTPUT"}
-    try:
-        return processing.run(ALGORITHM, {**defaults, **parameters}, feedback=feedback,
-                              context=context)
-    except QgsProcessingException as error:
-        message = str(error)
-    raise QgsProcessingException(message)
+    return run_algorithm(ALGORITHM, {**defaults, **parameters}, feedback, context)
 
 
 def run_chain(parameters, tmp_path, name="chain"):
     """Band math, then k-means on its output, each through processing.run: the oracle."""
-    import processing
-
-    index = processing.run("rasterclustering:bandmath", {
+    index = run_algorithm("rasterclustering:bandmath", {
         **{key: parameters[key] for key in BAND_MATH_PARAMETERS if key in parameters},
         "OUTPUT": str(tmp_path / f"{name}_index.tif")})["OUTPUT"]
-    result = processing.run("rasterclustering:kmeans", {
+    result = run_algorithm("rasterclustering:kmeans", {
         **{key: parameters[key] for key in KMEANS_PARAMETERS if key in parameters},
         "INPUT": [index], "OUTPUT": str(tmp_path / f"{name}.tif"),
         "CENTROIDS": str(tmp_path / f"{name}.json"), "STATISTICS": "TEMPORARY_OUTPUT"})
     return {**result, "INDEX": index}
-
-
-def statistics_rows(result):
-    from qgis.core import QgsVectorLayer
-
-    layer = result["STATISTICS"]
-    if not isinstance(layer, QgsVectorLayer):
-        layer = QgsVectorLayer(layer)
-    return [feature.attributes() for feature in layer.getFeatures()]
 
 
 def centres(result, key):
@@ -91,55 +72,20 @@ def assert_centres_are_zone_means(labels, index, centre_values):
         assert zone.size and zone.mean() == pytest.approx(centre, abs=1e-5)
 
 
-def files_in(folder):
-    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
-
-
 def processing_temp_files():
-    from pathlib import Path
-
     from qgis.core import QgsProcessingUtils
 
-    return set(files_in(Path(QgsProcessingUtils.tempFolder())))
-
-
-def landsat_mtl_value(folder, key):
-    text = (folder / f"{LANDSAT}_MTL.txt").read_text()
-    return float(re.search(rf"^\s*{key}\s*=\s*(\S+)", text, re.MULTILINE).group(1))
-
-
-def landsat_toa_ndvi(folder):
-    """NDVI of TOA reflectance written out from the handbook: ρ = (M·DN + A) / sin(θ_SE)."""
-    sun = math.radians(landsat_mtl_value(folder, "SUN_ELEVATION"))
-    reflectance = {}
-    for band in (4, 5):
-        dn = read_raster(folder / f"{LANDSAT}_B{band}_crop.TIF").astype(np.float64)
-        rho = (landsat_mtl_value(folder, f"REFLECTANCE_MULT_BAND_{band}") * dn
-               + landsat_mtl_value(folder, f"REFLECTANCE_ADD_BAND_{band}")) / math.sin(sun)
-        rho[dn == 0] = np.nan  # DN 0 is fill
-        reflectance[band] = rho
-    with np.errstate(all="ignore"):
-        ndvi = (reflectance[5] - reflectance[4]) / (reflectance[5] + reflectance[4])
-    ndvi[~np.isfinite(ndvi)] = np.nan
-    return ndvi
-
+    return set(file_names(QgsProcessingUtils.tempFolder()))
 
 
 def test_metadata_is_complete(provider):
     algorithm = provider.algorithm("zones")
-    assert algorithm.displayName() == "Cluster index zones"
-    assert algorithm.group() and algorithm.groupId() and not algorithm.icon().isNull()
-    assert algorithm.svgIconPath().endswith("zones.svg")
-    assert [p.name() for p in algorithm.parameterDefinitions()] == PARAMETERS
-    for parameter in algorithm.parameterDefinitions():
-        assert parameter.help(), f"{parameter.name()} has no help"
-        assert parameter.name() in algorithm.shortHelpString()
+    assert_metadata_complete(algorithm, display_name="Cluster index zones", parameters=PARAMETERS,
+                             outputs=["OUTPUT", "CENTROIDS", "STATISTICS", "INDEX", "ZONES"])
     index = algorithm.parameterDefinition("INDEX")
     assert index.flags() & index.FlagOptional and not index.createByDefault()
     assert algorithm.parameterDefinition("EXPRESSION").defaultValue() == "NDVI"
     assert algorithm.parameterDefinition("CLUSTERS").defaultValue() == 5
-    assert [o.name() for o in algorithm.outputDefinitions()] == ["OUTPUT", "CENTROIDS",
-                                                                 "STATISTICS", "INDEX", "ZONES"]
 
 
 @pytest.mark.parametrize("parameters, key", [
@@ -166,7 +112,7 @@ def test_zones_equal_band_math_then_kmeans(provider, scene, tmp_path, parameters
     assert (tmp_path / "zones.tif").read_bytes() == (tmp_path / "chain.tif").read_bytes()
     assert (tmp_path / "zones.json").read_text() == (tmp_path / "chain.json").read_text()
     assert (tmp_path / "index.tif").read_bytes() == (tmp_path / "chain_index.tif").read_bytes()
-    assert statistics_rows(zones) == statistics_rows(chain)
+    assert vector_rows(zones["STATISTICS"]) == vector_rows(chain["STATISTICS"])
     assert zones["INDEX"] == str(tmp_path / "index.tif")
     # The centroids are keyed by the index's band description, which band math sets.
     assert gdal.Open(zones["INDEX"]).GetRasterBand(1).GetDescription() == key
@@ -215,7 +161,7 @@ def test_the_temporary_index_is_removed(provider, scene, tmp_path):
                  tmp_path)
     assert result["INDEX"] is None
     assert processing_temp_files() - before == set()
-    assert files_in(tmp_path) == ["zones.json", "zones.qml", "zones.tif", "zones.tif.aux.xml"]
+    assert file_names(tmp_path) == ["zones.json", "zones.qml", "zones.tif", "zones.tif.aux.xml"]
 
 
 def test_the_output_is_styled_when_it_loads(provider, scene, tmp_path):
@@ -263,7 +209,7 @@ class TestFailureLeavesNothing:
                  "INDEX": str(tmp_path / "index.tif")}, tmp_path, feedback=recorder)
         if "B9" in expression:  # the message lists what can be used instead
             assert "Variables: B1, B2, B3, B4, B5, B6" in str(error.value)
-        assert files_in(tmp_path) == [] and processing_temp_files() - before == set()
+        assert file_names(tmp_path) == [] and processing_temp_files() - before == set()
         assert not any(info.startswith("Expression:") for info in recorder.infos)
 
     def test_an_index_name_without_a_sensor_says_which_to_choose(self, provider, scene,
@@ -283,7 +229,7 @@ class TestFailureLeavesNothing:
         with pytest.raises(QgsProcessingException,
                            match="Choose the sensor: Sentinel-2 MSI; Landsat 8-9 OLI;"):
             run({"INPUT": [str(stack)]}, outputs)
-        assert files_in(outputs) == []
+        assert file_names(outputs) == []
 
     def test_band_descriptions_tell_the_bands_with_the_default_sensor(self, provider, scene,
                                                                       tmp_path, recorder):
@@ -304,7 +250,7 @@ class TestFailureLeavesNothing:
         with pytest.raises(QgsProcessingException, match="CONNECTIVITY must be 4 or 8"):
             run({"INPUT": [str(scene.scene)], "SENSOR": GENERIC_SENSOR, "CONNECTIVITY": 6},
                 tmp_path, feedback=recorder)
-        assert recorder.infos == [] and files_in(tmp_path) == []
+        assert recorder.infos == [] and file_names(tmp_path) == []
 
     def test_output_over_an_input_is_refused(self, provider, scene, tmp_path, make_raster):
         from qgis.core import QgsProcessingException
@@ -317,7 +263,7 @@ class TestFailureLeavesNothing:
                     tmp_path)
         assert copy.read_bytes() == before
         # Only the input (and the statistics GDAL may keep beside it when QGIS reads it).
-        assert set(files_in(tmp_path)) <= {"copy.tif", "copy.tif.aux.xml"}
+        assert set(file_names(tmp_path)) <= {"copy.tif", "copy.tif.aux.xml"}
 
     @pytest.mark.parametrize("when", ["before the start", "during band math",
                                       "between the steps", "during k-means"])
@@ -349,7 +295,7 @@ class TestFailureLeavesNothing:
                  "MIN_AREA": 1000, "INDEX": str(tmp_path / "index.tif")}, tmp_path,
                 feedback=feedback)
         assert feedback.isCanceled()
-        assert set(files_in(tmp_path)) <= {"bands.tif", "bands.tif.aux.xml"}
+        assert set(file_names(tmp_path)) <= {"bands.tif", "bands.tif.aux.xml"}
         assert processing_temp_files() - before == set()
         reached = max(progress, default=0)
         assert {"before the start": reached == 0, "during band math": 0 < reached < 50,
@@ -367,7 +313,7 @@ class TestRealData:
         parameters = {"INPUT": bands, "CALIBRATE": True, "CLUSTERS": 4, "SEED": 2}
         result = run({**parameters, "INDEX": str(tmp_path / "index.tif")}, tmp_path)
         index = read_raster(result["INDEX"])
-        np.testing.assert_allclose(index, landsat_toa_ndvi(folder), rtol=1e-5, atol=1e-6,
+        np.testing.assert_allclose(index, landsat_toa_ndvi(folder, LANDSAT), rtol=1e-5, atol=1e-6,
                                    equal_nan=True)
         centre_values = centres(result, "NDVI")
         assert_nearest_centre(read_raster(result["OUTPUT"]), index, centre_values)

@@ -14,6 +14,7 @@ def test_ruff_finds_nothing():
     ruff = shutil.which("ruff", path=str(Path(sys.executable).parent)) or shutil.which("ruff")
     if ruff is None:
         pytest.skip("ruff is not installed (make test installs it into .venv)")
-    completed = subprocess.run([ruff, "check", "--output-format", "concise", str(REPO_ROOT)],
+    completed = subprocess.run([ruff, "check", "--no-cache", "--output-format", "concise",
+                                str(REPO_ROOT)],
                                capture_output=True, text=True, cwd=REPO_ROOT)
     assert completed.returncode == 0, completed.stdout + completed.stderr

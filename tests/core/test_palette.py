@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import skimage.color as skimage_color  # the oracle (Debian python3-skimage)
 from raster_clustering.core.palette import (
-    LABEL_FEATURES,
+    LABEL_LENGTH,
     class_colours,
     class_label,
     short_feature_name,
@@ -38,11 +38,14 @@ def test_one_feature_label_is_number_and_centre():
     assert class_label(12, [1234.5]) == "12 · 1234"
 
 
-def test_several_features_are_named_and_cut_to_a_few():
+def test_several_features_are_named_as_many_as_fit():
     names = ["blue", "green", "red", "nir", "swir1", "swir2"]
     label = class_label(2, [0.05, 0.08, 0.06, 0.312, 0.2, 0.1], names)
-    assert label == "2 · blue 0.050, green 0.080, red 0.060 … (+3)"
-    assert LABEL_FEATURES == 3 and len(label) < 50
+    assert label == "2 · blue 0.050, green 0.080 …"
+    assert len(label) <= LABEL_LENGTH
+    assert class_label(1, [0.05, 0.31], ["red", "nir"]) == "1 · red 0.050, nir 0.310"
+    # The first feature is always shown, however long.
+    assert class_label(1, [0.5, 0.2], ["a_very_long_name_x", "b"]).startswith("1 · a_very_lon")
 
 
 def test_dates_in_feature_names_stand_for_them():
@@ -52,4 +55,4 @@ def test_dates_in_feature_names_stand_for_them():
     assert short_feature_name("ndvi_2021-06-15") == "2021-06-15"
     assert short_feature_name("a very long band name") == "a very long…"
     assert class_label(1, [0.2, 0.7], ["ndvi_20210515", "ndvi_20210615"]) == (
-        "1 · 2021-05-15 0.200, 2021-06-15 0.700")
+        "1 · 2021-05-15 0.200 …")

@@ -3,21 +3,14 @@ Landsat bands checked against the handbook formulas, and a failing run that leav
 
 import json
 import math
-import re
 import shutil
 
 import numpy as np
-from helpers import read_raster
+from helpers import mtl_number, read_raster
 
 ALGORITHM = "rasterclustering:calibrate"
 SCENE = "LC80200392015216LGN00"
 FLOAT32_RTOL = 2.0**-23
-
-
-def mtl_number(mtl, key):
-    match = re.search(rf"^\s*{key}\s*=\s*([-+0-9.Ee]+)\s*$", mtl.read_text(), re.MULTILINE)
-    assert match, f"{key} not in {mtl.name}"
-    return float(match.group(1))
 
 
 def test_help_describes_every_parameter_and_output(qgis_process):

@@ -5,9 +5,9 @@ import json
 
 import numpy as np
 import pytest
-from helpers import read_raster
+from helpers import rasterized, read_raster
 from osgeo import ogr
-from zone_oracles import numbered_zones, rasterize, read_features, union_of
+from zone_oracles import numbered_zones, read_features, union_of
 
 ALGORITHM = "rasterclustering:polygonize"
 
@@ -47,7 +47,7 @@ def test_json_run_writes_only_the_styled_geopackage(qgis_process, scene, classes
     assert all(geometry.IsValid() for geometry in geometries)
     total = sum(geometry.GetArea() for geometry in geometries)
     assert union_of(geometries).GetArea() == pytest.approx(total, rel=1e-9)
-    np.testing.assert_array_equal(rasterize(output, classes, "class"), values)
+    np.testing.assert_array_equal(rasterized(output, classes, "class"), values)
     dataset = ogr.Open(str(output))
     styles = dataset.GetLayerByName("layer_styles")
     assert styles is not None and styles.GetFeatureCount() == 1

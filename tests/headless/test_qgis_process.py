@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pytest
 from helpers import read_raster, small_regions_with_neighbours
 
 
@@ -51,13 +52,14 @@ def test_json_run_reports_results_and_matches_processing_run(qgis_process, scene
     assert again["results"]["CENTROIDS"] == str(tmp_path / "b.json")
 
 
-def test_bad_input_fails_with_a_clear_message(qgis_process, tmp_path):
-    broken = tmp_path / "broken.tif"
-    broken.write_bytes(b"not a raster")
+@pytest.mark.parametrize("name", ["missing.tif", "broken.tif"])
+def test_bad_input_fails_with_a_clear_message(qgis_process, tmp_path, name):
+    (tmp_path / "broken.tif").write_bytes(b"not a raster")
     completed = qgis_process.run([
-        "run", "rasterclustering:kmeans", "--", f"INPUT={tmp_path / 'missing.tif'}",
-        "CLUSTERS=3", f"OUTPUT={tmp_path / 'o.tif'}"])
+        "run", "rasterclustering:kmeans", "--", f"INPUT={tmp_path / name}", "CLUSTERS=3",
+        f"OUTPUT={tmp_path / 'o.tif'}"])
     assert completed.returncode != 0
+    assert "Select at least one raster layer as input." in completed.stdout + completed.stderr
     assert not (tmp_path / "o.tif").exists()
 
 

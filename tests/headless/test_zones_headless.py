@@ -4,37 +4,14 @@ import json
 from pathlib import Path
 
 import numpy as np
-from helpers import read_raster
-from osgeo import gdal, ogr, osr
+from helpers import read_raster, write_lonlat_square
+from osgeo import gdal
 
 ALGORITHM = "rasterclustering:zones"
 MODEL_ID = "rasterclustering:ndvi_zones_in_a_field"
 MODEL_FILE = Path(__file__).resolve().parents[2] / "models" / "ndvi_zones_in_a_field.model3"
 LANDSAT = "LC80200392015216LGN00"
 GENERIC_SENSOR = 4
-
-
-def field_geojson(path):
-    """A 3 km square in the middle of the Landsat crop, as a lon/lat GeoJSON polygon."""
-    utm, wgs84 = osr.SpatialReference(), osr.SpatialReference()
-    utm.ImportFromEPSG(32616)
-    wgs84.ImportFromEPSG(4326)
-    wgs84.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
-    transform = osr.CoordinateTransformation(utm, wgs84)
-    ring = ogr.Geometry(ogr.wkbLinearRing)
-    for x, y in ((459000, 3398000), (462000, 3398000), (462000, 3401000), (459000, 3401000),
-                 (459000, 3398000)):
-        lon, lat, _ = transform.TransformPoint(x, y)
-        ring.AddPoint_2D(lon, lat)
-    polygon = ogr.Geometry(ogr.wkbPolygon)
-    polygon.AddGeometry(ring)
-    source = ogr.GetDriverByName("GeoJSON").CreateDataSource(str(path))
-    layer = source.CreateLayer("field", wgs84, ogr.wkbPolygon)
-    feature = ogr.Feature(layer.GetLayerDefn())
-    feature.SetGeometry(polygon)
-    layer.CreateFeature(feature)
-    source = None
-    return path
 
 
 def test_list_shows_zones_and_the_bundled_model(qgis_process):
@@ -88,7 +65,9 @@ def test_a_bad_expression_fails_clearly_and_leaves_nothing(qgis_process, scene, 
 
 def test_the_model_runs_by_id_and_by_file_on_landsat(qgis_process, shared_data, tmp_path):
     folder = shared_data / "landsat8-thermal"
-    field = field_geojson(tmp_path / "field.geojson")
+    # A 3 km square in the middle of the Landsat crop.
+    field = write_lonlat_square(tmp_path / "field.geojson", (459000, 3398000, 462000, 3401000),
+                                epsg=32616)
     inputs = [f"bands={folder / f'{LANDSAT}_B4_crop.TIF'}",
               f"bands={folder / f'{LANDSAT}_B5_crop.TIF'}", f"field={field}", "clusters=5",
               "min_area=1000"]

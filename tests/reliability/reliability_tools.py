@@ -1,4 +1,4 @@
-"""What the reliability tests share: running algorithms, feedback that records or cancels,
+"""What the reliability tests share beyond tests/helpers.py: feedback that records or cancels,
 small inputs on a known grid, and finding files a run left behind."""
 
 from __future__ import annotations
@@ -15,23 +15,6 @@ PIXEL_M = 10.0
 EPSG = 32633
 LANDSAT = "LC80200392015216LGN00"  # the scene of shared_data/landsat8-thermal
 OTHER_LANDSAT = "LC81060712016134LGN00"  # the scene of shared_data/landsat8
-
-
-def run_algorithm(algorithm_id: str, parameters: dict, feedback=None, context=None):
-    """processing.run; a failure is re-raised as a new exception without its traceback.
-
-    The traceback holds the context processing.run made around a Python feedback subclass;
-    kept alive by pytest.raises, the garbage collector may later free the two in an order that
-    crashes the interpreter (see tests/algorithms/test_zones_algorithm.py).
-    """
-    import processing
-    from qgis.core import QgsProcessingException
-
-    try:
-        return processing.run(algorithm_id, parameters, feedback=feedback, context=context)
-    except QgsProcessingException as error:
-        message = str(error)
-    raise QgsProcessingException(message)
 
 
 _feedback_class = None

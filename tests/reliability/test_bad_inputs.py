@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import read_raster
+from helpers import read_raster, run_algorithm
 from osgeo import gdal, ogr, osr
 from reliability_tools import (
     EPSG,
@@ -46,7 +46,6 @@ from reliability_tools import (
     processing_temp_folder,
     raster,
     recording_feedback,
-    run_algorithm,
     snapshot,
     three_levels,
     virtual_raster_layer,

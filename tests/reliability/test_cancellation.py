@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import run_algorithm
 from osgeo import gdal
 from reliability_tools import (
     LANDSAT,
@@ -18,7 +19,6 @@ from reliability_tools import (
     processing_temp_folder,
     raster,
     recording_feedback,
-    run_algorithm,
     snapshot,
 )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import run_algorithm
 from reliability_tools import (
     LANDSAT,
     ORIGIN,
@@ -12,7 +13,6 @@ from reliability_tools import (
     memory_polygons,
     raster,
     recording_feedback,
-    run_algorithm,
     three_levels,
 )
 

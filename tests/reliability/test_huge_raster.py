@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 import pytest
-from helpers import read_raster
+from helpers import read_raster, run_algorithm
 from osgeo import gdal
 from reliability_tools import (
     EPSG,
@@ -26,7 +26,6 @@ from reliability_tools import (
     left_behind,
     raster,
     recording_feedback,
-    run_algorithm,
     snapshot,
     three_levels,
 )

@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 import pytest
-from helpers import read_raster, write_raster
+from helpers import file_names, handbook_ndvi, read_raster, write_raster
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from osgeo import gdal, osr
@@ -39,19 +39,6 @@ def inputs(*paths):
     return [RasterInput(str(path)) for path in paths]
 
 
-def numpy_ndvi(red, nir):
-    """The handbook formula in float64, NaN where undefined."""
-    red, nir = red.astype(np.float64), nir.astype(np.float64)
-    with np.errstate(all="ignore"):
-        ndvi = (nir - red) / (nir + red)
-    ndvi[~np.isfinite(ndvi)] = np.nan
-    return ndvi
-
-
-def files_in(folder):
-    return sorted(path.name for path in folder.iterdir())
-
-
 @pytest.fixture(scope="module")
 def s2_bands(tmp_path_factory):
     return make_s2_style_bands(tmp_path_factory.mktemp("s2"), size_10m=64, seed=3)
@@ -74,7 +61,7 @@ class TestValues:
         red_path, nir_path, red, nir = red_nir
         result = band_math_to_raster(inputs(red_path, nir_path), "(B5 - B4) / (B5 + B4)",
                                      tmp_path / "ndvi.tif")
-        expected = numpy_ndvi(red, nir)
+        expected = handbook_ndvi(red, nir)
         expected[(red == 0) | (nir == 0)] = np.nan
         output = read_raster(tmp_path / "ndvi.tif")
         assert output.dtype == np.float32
@@ -121,7 +108,7 @@ class TestValues:
         write_raster(folder / "x_B2.tif", second)
         band_math_to_raster(inputs(folder / "x_B1.tif", folder / "x_B2.tif"),
                             "(B1 - B2) / (B1 + B2)", folder / "out.tif")
-        expected = numpy_ndvi(second, first)  # (B1 - B2) / (B1 + B2)
+        expected = handbook_ndvi(second, first)  # (B1 - B2) / (B1 + B2)
         output = read_raster(folder / "out.tif")
         np.testing.assert_array_equal(np.isnan(output), np.isnan(expected.astype(np.float32)))
         np.testing.assert_allclose(output, expected, rtol=1e-5, atol=1e-6, equal_nan=True)
@@ -380,7 +367,7 @@ class TestRun:
         with pytest.raises(CancelledError):
             band_math_to_raster(inputs(red_path, nir_path), "B4 + B5", output,
                                 is_cancelled=cancelled)
-        assert files_in(output.parent) == []
+        assert file_names(output.parent) == []
 
     def test_progress_rises_to_one(self, red_nir, tmp_path):
         red_path, nir_path, _, _ = red_nir

@@ -4,13 +4,13 @@ real metadata files; real Landsat 8 DN crops; legacy text; errors; properties.""
 from __future__ import annotations
 
 import math
-import shutil
 import tempfile
 from datetime import date
 from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import write_safe_tree, write_variant
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from osgeo import gdal
@@ -61,17 +61,6 @@ def read_dn(path: Path) -> np.ndarray:
     dataset = gdal.Open(str(path))
     assert dataset is not None, f"GDAL cannot open {path}"
     return dataset.GetRasterBand(1).ReadAsArray()
-
-
-def write_variant(source: Path, target: Path, *replacements: tuple[str, str]) -> Path:
-    """Copy a real metadata file with exact text replacements (each must occur)."""
-    text = source.read_text(encoding="utf-8")
-    for old, new in replacements:
-        assert old in text, f"{old!r} not in {source.name}"
-        text = text.replace(old, new)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(text, encoding="utf-8")
-    return target
 
 
 def write_legacy_tm(folder: Path) -> Path:
@@ -345,19 +334,9 @@ def test_legacy_sensor_without_published_esun(tmp_path):
 # ---------------------------------------------------------------- Sentinel-2
 
 
-def make_safe(root: Path, metadata_source: Path, metadata_name: str, band_relative: str) -> Path:
-    product = root / "PRODUCT.SAFE"
-    product.mkdir(parents=True)
-    shutil.copy(metadata_source, product / metadata_name)
-    band = product / band_relative
-    band.parent.mkdir(parents=True)
-    band.write_bytes(b"")
-    return band
-
-
 @pytest.mark.shared_data
 def test_sentinel2_level2a_surface_reflectance_with_offset(shared_data, tmp_path):
-    band = make_safe(
+    band = write_safe_tree(
         tmp_path, shared_data / S2_L2A, "MTD_MSIL2A.xml",
         "GRANULE/L2A_T33XWJ_A026649_20220413T150756/IMG_DATA/R10m/"
         "T33XWJ_20220413T150759_B04_10m.jp2",
@@ -376,7 +355,7 @@ def test_sentinel2_level2a_surface_reflectance_with_offset(shared_data, tmp_path
 
 @pytest.mark.shared_data
 def test_sentinel2_level1c_toa_reflectance_without_offset(shared_data, tmp_path):
-    band = make_safe(
+    band = write_safe_tree(
         tmp_path, shared_data / S2_L1C, "MTD_MSIL1C.xml",
         "GRANULE/L1C_T46RER_A032448_20210908T043714/IMG_DATA/T46RER_20210908T042701_B8A.jp2",
     )
@@ -390,7 +369,7 @@ def test_sentinel2_level1c_toa_reflectance_without_offset(shared_data, tmp_path)
 
 @pytest.mark.shared_data
 def test_sentinel2_band_missing_from_level2a(shared_data, tmp_path):
-    band = make_safe(
+    band = write_safe_tree(
         tmp_path, shared_data / S2_L2A, "MTD_MSIL2A.xml",
         "GRANULE/L2A_T33XWJ_A026649_20220413T150756/IMG_DATA/R60m/"
         "T33XWJ_20220413T150759_B10_60m.jp2",

@@ -4,13 +4,12 @@ from the real MTL, nodata, file properties, all-or-nothing outputs, cancellation
 from __future__ import annotations
 
 import math
-import re
 import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import read_raster, write_raster
+from helpers import file_names, mtl_number, read_raster, write_raster
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -35,21 +34,10 @@ LINEAR = BandCalibrator(band="B4", quantity="TOA reflectance", unit="",
                         metadata_path=Path("test_MTL.txt"), gain=1e-4, offset=-0.1)
 
 
-def mtl_number(mtl: Path, key: str) -> float:
-    """A value of the MTL text, read with a regex independent of the core's parser."""
-    match = re.search(rf"^\s*{key}\s*=\s*([-+0-9.Ee]+)\s*$", mtl.read_text(), re.MULTILINE)
-    assert match, f"{key} not in {mtl.name}"
-    return float(match.group(1))
-
-
 @pytest.fixture
 def small_blocks(monkeypatch):
     """Blocks of a few rows, so every file is streamed in many blocks."""
     monkeypatch.setattr(raster_io, "BLOCK_TARGET_PIXELS", 5000)
-
-
-def files_in(folder: Path) -> set[str]:
-    return {entry.name for entry in folder.iterdir()}
 
 
 @pytest.mark.shared_data
@@ -104,7 +92,7 @@ def test_output_keeps_the_grid_and_describes_itself(shared_data, tmp_path):
     assert minimum == pytest.approx(np.nanmin(values)) and maximum == pytest.approx(
         np.nanmax(values))
     assert -25 < minimum < maximum < 40 and mean == pytest.approx(np.nanmean(values), rel=1e-6)
-    assert files_in(tmp_path) == {output.name}, "no temporary or sidecar file remains"
+    assert set(file_names(tmp_path)) == {output.name}, "no temporary or sidecar file remains"
 
 
 def test_input_nodata_and_mask_become_nan(tmp_path):
@@ -163,7 +151,7 @@ def test_cancel_after_the_first_band_leaves_nothing(shared_data, tmp_path):
         calibrate_band_files(jobs, progress=reports.append,
                              is_cancelled=lambda: bool(reports) and reports[-1] >= 0.5)
     assert reports[-1] == 0.5, "the first band (half the pixels) was written completely"
-    assert files_in(tmp_path) == set()
+    assert file_names(tmp_path) == []
 
 
 def test_cancel_during_the_last_block_still_leaves_nothing(tmp_path):
@@ -172,7 +160,7 @@ def test_cancel_during_the_last_block_still_leaves_nothing(tmp_path):
     with pytest.raises(CancelledError):
         calibrate_band_files([CalibrationJob(str(band), tmp_path / "out.tif", LINEAR)],
                              progress=reports.append, is_cancelled=lambda: bool(reports))
-    assert reports == [1.0] and files_in(tmp_path) == {"x_B4.tif"}
+    assert reports == [1.0] and set(file_names(tmp_path)) == {"x_B4.tif"}
 
 
 @pytest.mark.shared_data
@@ -189,7 +177,7 @@ def test_a_failing_band_takes_the_finished_ones_back_and_keeps_older_files(share
             CalibrationJob(str(truncated), out / "thermal.tif", LINEAR)]
     with pytest.raises(InvalidInputError, match="Reading .*B10_crop.TIF failed"):
         calibrate_band_files(jobs)
-    assert files_in(out) == {"red.tif"} and older.read_bytes() == b"an older result"
+    assert set(file_names(out)) == {"red.tif"} and older.read_bytes() == b"an older result"
 
 
 def test_inputs_that_are_not_dn_bands_are_refused_before_writing(tmp_path):
@@ -204,7 +192,7 @@ def test_inputs_that_are_not_dn_bands_are_refused_before_writing(tmp_path):
     with pytest.raises(InvalidInputError, match="GDAL cannot read"):
         calibrate_band_files([CalibrationJob(str(tmp_path / "missing_B4.tif"),
                                              tmp_path / "d.tif", LINEAR)])
-    assert files_in(tmp_path) == {"stack_B4.tif", "done_B4.tif", "good_B4.tif"}
+    assert set(file_names(tmp_path)) == {"stack_B4.tif", "done_B4.tif", "good_B4.tif"}
 
 
 def test_colliding_outputs_and_missing_folders_are_refused(tmp_path):
@@ -219,7 +207,7 @@ def test_colliding_outputs_and_missing_folders_are_refused(tmp_path):
         calibrate_band_files([CalibrationJob(str(band), tmp_path / "no" / "o.tif", LINEAR)])
     with pytest.raises(InvalidInputError, match="No band file"):
         calibrate_band_files([])
-    assert files_in(tmp_path) == {"x_B4.tif", "y_B4.tif"}
+    assert set(file_names(tmp_path)) == {"x_B4.tif", "y_B4.tif"}
 
 
 @pytest.mark.parametrize(("input_name", "band", "quantity", "celsius", "expected"), [

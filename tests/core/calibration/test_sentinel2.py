@@ -7,6 +7,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from helpers import write_safe_tree, write_variant
 from raster_clustering.core.calibration import sentinel2 as s2
 from raster_clustering.core.errors import InvalidInputError, MetadataError
 
@@ -21,17 +22,6 @@ REAL_FILES = {
     L2A_N0400: ("L2A", "04.00", "Sentinel-2B", date(2022, 4, 13), -1000.0),
     L2A_N0509: ("L2A", "05.09", "Sentinel-2A", date(2023, 8, 21), -1000.0),
 }
-
-
-def _write_variant(source: Path, target: Path, *replacements: tuple[str, str]) -> Path:
-    """Copy a real metadata file with exact text replacements (each must occur)."""
-    text = source.read_text(encoding="utf-8")
-    for old, new in replacements:
-        assert old in text, f"{old!r} not in {source.name}"
-        text = text.replace(old, new)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(text, encoding="utf-8")
-    return target
 
 
 def _without_offset_list(text: str) -> str:
@@ -76,7 +66,7 @@ def test_level1c_offsets_from_baseline_04_are_read_by_band_id(shared_data, tmp_p
         f'<RADIO_ADD_OFFSET band_id="{band_id}">{-1000 - band_id}</RADIO_ADD_OFFSET>'
         for band_id in range(13)
     )
-    path = _write_variant(
+    path = write_variant(
         shared_data / L1C,
         tmp_path / "MTD_MSIL1C.xml",
         ("<PROCESSING_BASELINE>03.01</PROCESSING_BASELINE>",
@@ -106,7 +96,7 @@ def test_the_metadata_not_the_baseline_decides_the_offset(shared_data, tmp_path)
 
 @pytest.mark.shared_data
 def test_older_level2a_quantification_tag(shared_data, tmp_path):
-    path = _write_variant(
+    path = write_variant(
         shared_data / L2A_N0400,
         tmp_path / "MTD_MSIL2A.xml",
         ('<BOA_QUANTIFICATION_VALUE unit="none">10000</BOA_QUANTIFICATION_VALUE>',
@@ -130,14 +120,14 @@ def test_older_level2a_quantification_tag(shared_data, tmp_path):
     ],
 )
 def test_damaged_values_are_metadata_errors(shared_data, tmp_path, replacement, message):
-    path = _write_variant(shared_data / L2A_N0400, tmp_path / "MTD_MSIL2A.xml", replacement)
+    path = write_variant(shared_data / L2A_N0400, tmp_path / "MTD_MSIL2A.xml", replacement)
     with pytest.raises(MetadataError, match=message):
         s2.read_sentinel2_metadata(path)
 
 
 @pytest.mark.shared_data
 def test_offset_list_without_the_band_is_an_error_for_that_band(shared_data, tmp_path):
-    path = _write_variant(
+    path = write_variant(
         shared_data / L2A_N0400,
         tmp_path / "MTD_MSIL2A.xml",
         ('<BOA_ADD_OFFSET band_id="8">-1000</BOA_ADD_OFFSET>', ""),
@@ -211,17 +201,6 @@ def test_band_argument_rejects_other_values(given):
         s2.parse_sentinel2_band(given)
 
 
-def _safe_tree(root: Path, metadata_source: Path, metadata_name: str, band_relative: str) -> Path:
-    """A minimal .SAFE folder: the real product metadata and an empty band file."""
-    product = root / "PRODUCT.SAFE"
-    product.mkdir(parents=True)
-    shutil.copy(metadata_source, product / metadata_name)
-    band = product / band_relative
-    band.parent.mkdir(parents=True)
-    band.write_bytes(b"")
-    return band
-
-
 @pytest.mark.shared_data
 @pytest.mark.parametrize(
     ("source", "metadata_name", "band_relative"),
@@ -233,10 +212,10 @@ def _safe_tree(root: Path, metadata_source: Path, metadata_name: str, band_relat
          "GRANULE/L1C_T46RER_A032448_20210908T043714/IMG_DATA/T46RER_20210908T042701_B04.jp2"),
     ],
 )
-def test_find_metadata_up_the_safe_tree(
+def test_find_metadata_up_thewrite_safe_tree(
     shared_data, tmp_path, source, metadata_name, band_relative
 ):
-    band = _safe_tree(tmp_path, shared_data / source, metadata_name, band_relative)
+    band = write_safe_tree(tmp_path, shared_data / source, metadata_name, band_relative)
     found = s2.find_sentinel2_metadata(band)
     assert found == tmp_path / "PRODUCT.SAFE" / metadata_name
     s2.read_sentinel2_metadata(found).check_band_file(band)

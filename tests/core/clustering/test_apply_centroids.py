@@ -4,7 +4,7 @@ import json
 
 import numpy as np
 import pytest
-from helpers import read_raster
+from helpers import read_raster, three_level_field
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from osgeo import gdal
@@ -24,11 +24,8 @@ from synthetic_scene import make_scene
 ORIGIN = (500000.0, 5800000.0)
 
 
-def field_values(seed=0, shape=(60, 80)):
-    rng = np.random.default_rng(seed)
-    levels = np.array([0.15, 0.45, 0.8])
-    zone = (np.arange(shape[1])[None, :] * 3 // shape[1]).repeat(shape[0], axis=0)
-    return (levels[zone] + rng.normal(0, 0.05, shape)).astype(np.float32)
+def field_values(seed=0):
+    return three_level_field(seed, shape=(60, 80), noise=0.05)
 
 
 def inputs(*paths):

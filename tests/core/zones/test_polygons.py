@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 import pytest
-from helpers import write_raster
+from helpers import rasterized, write_raster
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from osgeo import gdal, osr
@@ -19,7 +19,6 @@ from zone_oracles import (
     boundary_edges,
     hole_count,
     numbered_zones,
-    rasterize,
     read_features,
     union_of,
 )
@@ -71,8 +70,8 @@ def test_exact_zones_rasterize_back_to_the_raster_and_are_valid(classes_file, tm
     report = polygonize_zones(source, output, connectivity=connectivity)
     expected = numbered_zones(classes, classes > 0, connectivity)
     assert report.zones == report.features == expected.max()
-    np.testing.assert_array_equal(rasterize(output, source, "zone"), expected)
-    np.testing.assert_array_equal(rasterize(output, source, "class"), classes)
+    np.testing.assert_array_equal(rasterized(output, source, "zone"), expected)
+    np.testing.assert_array_equal(rasterized(output, source, "class"), classes)
     geometries = zone_geometries(output)
     assert all(geometry.IsValid() for geometry in geometries)
     total = sum(geometry.GetArea() for geometry in geometries)
@@ -94,7 +93,7 @@ def test_zones_touching_at_a_corner_are_one_valid_zone_with_8_connectivity(class
     assert all(geometry.IsValid() for geometry in geometries)
     assert max(geometry.GetGeometryCount() for geometry in geometries) > 1
     assert union_of(geometries).GetArea() == pytest.approx(16 * PIXEL_M**2)
-    np.testing.assert_array_equal(rasterize(output, classes_file(classes, "again.tif"),
+    np.testing.assert_array_equal(rasterized(output, classes_file(classes, "again.tif"),
                                             "zone"), numbered_zones(classes, classes > 0, 8))
 
 
@@ -160,7 +159,7 @@ def test_one_multipolygon_per_class(classes_file, tmp_path):
         assert attributes["area_m2"] == pytest.approx(in_class.sum() * PIXEL_M**2)
         class_zones = np.unique(zones[in_class])
         assert attributes["perim_m"] == pytest.approx(edges[class_zones].sum() * PIXEL_M)
-    np.testing.assert_array_equal(rasterize(output, source, "class"), classes)
+    np.testing.assert_array_equal(rasterized(output, source, "class"), classes)
 
 
 def test_geographic_raster_has_true_areas_and_lengths(classes_file, tmp_path):
@@ -230,7 +229,7 @@ def assert_smoothed_map(source, output, classes, connectivity):
     exact_union = union_of(zone_geometries(output.with_name("exact" + output.suffix)))
     assert union.SymDifference(exact_union).GetArea() < 1e-6 * total  # outline and holes kept
     assert hole_count(union) == hole_count(exact_union)
-    agree = rasterize(output, source, "class") == classes
+    agree = rasterized(output, source, "class") == classes
     assert agree[classes > 0].mean() >= 0.97
     zones = numbered_zones(classes, classes > 0, connectivity)
     assert len(features) == zones.max()
@@ -253,7 +252,7 @@ def test_smoothed_zones_keep_the_map(classes_file, tmp_path, level, connectivity
     assert report.smoothed_arcs > 0.8 * report.shared_arcs
     assert report.area_change_max_percent <= 100 * AREA_CHANGE_LIMIT
     # Points stay within 0.45 px of the pixel corners: no pixel centre changes zone.
-    np.testing.assert_array_equal(rasterize(output, source, "class"), classes)
+    np.testing.assert_array_equal(rasterized(output, source, "class"), classes)
     # Yet the boundaries moved: each zone differs from its exact polygon.
     exact = zone_geometries(tmp_path / "exact.gpkg")
     moved = [geometry.SymDifference(original).GetArea() / original.GetArea()

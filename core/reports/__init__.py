@@ -1,0 +1,1 @@
+"""Reports written for people to read: HTML pages with SVG charts."""

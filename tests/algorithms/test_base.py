@@ -1,0 +1,92 @@
+"""algorithms/base.py: every error the core raises reaches the user as a QgsProcessingException
+that carries the core's own message (what is wrong, how to fix it), and leaves no output."""
+
+import numpy as np
+import pytest
+from helpers import file_names, run_algorithm
+from raster_clustering.core.bandmath.raster import band_math_to_raster
+from raster_clustering.core.calibration.calibrators import calibrator_for
+from raster_clustering.core.clustering.kmeans import KMeansSettings, cluster_rasters
+from raster_clustering.core.errors import (
+    CancelledError,
+    ExpressionError,
+    InvalidInputError,
+    MetadataError,
+)
+from raster_clustering.core.io.feature_stack import RasterInput
+
+pytestmark = pytest.mark.usefixtures("provider")
+
+
+def core_message(error_class, function, *args, **options):
+    """The message the core raises for these arguments: the oracle of what the user reads."""
+    with pytest.raises(error_class) as raised:
+        function(*args, **options)
+    return str(raised.value)
+
+
+def algorithm_message(algorithm, parameters, feedback=None):
+    from qgis.core import QgsProcessingException
+
+    with pytest.raises(QgsProcessingException) as raised:
+        run_algorithm(f"rasterclustering:{algorithm}", parameters, feedback)
+    return str(raised.value)
+
+
+def test_invalid_input_error(make_raster, tmp_path):
+    nodata = make_raster("nodata.tif", np.full((20, 30), -9999.0, np.float32), nodata=-9999.0)
+    expected = core_message(InvalidInputError, cluster_rasters, [RasterInput(str(nodata))],
+                            tmp_path / "core.tif", settings=KMeansSettings(n_clusters=3))
+    assert "no valid pixel" in expected
+    out = tmp_path / "out"
+    out.mkdir()
+    message = algorithm_message("kmeans", {
+        "INPUT": [str(nodata)], "CLUSTERS": 3, "OUTPUT": str(out / "classes.tif"),
+        "CENTROIDS": str(out / "classes.json"), "STATISTICS": str(out / "classes.csv")})
+    assert message == expected
+    assert file_names(out) == []
+
+
+def test_metadata_error(make_raster, tmp_path):
+    band = make_raster("LC80200392015216LGN00_B4.TIF",
+                       np.full((10, 10), 9000, np.uint16))
+    (tmp_path / "LC80200392015216LGN00_MTL.txt").write_text(
+        "GROUP = L1_METADATA_FILE\n  GROUP = PRODUCT_METADATA\n")
+    expected = core_message(MetadataError, calibrator_for, band)
+    assert "truncated" in expected
+    out = tmp_path / "out"
+    message = algorithm_message("calibrate", {"INPUT": [str(band)], "OUTPUT_FOLDER": str(out)})
+    assert message == expected
+    assert file_names(out) == []
+
+
+def test_expression_error(make_raster, tmp_path):
+    band = make_raster("one.tif", np.ones((10, 10), np.float32))
+    expected = core_message(ExpressionError, band_math_to_raster, [RasterInput(str(band))],
+                            "B9 - B1", tmp_path / "core.tif")
+    assert "B9" in expected
+    message = algorithm_message("bandmath", {"INPUT": [str(band)], "EXPRESSION": "B9 - B1",
+                                             "OUTPUT": str(tmp_path / "out.tif")})
+    # Refused while checking the parameters, which QGIS introduces with a line of its own.
+    assert message.endswith(expected)
+    assert not (tmp_path / "out.tif").exists()
+
+
+def test_cancelled_error(make_raster, tmp_path):
+    from qgis.core import QgsProcessingFeedback
+
+    values = make_raster("values.tif", np.arange(600, dtype=np.float32).reshape(20, 30))
+    expected = core_message(CancelledError, cluster_rasters, [RasterInput(str(values))],
+                            tmp_path / "core.tif", settings=KMeansSettings(n_clusters=3),
+                            is_cancelled=lambda: True)
+    assert "cancelled" in expected
+    feedback = QgsProcessingFeedback()
+    feedback.cancel()
+    out = tmp_path / "out"
+    out.mkdir()
+    message = algorithm_message("kmeans", {
+        "INPUT": [str(values)], "CLUSTERS": 3, "OUTPUT": str(out / "classes.tif"),
+        "CENTROIDS": str(out / "classes.json"), "STATISTICS": str(out / "classes.csv")},
+        feedback)
+    assert message == expected
+    assert file_names(out) == []
