@@ -182,7 +182,7 @@ def write_safe_tree(root, metadata_source, metadata_name, band_relative):
 def rasterized(vector_path, like_raster, attribute=None):
     """An independent mask of a polygon file on a raster's grid (GDAL, pixel centres); with
     `attribute`, that attribute's (integer) values burnt instead, 0 outside the polygons."""
-    from osgeo import gdal
+    from osgeo import gdal, ogr
 
     like = gdal.Open(str(like_raster))
     target = gdal.GetDriverByName("MEM").Create("", like.RasterXSize, like.RasterYSize, 1,
@@ -190,7 +190,11 @@ def rasterized(vector_path, like_raster, attribute=None):
     target.SetGeoTransform(like.GetGeoTransform())
     target.SetProjection(like.GetProjection())
     if attribute:
-        assert gdal.Rasterize(target, str(vector_path), attribute=attribute) is not None
+        # The first layer: a styled GeoPackage also holds its style table.
+        source = ogr.Open(str(vector_path))
+        layer = source.GetLayer(0).GetName()
+        assert gdal.Rasterize(target, str(vector_path), attribute=attribute,
+                              layers=[layer]) is not None
         return target.GetRasterBand(1).ReadAsArray()
     gdal.Rasterize(target, str(vector_path), burnValues=[1])
     return target.GetRasterBand(1).ReadAsArray().astype(bool)
