@@ -174,7 +174,7 @@ _INPUT_TYPES = ("raster", "multilayer", "file", "source", "vector")
 _URI_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:")  # memory:, ogr:, postgres://, …
 
 
-def _output_file(value) -> str | None:
+def output_file(value) -> str | None:
     """The file a destination parameter's value names, None for temporary or non-file outputs."""
     if isinstance(value, QgsProcessingOutputLayerDefinition):
         sink = value.sink
@@ -218,7 +218,7 @@ def output_file_problem(algorithm, parameters, context) -> str | None:
     outputs: dict[str, str] = {}
     for definition in algorithm.destinationParameterDefinitions():
         name = definition.name()
-        path = _output_file(parameters.get(name))
+        path = output_file(parameters.get(name))
         if path is None or definition.type() == "folderDestination":
             continue
         target = os.path.realpath(path)

@@ -196,7 +196,7 @@ class KMeansAlgorithm(RasterClusteringAlgorithm):
         if not layers:
             return False, self.tr("Select at least one raster layer as input.")
         problem = connectivity_problem(self, parameters, context) or zone_output_problem(
-            self, parameters, context, self.ZONES)
+            self, parameters, self.ZONES)
         if problem:
             return False, problem
         quantiles = self._clip_quantiles(parameters, context)

@@ -146,7 +146,7 @@ class PolygonizeAlgorithm(RasterClusteringAlgorithm):
         if not valid:
             return valid, message
         problem = connectivity_problem(self, parameters, context) or zone_output_problem(
-            self, parameters, context, self.OUTPUT)
+            self, parameters, self.OUTPUT)
         if problem:
             return False, problem
         layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)

@@ -12,6 +12,7 @@ from qgis.core import (
     QgsProcessing,
     QgsProcessingException,
     QgsProcessingMultiStepFeedback,
+    QgsProcessingOutputLayerDefinition,
     QgsProcessingParameterBoolean,
     QgsProcessingParameterVectorDestination,
     QgsRendererCategory,
@@ -23,7 +24,7 @@ from ..core.io.rasters import remove_raster_files
 from ..core.io.vectors import vector_driver
 from ..core.palette import class_colours, class_label, legend
 from ..core.zones.polygons import ZonePolygonsReport, polygonize_zones
-from .base import core_errors_as_processing_exceptions, feedback_callables
+from .base import core_errors_as_processing_exceptions, feedback_callables, output_file
 from .styling import style_on_load, style_path
 
 #: Extensions the dialogs offer for polygon outputs (the provider's list), first the default.
@@ -61,24 +62,27 @@ def add_zone_outputs(algorithm) -> None:
         optional=True)
 
 
-def zone_output_problem(algorithm, parameters, context, name: str) -> str | None:
+def zone_output_problem(algorithm, parameters, name: str) -> str | None:
     """The message refusing a polygon output that is not a GeoPackage, Shapefile or GeoJSON
-    file, or None."""
-    if parameters.get(name) in (None, ""):
-        return None
-    path = algorithm.parameterAsOutputLayer(parameters, name, context)
+    file, or whose .qml would be another output's, or None. Reads the parameter values only
+    (resolving an output would register it to load, a side effect of a check)."""
+    value = parameters.get(name)
+    path = output_file(value)
     if not path:
-        return None
+        if isinstance(value, QgsProcessingOutputLayerDefinition):
+            value = value.sink.staticValue()
+        if isinstance(value, str) and value not in ("", QgsProcessing.TEMPORARY_OUTPUT):
+            return (f"{name}: '{value}' is not a file; the zone polygons are written to a "
+                    "GeoPackage (.gpkg), Shapefile (.shp) or GeoJSON file (.geojson).")
+        return None  # not asked for, or a temporary output (a GeoPackage)
     try:
         vector_driver(path)
     except InvalidInputError as error:
         return f"{name}: {error}"
     qml = zone_style_path(path)
     for other in algorithm.destinationParameterDefinitions():
-        if other.name() == name or parameters.get(other.name()) in (None, ""):
-            continue
-        other_path = algorithm.parameterAsOutputLayer(parameters, other.name(), context)
-        if qml and other_path and style_path(other_path) == qml:
+        other_path = output_file(parameters.get(other.name()))
+        if qml and other.name() != name and other_path and style_path(other_path) == qml:
             return (f"{name}: the zone polygons '{os.path.basename(path)}' and {other.name()} "
                     f"'{os.path.basename(other_path)}' would share the style file "
                     f"'{os.path.basename(qml)}'; give them different names (or write the "
@@ -94,10 +98,14 @@ def zone_polygons_requested(algorithm, parameters, context, name: str) -> str | 
 
 
 def zone_step_feedback(algorithm, parameters, feedback):
-    """The feedback of a classifying run: one step, or two when ZONES is asked for (the classes,
-    then their polygons)."""
-    asked = parameters.get(algorithm.ZONES) not in (None, "")
-    return QgsProcessingMultiStepFeedback(2 if asked else 1, feedback)
+    """The feedback of a classifying run: its own, or two steps when ZONES is asked for (the
+    classes, then their polygons)."""
+    if parameters.get(algorithm.ZONES) in (None, "") or feedback is None:
+        return feedback
+    steps = QgsProcessingMultiStepFeedback(2, feedback)
+    if feedback.isCanceled():  # the steps follow only cancels that come later
+        steps.cancel()
+    return steps
 
 
 def classes_to_zone_polygons(algorithm, parameters, context, steps, *, classes: str, inputs,

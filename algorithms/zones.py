@@ -195,7 +195,7 @@ class ZonesAlgorithm(RasterClusteringAlgorithm):
         valid, message = super().checkParameterValues(parameters, context)
         if not valid:
             return valid, message
-        problem = zone_output_problem(self, parameters, context, self.ZONES)
+        problem = zone_output_problem(self, parameters, self.ZONES)
         if problem:
             return False, problem
         for algorithm_id, child_parameters in (

@@ -259,8 +259,9 @@ def bad_inputs(aber):
     (lambda aber, bad: {"CONNECTIVITY": 6}, "CONNECTIVITY must be 4 or 8"),
     (lambda aber, bad: {"OUTPUT": str(aber / "out" / "missing" / "z.gpkg")}, "does not exist"),
     (lambda aber, bad: {"OUTPUT": str(aber / "out" / "z.csv")}, r"\.geojson"),
+    (lambda aber, bad: {"OUTPUT": "memory:zones"}, "is not a file"),
 ], ids=["float32", "60000-classes", "smoothing-below-0", "smoothing-above-3", "missing-band",
-        "connectivity", "missing-folder", "extension"])
+        "connectivity", "missing-folder", "extension", "memory-layer"])
 def test_bad_inputs_are_refused_up_front_leaving_nothing(aber, bad_inputs, overrides, message):
     from qgis.core import QgsProcessingException
 

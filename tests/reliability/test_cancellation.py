@@ -72,10 +72,12 @@ def build(algorithm: str, folder, shared_data_fixture):
                 "MIN_AREA": 2000, "OUTPUT": str(folder / "out.tif"),
                 "CENTROIDS": str(folder / "out.json"),
                 "STATISTICS": str(folder / "statistics.csv")}
-    if algorithm == "sieve":
+    if algorithm in ("sieve", "polygonize"):
         classes = (np.digitize(values, [0.25, 0.5, 0.75]) + 1).astype(np.uint8)
-        return {"INPUT": str(raster(folder, "classes.tif", classes, nodata=0)),
-                "MIN_AREA": 2000, "OUTPUT": str(folder / "out.tif")}
+        classes_path = str(raster(folder, "classes.tif", classes, nodata=0))
+        if algorithm == "polygonize":
+            return {"INPUT": classes_path, "SMOOTHING": 1, "OUTPUT": str(folder / "out.gpkg")}
+        return {"INPUT": classes_path, "MIN_AREA": 2000, "OUTPUT": str(folder / "out.tif")}
     if algorithm == "bandmath":
         return {"INPUT": [str(raster(folder, "values.tif", np.stack([values, values[::-1]])))],
                 "EXPRESSION": "(B2 - B1) / (B2 + B1)", "OUTPUT": str(folder / "out.tif")}
@@ -106,7 +108,7 @@ def build(algorithm: str, folder, shared_data_fixture):
 #: Reads of one block: one per band read (bandmath and zones read two bands; calibrate's
 #: bands are files read one after the other; sieve compares input and output strips).
 READS_PER_BLOCK = {"kmeans": 1, "sieve": 2, "bandmath": 2, "calibrate": 1,
-                   "applycentroids": 1, "choosek": 2, "zones": 2}
+                   "applycentroids": 1, "choosek": 2, "zones": 2, "polygonize": 1}
 
 
 @pytest.mark.parametrize("algorithm", list(READS_PER_BLOCK))
