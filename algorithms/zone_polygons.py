@@ -90,9 +90,17 @@ def zone_output_problem(algorithm, parameters, name: str) -> str | None:
     return None
 
 
+def _asked_for(value) -> bool:
+    """Whether an optional output's value asks for it: not empty, nor a definition of an empty
+    destination (what a batch row's empty cell submits)."""
+    if isinstance(value, QgsProcessingOutputLayerDefinition):
+        value = value.sink.staticValue()
+    return value not in (None, "")
+
+
 def zone_polygons_requested(algorithm, parameters, context, name: str) -> str | None:
     """The file the polygon output `name` goes to, or None when it is not asked for."""
-    if parameters.get(name) in (None, ""):
+    if not _asked_for(parameters.get(name)):
         return None
     return algorithm.parameterAsOutputLayer(parameters, name, context) or None
 
@@ -100,7 +108,7 @@ def zone_polygons_requested(algorithm, parameters, context, name: str) -> str | 
 def zone_step_feedback(algorithm, parameters, feedback):
     """The feedback of a classifying run: its own, or two steps when ZONES is asked for (the
     classes, then their polygons)."""
-    if parameters.get(algorithm.ZONES) in (None, "") or feedback is None:
+    if not _asked_for(parameters.get(algorithm.ZONES)) or feedback is None:
         return feedback
     steps = QgsProcessingMultiStepFeedback(2, feedback)
     if feedback.isCanceled():  # the steps follow only cancels that come later
