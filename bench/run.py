@@ -261,17 +261,17 @@ def bench_sieve() -> list[dict]:
             {**exact, "size": TILE}]
 
 
-def make_sieved_classes(size: int) -> Path:
-    """The 5-class map of `make_classes`, sieved to 2000 m² (20 pixels, 8-connected): the zones
-    a k-means run with MIN_AREA gives, made once and cached."""
+def make_sieved_classes(size: int, min_area_m2: int) -> Path:
+    """The 5-class map of `make_classes`, sieved to `min_area_m2` (8-connected): the zones a
+    k-means run with MIN_AREA gives, made once and cached."""
     classes = make_classes(size)
-    sieved = WORK / "polygonize" / f"classes_sieved_{size}.tif"
+    sieved = WORK / "polygonize" / f"classes_{size}_sieved_{min_area_m2}.tif"
     if not sieved.exists():
         sieved.parent.mkdir(parents=True, exist_ok=True)
-        print(f"  sieving {classes.name} to 2000 m² into {sieved.name}", flush=True)
+        print(f"  sieving {classes.name} to {min_area_m2} m² into {sieved.name}", flush=True)
         subprocess.run([sys.executable, "-c", (
             "from raster_clustering.core.sieve.sieve import sieve_raster\n"
-            f"sieve_raster({str(classes)!r}, {str(sieved)!r}, min_area_m2=2000)\n")],
+            f"sieve_raster({str(classes)!r}, {str(sieved)!r}, min_area_m2={min_area_m2})\n")],
             env=dict(os.environ, PYTHONPATH=python_path()), check=True)
     return sieved
 
@@ -289,37 +289,43 @@ def polygonize_code(classes: Path, output: Path, *, smoothing: int = 0,
         "'of', report.shared_arcs)\n")
 
 
+def gdal_polygonize_command(classes: Path, output: Path) -> list[str]:
+    # gdal_polygonize.py ships with GDAL's Python utilities, which the system Python has.
+    return ["/usr/bin/python3", "-c", (
+        "import warnings\nwarnings.simplefilter('ignore')\n"
+        "from osgeo_utils.gdal_polygonize import main\n"
+        f"status = main(['gdal_polygonize.py', '-q', '-8', {str(classes)!r}, "
+        f"'-f', 'GPKG', {str(output)!r}, 'zones', 'class'])\n"
+        "assert status == 0, status\n")]
+
+
 def bench_polygonize() -> list[dict]:
-    """Zone polygons of a sieved 10980² class map, beside gdal_polygonize.py on the same map."""
-    classes = make_sieved_classes(TILE)
+    """Zone polygons of sieved 10980² class maps (2000 m²: about 100,000 zones; 500 m²: about
+    500,000), beside gdal_polygonize.py on the same maps; GeoPackage outputs."""
     ndvi, _ = make_inputs(TILE)
     output = WORK / "polygonize" / "out"
     output.mkdir(parents=True, exist_ok=True)
-    for old in output.iterdir():
-        old.unlink()
-    print(f"zone polygons, {TILE}×{TILE} UInt8, 5 classes sieved to 2000 m², 8-connected, "
-          "GeoPackage", flush=True)
     rows = []
-    # gdal_polygonize.py ships with GDAL's Python utilities, which the system Python has.
-    reference = measure("gdal_polygonize.py -8 (GeoPackage, value field only)", [
-        "/usr/bin/python3", "-c", (
-            "import warnings\nwarnings.simplefilter('ignore')\n"
-            "from osgeo_utils.gdal_polygonize import main\n"
-            f"status = main(['gdal_polygonize.py', '-q', '-8', {str(classes)!r}, "
-            f"'-f', 'GPKG', {str(output / 'gdal.gpkg')!r}, 'zones', 'class'])\n"
-            "assert status == 0, status\n")])
-    rows.append(reference)
-    for label, code in (
-            ("rasterclustering polygonize, exact", polygonize_code(classes, output / "exact.gpkg")),
-            ("rasterclustering polygonize, exact, NDVI statistics per zone",
-             polygonize_code(classes, output / "stats.gpkg", features=ndvi)),
-            ("rasterclustering polygonize, SMOOTHING=2",
-             polygonize_code(classes, output / "smooth2.gpkg", smoothing=2)),
-            ("rasterclustering polygonize, SMOOTHING=3",
-             polygonize_code(classes, output / "smooth3.gpkg", smoothing=3))):
-        measured = measure(label, code)
-        print("   ", measured["stdout"].strip(), flush=True)
-        rows.append(measured)
+    for min_area_m2, runs in ((2000, ((0, None), (0, ndvi), (2, None), (3, None))),
+                              (500, ((0, None), (2, None)))):
+        classes = make_sieved_classes(TILE, min_area_m2)
+        for old in output.iterdir():
+            old.unlink()
+        print(f"zone polygons, {TILE}×{TILE} UInt8, 5 classes sieved to {min_area_m2} m², "
+              "8-connected, GeoPackage", flush=True)
+        rows.append(measure(f"gdal_polygonize.py -8 (value field only), map sieved to "
+                            f"{min_area_m2} m²", gdal_polygonize_command(
+                                classes, output / "gdal.gpkg")))
+        for smoothing, features in runs:
+            what = f"SMOOTHING={smoothing}" if smoothing else "exact"
+            if features:
+                what += ", NDVI statistics per zone"
+            measured = measure(
+                f"rasterclustering polygonize, {what}, map sieved to {min_area_m2} m²",
+                polygonize_code(classes, output / f"ours_{smoothing}.gpkg", smoothing=smoothing,
+                                features=features))
+            print("   ", measured["stdout"].strip(), flush=True)
+            rows.append(measured)
     return [{**row, "size": TILE} for row in rows]
 
 
