@@ -6,10 +6,8 @@ from qgis.core import (
     QgsProcessing,
     QgsProcessingException,
     QgsProcessingOutputNumber,
-    QgsProcessingParameterBand,
     QgsProcessingParameterMultipleLayers,
     QgsProcessingParameterNumber,
-    QgsProcessingParameterRasterLayer,
 )
 
 from ..core.errors import InvalidInputError
@@ -18,7 +16,11 @@ from ..core.zones.smoothing import AREA_CHANGE_LIMIT
 from ..core.zones.zone_raster import MAX_CLASSES, count_classes, too_many_classes_message
 from .base import RasterClusteringAlgorithm, gdal_source, refuse_output_over_inputs
 from .common_outputs import add_connectivity_parameter, connectivity_problem
-from .sieve import INTEGER_TYPES, layer_as_shown
+from .sieve import (
+    add_classified_raster_parameters,
+    classified_raster_problem,
+    layer_as_shown,
+)
 from .zone_polygons import (
     add_per_class_parameter,
     add_polygon_destination,
@@ -109,15 +111,7 @@ class PolygonizeAlgorithm(RasterClusteringAlgorithm):
 
     def initAlgorithm(self, config=None):
         """Declare the parameters (their names are the public API of models and qgis_process)."""
-        self.add_with_help(QgsProcessingParameterRasterLayer(
-            self.INPUT, self.tr("Classified raster")),
-            self.tr("Integer classes (Byte … Int32), e.g. a K-means output; a file GDAL reads."))
-        # Optional only because QGIS 3.22 does not fall back to the default of a missing band
-        # (see the sieve).
-        self.add_with_help(QgsProcessingParameterBand(
-            self.BAND, self.tr("Band"), defaultValue=1, parentLayerParameterName=self.INPUT,
-            optional=True),
-            self.tr("The band holding the classes (default, or empty: 1)."))
+        add_classified_raster_parameters(self)
         self.add_with_help(QgsProcessingParameterMultipleLayers(
             self.FEATURES, self.tr("Rasters described per zone"), QgsProcessing.TypeRaster,
             optional=True),
@@ -149,22 +143,18 @@ class PolygonizeAlgorithm(RasterClusteringAlgorithm):
             self, parameters, self.OUTPUT)
         if problem:
             return False, problem
-        layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
+        problem = classified_raster_problem(self, parameters, context,
+                                            needed_by="zone polygons need")
+        if problem:
+            return False, problem
         try:
-            source = gdal_source(layer, self.INPUT)
             for feature_layer in self.parameterAsLayerList(parameters, self.FEATURES, context):
                 gdal_source(feature_layer, self.FEATURES)
         except QgsProcessingException as error:
             return False, str(error)
+        layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
+        source = gdal_source(layer, self.INPUT)
         band = self.parameterAsInt(parameters, self.BAND, context)
-        if not 1 <= band <= layer.bandCount():
-            return False, (f"BAND {band} does not exist: '{layer.name()}' has "
-                           f"{layer.bandCount()} band(s).")
-        if layer.dataProvider().dataType(band) not in INTEGER_TYPES:
-            return False, (f"Band {band} of '{layer.name()}' does not hold integer classes: zone "
-                           "polygons need a classified raster (Byte, UInt16, Int16, UInt32 or "
-                           "Int32). Classify it first (e.g. Raster k-means clustering), or "
-                           "convert it with Raster ▸ Conversion ▸ Translate to an integer type.")
         if not layer.crs().isValid():
             return False, (f"'{layer.name()}' has no CRS, so zone areas in m² are unknown; "
                            "assign it one (Raster ▸ Projections ▸ Assign Projection).")

@@ -117,15 +117,7 @@ class SieveAlgorithm(RasterClusteringAlgorithm):
 
     def initAlgorithm(self, config=None):
         """Declare the parameters (their names are the public API of models and qgis_process)."""
-        self.add_with_help(QgsProcessingParameterRasterLayer(
-            self.INPUT, self.tr("Classified raster")),
-            self.tr("Integer classes (Byte … Int32), e.g. a K-means output; a file GDAL reads."))
-        # Optional only because QGIS 3.22 does not fall back to the default of a missing band:
-        # qgis_process would demand BAND (QGIS issue 54370, fixed later by PR 54414).
-        self.add_with_help(QgsProcessingParameterBand(
-            self.BAND, self.tr("Band"), defaultValue=1, parentLayerParameterName=self.INPUT,
-            optional=True),
-            self.tr("The band holding the classes (default, or empty: 1)."))
+        add_classified_raster_parameters(self)
         # minValue is inclusive in QGIS: 0 passes it, and checkParameterValues refuses it.
         self.add_with_help(QgsProcessingParameterNumber(
             self.MIN_AREA, self.tr("Minimum region area (m²)"), QgsProcessingParameterNumber.Double,
@@ -161,20 +153,9 @@ class SieveAlgorithm(RasterClusteringAlgorithm):
         if connectivity not in CONNECTIVITIES:
             return False, (f"CONNECTIVITY must be 4 or 8, not {connectivity}: 4 joins pixels "
                            "sharing a side, 8 also pixels touching by a corner.")
-        layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
-        try:
-            gdal_source(layer, self.INPUT)
-        except QgsProcessingException as error:
-            return False, str(error)
-        band = self.parameterAsInt(parameters, self.BAND, context)
-        if not 1 <= band <= layer.bandCount():
-            return False, (f"BAND {band} does not exist: '{layer.name()}' has "
-                           f"{layer.bandCount()} band(s).")
-        if layer.dataProvider().dataType(band) not in INTEGER_TYPES:
-            return False, (f"Band {band} of '{layer.name()}' does not hold integer classes: a "
-                           "sieve needs a classified raster (Byte, UInt16, Int16, UInt32 or "
-                           "Int32). Classify it first (e.g. Raster k-means clustering), or "
-                           "convert it with Raster ▸ Conversion ▸ Translate to an integer type.")
+        problem = classified_raster_problem(self, parameters, context, needed_by="a sieve needs")
+        if problem:
+            return False, problem
         return super().checkParameterValues(parameters, context)
 
     def processAlgorithm(self, parameters, context, feedback):
@@ -218,6 +199,42 @@ class SieveAlgorithm(RasterClusteringAlgorithm):
             return
         if qml is not None:
             style_on_load(context, output, qml)
+
+
+def add_classified_raster_parameters(algorithm) -> None:
+    """Declare INPUT (a classified raster) and BAND (the band holding its classes)."""
+    algorithm.add_with_help(QgsProcessingParameterRasterLayer(
+        algorithm.INPUT, algorithm.tr("Classified raster")),
+        algorithm.tr("Integer classes (Byte … Int32), e.g. a K-means output; a file GDAL reads."))
+    # Optional only because QGIS 3.22 does not fall back to the default of a missing band:
+    # qgis_process would demand BAND (QGIS issue 54370, fixed later by PR 54414).
+    algorithm.add_with_help(QgsProcessingParameterBand(
+        algorithm.BAND, algorithm.tr("Band"), defaultValue=1,
+        parentLayerParameterName=algorithm.INPUT, optional=True),
+        algorithm.tr("The band holding the classes (default, or empty: 1)."))
+
+
+def classified_raster_problem(algorithm, parameters, context, *, needed_by: str) -> str | None:
+    """What is wrong with INPUT and BAND (a layer GDAL cannot read, a missing band, no integer
+    classes), or None.
+
+    Args:
+        needed_by: what needs the classes, as the message's subject ("a sieve needs").
+    """
+    layer = algorithm.parameterAsRasterLayer(parameters, algorithm.INPUT, context)
+    try:
+        gdal_source(layer, algorithm.INPUT)
+    except QgsProcessingException as error:
+        return str(error)
+    band = algorithm.parameterAsInt(parameters, algorithm.BAND, context)
+    if not 1 <= band <= layer.bandCount():
+        return f"BAND {band} does not exist: '{layer.name()}' has {layer.bandCount()} band(s)."
+    if layer.dataProvider().dataType(band) not in INTEGER_TYPES:
+        return (f"Band {band} of '{layer.name()}' does not hold integer classes: {needed_by} a "
+                "classified raster (Byte, UInt16, Int16, UInt32 or Int32). Classify it first "
+                "(e.g. Raster k-means clustering), or convert it with Raster ▸ Conversion ▸ "
+                "Translate to an integer type.")
+    return None
 
 
 def _is_text_but_no_number(value) -> bool:

@@ -195,15 +195,22 @@ def bench_band_math() -> list[dict]:
             {**calc, "size": TILE}]
 
 
+def gdal_utility(name: str, arguments: list[str]) -> list[str]:
+    """The command running one of GDAL's Python utilities (`osgeo_utils.<name>`, which the
+    system Python has) with `arguments`; it fails unless the utility returns 0."""
+    return ["/usr/bin/python3", "-c", (
+        "import warnings\nwarnings.simplefilter('ignore')\n"
+        f"from osgeo_utils.{name} import main\n"
+        f"status = main({[name + '.py', *arguments]!r})\n"
+        "assert status == 0, status\n")]
+
+
 def make_classes(size: int) -> Path:
     """A 5-class UInt8 map of the large NDVI (cut at its quintiles, as 1-D k-means cuts between
     centres), nodata 0, tiled and compressed: made once, block by block, and cached."""
     ndvi, _ = make_inputs(size)
     classes = WORK / "sieve" / f"classes_{size}.tif"
-    if not classes.exists():
-        classes.parent.mkdir(parents=True, exist_ok=True)
-        print(f"  generating {classes.name} ({size}×{size} UInt8, 5 classes)", flush=True)
-        subprocess.run([sys.executable, "-c", (
+    return make_once(classes, f"generating {classes.name} ({size}×{size} UInt8, 5 classes)", (
             "import numpy as np\nfrom osgeo import gdal\n"
             "from raster_clustering.core.io import rasters as io\n"
             f"source = gdal.Open({str(ndvi)!r})\n"
@@ -221,8 +228,18 @@ def make_classes(size: int) -> Path:
             "    labels = (np.searchsorted(edges, values) + 1).astype(np.uint8)\n"
             "    labels[(values == nodata) | ~np.isfinite(values)] = 0\n"
             "    io.write_block(target.GetRasterBand(1), labels, window, grid.full_window)\n"
-            "target = None\n")], env=dict(os.environ, PYTHONPATH=python_path()), check=True)
-    return classes
+            "target = None\n"))
+
+
+def make_once(path: Path, message: str, code: str) -> Path:
+    """`path`, made by running `code` in a child process unless it exists (inputs are cached
+    in bench/work)."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        print(f"  {message}", flush=True)
+        subprocess.run([sys.executable, "-c", code],
+                       env=dict(os.environ, PYTHONPATH=python_path()), check=True)
+    return path
 
 
 def bench_sieve() -> list[dict]:
@@ -238,13 +255,8 @@ def bench_sieve() -> list[dict]:
         "min_area_m2=2000, connectivity=8)\n"
         "print('changed pixels:', report.changed_pixels, 'threshold:', report.pixel_threshold)\n"))
     # gdal_sieve.py ships with GDAL's Python utilities, which the system Python has.
-    reference = measure("gdal_sieve.py -st 20 -8 (one pass)", [
-        "/usr/bin/python3", "-c", (
-            "import warnings\nwarnings.simplefilter('ignore')\n"
-            "from osgeo_utils.gdal_sieve import main\n"
-            f"status = main(['gdal_sieve.py', '-q', '-st', '20', '-8', '-of', 'GTiff', "
-            f"{str(classes)!r}, {str(output / 'gdal_sieve.tif')!r}])\n"
-            "assert status == 0, status\n")])
+    reference = measure("gdal_sieve.py -st 20 -8 (one pass)", gdal_utility("gdal_sieve", [
+        "-q", "-st", "20", "-8", "-of", "GTiff", str(classes), str(output / "gdal_sieve.tif")]))
     # The same classes in degrees (0.0001° pixels from 60.5°N, so a pixel's area changes by 4 %
     # from top to bottom): GDAL's one pass, then the exact step over the whole raster.
     geographic = WORK / "sieve" / "classes_degrees.vrt"
@@ -266,14 +278,9 @@ def make_sieved_classes(size: int, min_area_m2: int) -> Path:
     k-means run with MIN_AREA gives, made once and cached."""
     classes = make_classes(size)
     sieved = WORK / "polygonize" / f"classes_{size}_sieved_{min_area_m2}.tif"
-    if not sieved.exists():
-        sieved.parent.mkdir(parents=True, exist_ok=True)
-        print(f"  sieving {classes.name} to {min_area_m2} m² into {sieved.name}", flush=True)
-        subprocess.run([sys.executable, "-c", (
-            "from raster_clustering.core.sieve.sieve import sieve_raster\n"
-            f"sieve_raster({str(classes)!r}, {str(sieved)!r}, min_area_m2={min_area_m2})\n")],
-            env=dict(os.environ, PYTHONPATH=python_path()), check=True)
-    return sieved
+    return make_once(sieved, f"sieving {classes.name} to {min_area_m2} m² into {sieved.name}", (
+        "from raster_clustering.core.sieve.sieve import sieve_raster\n"
+        f"sieve_raster({str(classes)!r}, {str(sieved)!r}, min_area_m2={min_area_m2})\n"))
 
 
 def polygonize_code(classes: Path, output: Path, *, smoothing: int = 0,
@@ -287,16 +294,6 @@ def polygonize_code(classes: Path, output: Path, *, smoothing: int = 0,
         "print('zones:', report.zones, 'largest area change %:', "
         "round(report.area_change_max_percent, 2), 'smoothed arcs:', report.smoothed_arcs, "
         "'of', report.shared_arcs)\n")
-
-
-def gdal_polygonize_command(classes: Path, output: Path) -> list[str]:
-    # gdal_polygonize.py ships with GDAL's Python utilities, which the system Python has.
-    return ["/usr/bin/python3", "-c", (
-        "import warnings\nwarnings.simplefilter('ignore')\n"
-        "from osgeo_utils.gdal_polygonize import main\n"
-        f"status = main(['gdal_polygonize.py', '-q', '-8', {str(classes)!r}, "
-        f"'-f', 'GPKG', {str(output)!r}, 'zones', 'class'])\n"
-        "assert status == 0, status\n")]
 
 
 def bench_polygonize() -> list[dict]:
@@ -313,9 +310,10 @@ def bench_polygonize() -> list[dict]:
             old.unlink()
         print(f"zone polygons, {TILE}×{TILE} UInt8, 5 classes sieved to {min_area_m2} m², "
               "8-connected, GeoPackage", flush=True)
-        rows.append(measure(f"gdal_polygonize.py -8 (value field only), map sieved to "
-                            f"{min_area_m2} m²", gdal_polygonize_command(
-                                classes, output / "gdal.gpkg")))
+        rows.append(measure(
+            f"gdal_polygonize.py -8 (value field only), map sieved to {min_area_m2} m²",
+            gdal_utility("gdal_polygonize", ["-q", "-8", str(classes), "-f", "GPKG",
+                                             str(output / "gdal.gpkg"), "zones", "class"])))
         for smoothing, features in runs:
             what = f"SMOOTHING={smoothing}" if smoothing else "exact"
             if features:

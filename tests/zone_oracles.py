@@ -6,8 +6,9 @@ from __future__ import annotations
 from collections import defaultdict
 
 import numpy as np
-from helpers import label_regions
-from osgeo import ogr
+import pytest
+from helpers import label_regions, rasterized, read_raster
+from osgeo import gdal, ogr
 
 
 def numbered_zones(classes, valid, connectivity):
@@ -122,3 +123,42 @@ def pixel_rings(zones):
 def concatenated(rings):
     """(points, start) of a list of closed rings, ring after ring, as `arcs.densify` takes them."""
     return np.concatenate(rings), np.concatenate([[0], np.cumsum([len(r) for r in rings])])
+
+
+def assert_smoothed_map(smoothed, exact, classes_raster, *, connectivity=8, per_class=False,
+                        area_limit=0.03):
+    """What smoothing promises, against the exact polygons of the same classes: valid
+    geometries, no overlap (sum of areas = area of the union), no gap, the same outline and
+    holes, agreement with the raster on at least 97 % of the pixels, no zone's area changed by
+    more than `area_limit`, attributes measuring the smoothed geometry.
+
+    Returns:
+        The smoothed features, [(attributes, geometry)].
+    """
+    classes = read_raster(classes_raster)
+    _, dx, _, _, _, dy = gdal.Open(str(classes_raster)).GetGeoTransform()
+    pixel_m2 = abs(dx * dy)
+    features = read_features(smoothed)
+    geometries = [geometry for _, geometry in features]
+    assert all(geometry.IsValid() for geometry in geometries)
+    total = sum(geometry.GetArea() for geometry in geometries)
+    union = union_of(geometries)
+    assert union.GetArea() == pytest.approx(total, rel=1e-9)  # no overlap
+    assert total == pytest.approx(np.count_nonzero(classes) * pixel_m2, rel=1e-9)  # no gap
+    exact_union = union_of([geometry for _, geometry in read_features(exact)])
+    assert union.SymDifference(exact_union).GetArea() < 1e-6 * total  # outline and holes kept
+    assert hole_count(union) == hole_count(exact_union)
+    agree = rasterized(smoothed, classes_raster, "class") == classes
+    assert agree[classes > 0].mean() >= 0.97
+    if per_class:
+        assert [attributes["class"] for attributes, _ in features] == sorted(
+            set(classes[classes > 0].tolist()))
+        return features
+    zones = numbered_zones(classes, classes > 0, connectivity)
+    assert len(features) == zones.max()
+    for attributes, geometry in features:
+        exact_m2 = np.count_nonzero(zones == attributes["zone"]) * pixel_m2
+        assert abs(geometry.GetArea() / exact_m2 - 1) <= area_limit + 1e-9
+        assert attributes["area_m2"] == pytest.approx(geometry.GetArea(), rel=1e-9)
+        assert attributes["perim_m"] == pytest.approx(geometry.Boundary().Length(), rel=1e-9)
+    return features

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import InvalidInputError
-from .rasters import temporary_path_for
+from .rasters import check_output_folder, temporary_path_for
 
 #: Extension (lower case) → OGR driver of the vector files the plugin writes.
 VECTOR_DRIVERS = {".gpkg": "GPKG", ".shp": "ESRI Shapefile", ".geojson": "GeoJSON",
@@ -56,11 +56,7 @@ def atomic_vector_output(path: str | os.PathLike) -> Iterator[Path]:
     """
     final = Path(path)
     driver = vector_driver(final)
-    if not final.parent.is_dir():
-        raise InvalidInputError(f"The output folder '{final.parent}' does not exist.")
-    if not os.access(final.parent, os.W_OK):
-        raise InvalidInputError(
-            f"The output folder '{final.parent}' is not writable; choose another output path.")
+    check_output_folder(final)
     temporary = temporary_path_for(final)
     try:
         yield temporary

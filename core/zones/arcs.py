@@ -23,8 +23,23 @@ from ..errors import RasterClusteringError
 _STEP_CODE = np.array([-1, 3, -1, 2, -1, 0, -1, 1, -1])
 
 
+class _PointRuns:
+    """Runs of points, one after the other: `start` says where each run (ring, arc) begins."""
+
+    start: np.ndarray
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.start)
+
+    @property
+    def run_of_point(self) -> np.ndarray:
+        """The run (ring, arc) each point belongs to."""
+        return np.repeat(np.arange(len(self.start) - 1), self.lengths)
+
+
 @dataclass(frozen=True)
-class RingBatch:
+class RingBatch(_PointRuns):
     """Rings on the pixel grid, one point per unit step, without the closing point.
 
     Attributes:
@@ -34,14 +49,6 @@ class RingBatch:
 
     points: np.ndarray
     start: np.ndarray
-
-    @property
-    def lengths(self) -> np.ndarray:
-        return np.diff(self.start)
-
-    @property
-    def ring_of_point(self) -> np.ndarray:
-        return np.repeat(np.arange(len(self.start) - 1), self.lengths)
 
 
 def densify(corners: np.ndarray, start: np.ndarray) -> RingBatch:
@@ -79,7 +86,7 @@ def point_keys(points: np.ndarray, width: int) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class Arcs:
+class Arcs(_PointRuns):
     """The arcs of a RingBatch, each in canonical form.
 
     An open arc runs from a node to a node (maybe the same one) and holds both. A closed arc is
@@ -107,14 +114,6 @@ class Arcs:
     forward: np.ndarray
     ring_point: np.ndarray
 
-    @property
-    def lengths(self) -> np.ndarray:
-        return np.diff(self.start)
-
-    @property
-    def arc_of_point(self) -> np.ndarray:
-        return np.repeat(np.arange(len(self.key)), self.lengths)
-
 
 def split_arcs(rings: RingBatch, nodes: np.ndarray, width: int) -> Arcs:
     """Cut the rings at the nodes and put every arc in canonical form.
@@ -127,7 +126,7 @@ def split_arcs(rings: RingBatch, nodes: np.ndarray, width: int) -> Arcs:
     keys = point_keys(rings.points, width)
     lengths = rings.lengths
     ring_start = rings.start[:-1]
-    ring_of_point = rings.ring_of_point
+    ring_of_point = rings.run_of_point
     local = np.arange(len(keys)) - ring_start[ring_of_point]
     is_node = np.isin(keys, nodes, assume_unique=False)
 

@@ -69,7 +69,7 @@ class _Walk:
 
     @classmethod
     def of(cls, arcs: Arcs) -> _Walk:
-        arc_of_point = arcs.arc_of_point
+        arc_of_point = arcs.run_of_point
         index = np.arange(len(arcs.points))
         first = arcs.start[:-1][arc_of_point]
         n = arcs.lengths[arc_of_point]
