@@ -40,7 +40,7 @@ from osgeo import gdal, ogr, osr
 from ..errors import InvalidInputError, RasterClusteringError
 from ..io.feature_stack import RasterInput
 from ..io.pixel_area import step_lengths_m
-from ..io.rasters import RasterGrid
+from ..io.rasters import RasterGrid, check_output_folder
 from ..io.vectors import atomic_vector_output, vector_driver
 from ..progress import Progress
 from .arcs import densify, split_arcs
@@ -142,9 +142,7 @@ def polygonize_zones(classes_path: str | os.PathLike, output_path: str | os.Path
     check_zone_options(connectivity, smoothing)
     vector_driver(output_path)
     output_path = Path(output_path)
-    if not output_path.parent.is_dir():
-        raise InvalidInputError(f"The output folder '{output_path.parent}' does not exist; "
-                                "create it or choose another output file.")
+    check_output_folder(output_path)
     if _same_file(classes_path, output_path):
         raise InvalidInputError(f"The output {output_path} is the classified raster; choose "
                                 "another output file.")
