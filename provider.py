@@ -1,5 +1,6 @@
 """The processing provider `rasterclustering`: its algorithms and bundled models."""
 
+import configparser
 import os
 import traceback
 
@@ -18,7 +19,16 @@ from .algorithms.bundled_models import BundledModel, bundled_model_paths
 from .algorithms.zone_polygons import VECTOR_OUTPUT_EXTENSIONS
 
 PLUGIN_DIR = os.path.dirname(__file__)
-VERSION = "0.1.0"
+
+
+def plugin_version() -> str:
+    """The plugin's version, as metadata.txt (what the plugin manager installs) states it."""
+    metadata = configparser.ConfigParser(interpolation=None)
+    metadata.read(os.path.join(PLUGIN_DIR, "metadata.txt"), encoding="utf-8")
+    return metadata.get("general", "version")
+
+
+VERSION = plugin_version()
 
 
 class RasterClusteringProvider(QgsProcessingProvider):

@@ -8,7 +8,6 @@ from qgis.core import (
     QgsProcessingParameterBoolean,
     QgsProcessingParameterFeatureSink,
     QgsProcessingParameterFile,
-    QgsProcessingParameterMultipleLayers,
     QgsProcessingParameterRasterDestination,
 )
 
@@ -17,18 +16,16 @@ from ..core.clustering.centroid_model import load_centroid_model
 from ..core.errors import InvalidInputError
 from .base import (
     RasterClusteringAlgorithm,
-    area_geometry_wkt,
+    area_of_run,
     core_errors_as_processing_exceptions,
-    extent_in_crs,
     feedback_callables,
-    gdal_source,
     layers_title,
     refuse_output_over_inputs,
 )
 from .common_outputs import (
     add_area_parameters,
+    add_feature_rasters_parameter,
     add_sieve_parameters,
-    connectivity_problem,
     optional_min_area,
     report_classes,
     report_sieve,
@@ -97,25 +94,12 @@ class ApplyCentroidsAlgorithm(RasterClusteringAlgorithm):
     HELP = HELP
     ICON = "applycentroids.svg"
 
-    INPUT = "INPUT"
-    CENTROIDS = "CENTROIDS"
     STRICT_NAMES = "STRICT_NAMES"
-    AOI = "AOI"
-    EXTENT = "EXTENT"
-    CLIP = "CLIP"
-    MIN_AREA = "MIN_AREA"
-    CONNECTIVITY = "CONNECTIVITY"
-    OUTPUT = "OUTPUT"
-    STATISTICS = "STATISTICS"
-    ZONES_PER_CLASS = "ZONES_PER_CLASS"
-    ZONES = "ZONES"
 
     def initAlgorithm(self, config=None):
         """Declare the parameters (their names are the public API of models and qgis_process)."""
-        self.add_with_help(QgsProcessingParameterMultipleLayers(
-            self.INPUT, self.tr("Input rasters"), QgsProcessing.TypeRaster),
-            self.tr("The same bands, in the same order, as the rasters the centres were computed "
-                    "from."))
+        add_feature_rasters_parameter(self, self.tr(
+            "The same bands, in the same order, as the rasters the centres were computed from."))
         self.add_with_help(QgsProcessingParameterFile(
             self.CENTROIDS, self.tr("Centroids JSON (from K-means)"), extension="json"),
             self.tr("The Centroids file of a k-means run, or {\"NDVI\": [[1, [0.17]], [2, "
@@ -141,16 +125,13 @@ class ApplyCentroidsAlgorithm(RasterClusteringAlgorithm):
 
     def checkParameterValues(self, parameters, context):
         """Refuse an unreadable JSON or a band count that differs from the centres' up front."""
-        layers = self.parameterAsLayerList(parameters, self.INPUT, context)
-        if not layers:
-            return False, self.tr("Select at least one raster layer as input.")
-        problem = connectivity_problem(self, parameters, context) or zone_output_problem(
-            self, parameters, self.ZONES)
+        problem = zone_output_problem(self, parameters, self.ZONES)
         if problem:
             return False, problem
         ok, message = super().checkParameterValues(parameters, context)
         if not ok:
             return ok, message
+        layers = self.parameterAsLayerList(parameters, self.INPUT, context)
         path = self.parameterAsFile(parameters, self.CENTROIDS, context)
         try:
             model = usable_model(load_centroid_model(path))
@@ -165,15 +146,11 @@ class ApplyCentroidsAlgorithm(RasterClusteringAlgorithm):
 
     def processAlgorithm(self, parameters, context, feedback):
         """Label, sieve, style, and write the statistics table."""
-        layers = self.parameterAsLayerList(parameters, self.INPUT, context)
-        inputs = [gdal_source(layer, self.INPUT) for layer in layers]
-        raster_crs = layers[0].crs()
+        layers, inputs = self.input_rasters(parameters, context)
         centroids_path = self.parameterAsFile(parameters, self.CENTROIDS, context)
         output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
         refuse_output_over_inputs(output, inputs)
-        geometry_wkt = area_geometry_wkt(self.parameterAsSource(parameters, self.AOI, context),
-                                         raster_crs, context, feedback)
-        bbox = extent_in_crs(self, parameters, self.EXTENT, context, raster_crs)
+        geometry_wkt, bbox = area_of_run(self, parameters, context, feedback, layers[0].crs())
         steps = zone_step_feedback(self, parameters, feedback)
         progress, is_cancelled = feedback_callables(steps)
         with core_errors_as_processing_exceptions():

@@ -117,6 +117,17 @@ def add_sensor_parameter(algorithm) -> None:
                      "band descriptions."))
 
 
+def add_metadata_parameter(algorithm) -> None:
+    """Declare METADATA: the scene metadata calibration reads; band math and zones."""
+    algorithm.add_with_help(QgsProcessingParameterFile(
+        algorithm.METADATA, algorithm.tr("Metadata file for calibration (MTL / MTD)"),
+        behavior=QgsProcessingParameterFile.File, optional=True,
+        fileFilter=algorithm.tr("Scene metadata (*_MTL.txt *_MTL.json *_MTL.xml MTD_*.xml);;All "
+                                "files (*)")),
+        algorithm.tr("Landsat _MTL.txt/.json/.xml or Sentinel-2 MTD_MSIL1C/2A.xml; found beside "
+                     "the bands when empty."))
+
+
 class BandMathAlgorithm(RasterClusteringAlgorithm):
     """Band math: an expression over the bands of several rasters, aligned onto one grid."""
 
@@ -127,14 +138,8 @@ class BandMathAlgorithm(RasterClusteringAlgorithm):
     HELP = HELP
     ICON = "bandmath.svg"
 
-    INPUT = "INPUT"
-    EXPRESSION = "EXPRESSION"
-    SENSOR = "SENSOR"
-    CALIBRATE = "CALIBRATE"
-    METADATA = "METADATA"
     RESOLUTION = "RESOLUTION"
     RESAMPLING = "RESAMPLING"
-    OUTPUT = "OUTPUT"
 
     def initAlgorithm(self, config=None):
         """Declare the parameters (their names are the public API of models and qgis_process)."""
@@ -152,13 +157,7 @@ class BandMathAlgorithm(RasterClusteringAlgorithm):
             defaultValue=False),
             self.tr("Landsat/Sentinel-2 single-band files: DN → reflectance (or brightness "
                     "temperature, K) from the metadata, block by block."))
-        self.add_with_help(QgsProcessingParameterFile(
-            self.METADATA, self.tr("Metadata file for calibration (MTL / MTD)"),
-            behavior=QgsProcessingParameterFile.File, optional=True,
-            fileFilter=self.tr("Scene metadata (*_MTL.txt *_MTL.json *_MTL.xml MTD_*.xml);;All "
-                               "files (*)")),
-            self.tr("Landsat _MTL.txt/.json/.xml or Sentinel-2 MTD_MSIL1C/2A.xml; found beside "
-                    "the bands when empty."))
+        add_metadata_parameter(self)
         self.add_with_help(QgsProcessingParameterEnum(
             self.RESOLUTION, self.tr("Output resolution"),
             options=[self.tr(RESOLUTION_LABELS[name]) for name in RESOLUTIONS],
@@ -182,8 +181,6 @@ class BandMathAlgorithm(RasterClusteringAlgorithm):
         if not valid:
             return valid, message
         layers = self.parameterAsLayerList(parameters, self.INPUT, context)
-        if not layers:
-            return False, self.tr("Select at least one raster layer as input.")
         try:
             described = layer_bands([gdal_source(layer, self.INPUT) for layer in layers])
             compile_band_math(described, self.parameterAsString(parameters, self.EXPRESSION,
@@ -198,8 +195,7 @@ class BandMathAlgorithm(RasterClusteringAlgorithm):
 
     def processAlgorithm(self, parameters, context, feedback):
         """Align, calibrate if asked, evaluate block by block, style the result."""
-        layers = self.parameterAsLayerList(parameters, self.INPUT, context)
-        inputs = [gdal_source(layer, self.INPUT) for layer in layers]
+        layers, inputs = self.input_rasters(parameters, context)
         output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
         refuse_output_over_inputs(output, inputs)
         calibrate = self.parameterAsBool(parameters, self.CALIBRATE, context)

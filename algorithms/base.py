@@ -22,14 +22,18 @@ from qgis.core import (
     QgsProcessingParameterNumber,
     QgsProcessingUtils,
     QgsProperty,
+    QgsProviderRegistry,
     QgsRasterLayer,
     QgsRectangle,
 )
 from qgis.PyQt.QtCore import QCoreApplication
 from qgis.PyQt.QtGui import QIcon
 
+from ..core import parameters as rules
 from ..core.errors import CancelledError, RasterClusteringError
 from ..core.io.feature_stack import RasterInput
+from ..core.io.rasters import output_over_input_problem
+from ..core.parameters import Options, Parameter
 
 ICON_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), "icons")
 
@@ -46,6 +50,29 @@ class RasterClusteringAlgorithm(QgsProcessingAlgorithm):
     GROUP_ID = "clustering"
     HELP = ""
     ICON = "provider.svg"
+
+    # The parameter names several algorithms share: the public API of models and qgis_process.
+    INPUT = "INPUT"
+    OUTPUT = "OUTPUT"
+    AOI = "AOI"
+    EXTENT = "EXTENT"
+    CLIP = "CLIP"
+    CENTROIDS = "CENTROIDS"
+    STATISTICS = "STATISTICS"
+    STANDARDIZE = "STANDARDIZE"
+    METADATA = "METADATA"
+    CALIBRATE = "CALIBRATE"
+    EXPRESSION = "EXPRESSION"
+    SENSOR = "SENSOR"
+    BAND = "BAND"
+    ZONES = "ZONES"
+    ZONES_PER_CLASS = "ZONES_PER_CLASS"
+    # Those whose values the core's rules check (`core.parameters`).
+    CLUSTERS = rules.CLUSTERS.name
+    SEED = rules.SEED.name
+    SAMPLE_SIZE = rules.KMEANS_SAMPLE_SIZE.name
+    MIN_AREA = rules.MIN_ZONE_AREA.name
+    CONNECTIVITY = rules.CONNECTIVITY.name
 
     def name(self):
         """Id within the provider (rasterclustering:<name>)."""
@@ -75,12 +102,56 @@ class RasterClusteringAlgorithm(QgsProcessingAlgorithm):
     def svgIconPath(self):
         return os.path.join(ICON_DIR, self.ICON)
 
-    def add_with_help(self, parameter, help_text: str, *, advanced: bool = False):
-        """Add a parameter with its help text; advanced ones fold under "Advanced parameters"."""
+    def add_with_help(self, parameter, help_text: str, *, advanced: bool = False,
+                      rule: Parameter | None = None):
+        """Add a parameter with its help text; advanced ones fold under "Advanced parameters".
+
+        Args:
+            rule: the core's rule of the parameter's values (`core.parameters`), which
+                checkParameterValues applies.
+        """
         parameter.setHelp(help_text)
         if advanced:
             parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
         self.addParameter(parameter)
+        if rule is not None:
+            if not hasattr(self, "_rules"):
+                self._rules = {}
+            self._rules[parameter.name()] = rule
+
+    def add_number(self, rule: Parameter, description: str, help_text: str, *,
+                   advanced: bool = False, optional: bool = False):
+        """Add a number parameter whose type, bounds and default are those of the core's rule."""
+        self.add_with_help(number_parameter(rule, description, optional=optional), help_text,
+                           advanced=advanced, rule=rule)
+
+    def input_rasters(self, parameters: dict, context) -> tuple[list, list[RasterInput]]:
+        """The INPUT layers and the GDAL sources the core reads them by (`gdal_source`)."""
+        layers = self.parameterAsLayerList(parameters, self.INPUT, context)
+        return layers, [gdal_source(layer, self.INPUT) for layer in layers]
+
+    def input_problem(self, parameters: dict, context) -> str | None:
+        """The message refusing an empty list of input rasters (which QGIS accepts), or None."""
+        definition = self.parameterDefinition(self.INPUT)
+        if (definition is not None and definition.type() == "multilayer"
+                and not self.parameterAsLayerList(parameters, self.INPUT, context)):
+            return self.tr("Select at least one raster layer as input.")
+        return None
+
+    def rule_problem(self, parameters: dict) -> str | None:
+        """The core's message refusing a parameter value its rule does not allow, or None.
+
+        QGIS itself only says "Incorrect parameter value", or silently takes the default for
+        text that is no number. Absent, empty and data-defined values are for QGIS to judge.
+        """
+        for name, rule in getattr(self, "_rules", {}).items():
+            value = parameters.get(name)
+            if value is None or value == "" or isinstance(value, QgsProperty):
+                continue
+            problem = rule.problem(_as_number(value))
+            if problem:
+                return problem
+        return None
 
     def createInstance(self):
         """A fresh copy for each run (QGIS runs algorithms in threads)."""
@@ -99,7 +170,7 @@ class RasterClusteringAlgorithm(QgsProcessingAlgorithm):
     def checkParameterValues(self, parameters, context):
         """QGIS's checks, then the output files: each in an existing folder, none over an input
         or another output, so that no run fails after writing part of its outputs."""
-        problem = number_range_problem(self, parameters)
+        problem = self.input_problem(parameters, context) or self.rule_problem(parameters)
         if problem:
             return False, problem
         valid, message = super().checkParameterValues(parameters, context)
@@ -117,29 +188,33 @@ def flowing_html(text: str) -> str:
 _LINE_BREAK = re.compile(r"[ \t]*\n\s*")
 
 
-def number_range_problem(algorithm: QgsProcessingAlgorithm, parameters: dict) -> str:
-    """A message naming the allowed range when a number parameter is given a value outside it
-    (QGIS itself only says "Incorrect parameter value"), or "" when none is."""
-    for definition in algorithm.parameterDefinitions():
-        if not isinstance(definition, QgsProcessingParameterNumber):
-            continue
-        try:
-            value = float(parameters.get(definition.name()))
-        except (TypeError, ValueError):  # absent, empty, data-defined: QGIS's checks decide
-            continue
-        low, high = definition.minimum(), definition.maximum()
-        if low <= value <= high:
-            continue
-        kind = ("a whole number" if definition.dataType() == QgsProcessingParameterNumber.Integer
-                else "a number")
-        allowed = (f"{kind} from {low:.16g} to {high:.16g}" if high < _UNBOUNDED
-                   else f"{kind} of at least {low:.16g}")
-        return (f"{definition.name()} ({definition.description()}) must be {allowed}, "
-                f"not {value:g}.")
-    return ""
+def number_parameter(rule: Parameter, description: str, *,
+                     optional: bool = False) -> QgsProcessingParameterNumber:
+    """A number parameter named, typed, bounded and defaulted as the core's rule says."""
+    allowed = rule.allowed
+    if isinstance(allowed, Options):
+        whole, low, high = True, min(allowed.values), max(allowed.values)
+    else:
+        whole, low, high = allowed.whole, allowed.low, allowed.high
+    bounds = {}
+    if low is not None:
+        bounds["minValue"] = low
+    if high is not None:
+        bounds["maxValue"] = high
+    kind = QgsProcessingParameterNumber.Integer if whole else QgsProcessingParameterNumber.Double
+    return QgsProcessingParameterNumber(rule.name, description, kind, defaultValue=rule.default,
+                                        optional=optional, **bounds)
 
 
-_UNBOUNDED = 1e300  # QGIS's default maximum of a number parameter is the largest double
+def _as_number(value):
+    """A parameter value as the number it says (whole numbers as int), or as it is."""
+    if isinstance(value, bool):
+        return value
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return value
+    return int(number) if number.is_integer() else number
 
 
 def gdal_source(layer, parameter_name: str) -> RasterInput:
@@ -155,19 +230,31 @@ def gdal_source(layer, parameter_name: str) -> RasterInput:
             f"{parameter_name}: layer '{layer.name()}' comes from the '{layer.providerType()}' "
             "provider, which GDAL cannot read block by block. Save it as a GeoTIFF first "
             "(Raster ▸ Conversion ▸ Translate, or Export ▸ Save As…).")
-    source = layer.source().split("|")[0]
-    return RasterInput(source, layer.name())
+    return RasterInput(layer_path(layer), layer.name())
+
+
+def layer_path(layer) -> str:
+    """What GDAL opens of a layer: its source without QGIS's open options (|option:…), a
+    /vsizip/ or other virtual path kept whole."""
+    registry = QgsProviderRegistry.instance()
+    parts = registry.decodeUri(layer.providerType(), layer.source())
+    parts.pop("openOptions", None)
+    return registry.encodeUri(layer.providerType(), parts)
+
+
+def layer_file(layer) -> str:
+    """The file on disk a layer reads (the archive of a /vsizip/ path), or "" for none."""
+    return QgsProviderRegistry.instance().decodeUri(layer.providerType(),
+                                                    layer.source()).get("path") or ""
 
 
 def refuse_output_over_inputs(output_path: str, inputs: list[RasterInput]) -> None:
     """Writing onto an input would destroy it while it is being read."""
     if not output_path or output_path.upper() == "TEMPORARY_OUTPUT":
         return
-    target = os.path.realpath(output_path)
-    for raster in inputs:
-        if os.path.exists(raster.source) and os.path.realpath(raster.source) == target:
-            raise QgsProcessingException(
-                f"The output '{output_path}' is one of the inputs; choose another file name.")
+    problem = output_over_input_problem(output_path, [raster.source for raster in inputs])
+    if problem:
+        raise QgsProcessingException(problem)
 
 
 _INPUT_TYPES = ("raster", "multilayer", "file", "source", "vector")
@@ -195,15 +282,14 @@ def _input_files(algorithm, parameters, context) -> set[str]:
     paths = set()
     for value in values:
         if isinstance(value, QgsMapLayer):
-            source = value.source()
+            path = layer_file(value)
         elif isinstance(value, str) and value:
             layer = QgsProcessingUtils.mapLayerFromString(value, context, False)
-            source = layer.source() if layer is not None else value
+            path = layer_file(layer) if layer is not None else value
         else:
             continue
-        path = source.split("|")[0]
         if path and os.path.isfile(path):
-            paths.add(os.path.realpath(path))
+            paths.add(path)
     return paths
 
 
@@ -222,8 +308,9 @@ def output_file_problem(algorithm, parameters, context) -> str | None:
         if path is None or definition.type() == "folderDestination":
             continue
         target = os.path.realpath(path)
-        if target in inputs:
-            return f"The output '{path}' ({name}) is one of the inputs; choose another file name."
+        problem = output_over_input_problem(path, inputs)
+        if problem:
+            return f"{name}: {problem}"
         extension = os.path.splitext(path)[1].lstrip(".").lower()
         if (definition.type() == "rasterDestination" and extension
                 and extension not in RASTER_OUTPUT_EXTENSIONS):
@@ -297,6 +384,15 @@ def area_geometry_wkt(source, target_crs: QgsCoordinateReferenceSystem, context,
             "The area of interest has no polygon area: the layer (or its selection) is empty or "
             "holds only null geometries. Choose polygon features or leave it empty.")
     return union.asWkt()
+
+
+def area_of_run(algorithm, parameters, context, feedback, crs) -> tuple[str | None,
+                                                                       tuple[float, ...] | None]:
+    """The run's AOI (union, as WKT) and EXTENT (xmin, ymin, xmax, ymax), both in `crs`, the
+    raster's; None for what is not given."""
+    geometry_wkt = area_geometry_wkt(algorithm.parameterAsSource(parameters, algorithm.AOI,
+                                                                 context), crs, context, feedback)
+    return geometry_wkt, extent_in_crs(algorithm, parameters, algorithm.EXTENT, context, crs)
 
 
 def extent_in_crs(algorithm, parameters, name, context, crs) -> tuple[float, ...] | None:

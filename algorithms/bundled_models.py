@@ -79,7 +79,6 @@ models folder is kept unless this is on.</li>
 
     MODEL = "MODEL"
     OVERWRITE = "OVERWRITE"
-    OUTPUT = "OUTPUT"
 
     def flags(self):
         """The Models provider is refreshed at the end, which belongs to the main thread."""

@@ -31,7 +31,6 @@ from .base import (
     RasterClusteringAlgorithm,
     core_errors_as_processing_exceptions,
     feedback_callables,
-    gdal_source,
     is_model_step,
     refuse_output_over_inputs,
 )
@@ -116,13 +115,8 @@ class CalibrateAlgorithm(RasterClusteringAlgorithm):
     HELP = HELP
     ICON = "calibrate.svg"
 
-    INPUT = "INPUT"
-    METADATA = "METADATA"
-    BAND = "BAND"
     CELSIUS = "CELSIUS"
-    CLIP = "CLIP"
     OUTPUT_FOLDER = "OUTPUT_FOLDER"
-    OUTPUT = "OUTPUT"
     OUTPUT_LAYERS = "OUTPUT_LAYERS"
 
     def initAlgorithm(self, config=None):
@@ -195,8 +189,7 @@ class CalibrateAlgorithm(RasterClusteringAlgorithm):
         problem = self._parameter_problem(parameters, context)
         if problem:
             raise QgsProcessingException(problem)
-        layers = self.parameterAsLayerList(parameters, self.INPUT, context)
-        inputs = [gdal_source(layer, self.INPUT) for layer in layers]
+        layers, inputs = self.input_rasters(parameters, context)
         calibrators = self._calibrators(parameters, context, inputs, feedback)
         single_output = self._single_output(parameters, context)
         if single_output:

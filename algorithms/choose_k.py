@@ -8,11 +8,10 @@ from qgis.core import (
     QgsProcessingParameterBoolean,
     QgsProcessingParameterFeatureSink,
     QgsProcessingParameterFileDestination,
-    QgsProcessingParameterMultipleLayers,
-    QgsProcessingParameterNumber,
 )
 from qgis.PyQt.QtCore import QVariant
 
+from ..core import parameters as rules
 from ..core.clustering.choose_k import (
     DEFAULT_K_MAX,
     DEFAULT_K_MIN,
@@ -21,20 +20,23 @@ from ..core.clustering.choose_k import (
     MAX_SAMPLE_SIZE,
     ChooseKSettings,
     choose_k,
+    k_range_problem,
 )
-from ..core.clustering.kmeans import MAX_CLUSTERS, MIN_CLUSTERS
 from ..core.reports.choose_k import write_report
 from .base import (
     RasterClusteringAlgorithm,
-    area_geometry_wkt,
+    area_of_run,
     core_errors_as_processing_exceptions,
-    extent_in_crs,
     feedback_callables,
-        gdal_source,
     layers_title,
     refuse_output_over_inputs,
 )
-from .common_outputs import add_area_parameters, write_table
+from .common_outputs import (
+    add_area_parameters,
+    add_feature_rasters_parameter,
+    add_seed_parameter,
+    write_table,
+)
 from .styling import name_on_load
 
 HELP = f"""<p>Helps choose the <b>number of clusters k</b> for Raster k-means clustering: fits
@@ -52,7 +54,7 @@ scored, in any CRS (their intersection when both are given; the whole raster whe
 Invalid area-of-interest geometries are repaired (makeValid, reported in the log).</li>
 <li><b>Smallest number of clusters</b> (K_MIN, default {DEFAULT_K_MIN}) and <b>Largest number of
 clusters</b> (K_MAX, default {DEFAULT_K_MAX}): the range tried, both included,
-{MIN_CLUSTERS}–{MAX_CLUSTERS}.</li>
+{rules.K_MIN.allowed.low:g}–{rules.K_MAX.allowed.high:g}.</li>
 <li><b>Silhouette sample size</b> (SAMPLE_SIZE, default {DEFAULT_SAMPLE_SIZE:,} pixels, at most
 {MAX_SAMPLE_SIZE:,}): the seeded random sample of valid pixels the silhouette (and
 Calinski–Harabasz score) is computed on. The silhouette costs the square of this size in distances
@@ -95,14 +97,8 @@ class ChooseKAlgorithm(RasterClusteringAlgorithm):
     HELP = HELP
     ICON = "choosek.svg"
 
-    INPUT = "INPUT"
-    AOI = "AOI"
-    EXTENT = "EXTENT"
     K_MIN = "K_MIN"
     K_MAX = "K_MAX"
-    SAMPLE_SIZE = "SAMPLE_SIZE"
-    STANDARDIZE = "STANDARDIZE"
-    SEED = "SEED"
     CALINSKI_HARABASZ = "CALINSKI_HARABASZ"
     TABLE = "TABLE"
     REPORT = "REPORT"
@@ -110,35 +106,25 @@ class ChooseKAlgorithm(RasterClusteringAlgorithm):
 
     def initAlgorithm(self, config=None):
         """Declare the parameters and outputs (their names are the public API of models)."""
-        self.add_with_help(QgsProcessingParameterMultipleLayers(
-            self.INPUT, self.tr("Input rasters"), QgsProcessing.TypeRaster),
-            self.tr("Every band of every layer is a feature; layers are aligned to the first "
-                    "one's grid."))
+        add_feature_rasters_parameter(self, self.tr(
+            "Every band of every layer is a feature; layers are aligned to the first one's grid."))
         add_area_parameters(self, pixels_role="whose pixels are clustered and scored")
-        self.add_with_help(QgsProcessingParameterNumber(
-            self.K_MIN, self.tr("Smallest number of clusters"),
-            QgsProcessingParameterNumber.Integer,
-            defaultValue=DEFAULT_K_MIN, minValue=MIN_CLUSTERS, maxValue=MAX_CLUSTERS),
-            self.tr("First k tried, {}–{}.").format(MIN_CLUSTERS, MAX_CLUSTERS))
-        self.add_with_help(QgsProcessingParameterNumber(
-            self.K_MAX, self.tr("Largest number of clusters"), QgsProcessingParameterNumber.Integer,
-            defaultValue=DEFAULT_K_MAX, minValue=MIN_CLUSTERS, maxValue=MAX_CLUSTERS),
-            self.tr("Last k tried (included); at least the smallest number of clusters."))
-        self.add_with_help(QgsProcessingParameterNumber(
-            self.SAMPLE_SIZE, self.tr("Silhouette sample size (pixels)"),
-            QgsProcessingParameterNumber.Integer, defaultValue=DEFAULT_SAMPLE_SIZE,
-            minValue=100, maxValue=MAX_SAMPLE_SIZE),
-            self.tr("Seeded random pixels the silhouette is computed on (cost grows with its "
-                    "square); several features are fitted on {} times as many.").format(
-                FIT_SAMPLE_FACTOR))
+        allowed = rules.K_MIN.allowed
+        self.add_number(rules.K_MIN, self.tr("Smallest number of clusters"),
+                        self.tr("First k tried, {:g}–{:g}.").format(allowed.low, allowed.high))
+        self.add_number(rules.K_MAX, self.tr("Largest number of clusters"),
+                        self.tr("Last k tried (included); at least the smallest number of "
+                                "clusters."))
+        self.add_number(rules.SILHOUETTE_SAMPLE_SIZE, self.tr("Silhouette sample size (pixels)"),
+                        self.tr("Seeded random pixels the silhouette is computed on (cost grows "
+                                "with its square); several features are fitted on {} times as "
+                                "many.").format(FIT_SAMPLE_FACTOR))
         self.add_with_help(QgsProcessingParameterBoolean(
             self.STANDARDIZE, self.tr("Standardize features (several features)"),
             defaultValue=True),
             self.tr("Scale each feature to unit variance before clustering, as K-means does."),
             advanced=True)
-        self.add_with_help(QgsProcessingParameterNumber(
-            self.SEED, self.tr("Random seed"), QgsProcessingParameterNumber.Integer, defaultValue=0,
-            minValue=0), self.tr("Same inputs and seed give the same scores."))
+        add_seed_parameter(self, self.tr("Same inputs and seed give the same scores."))
         self.add_with_help(QgsProcessingParameterBoolean(
             self.CALINSKI_HARABASZ, self.tr("Also compute the Calinski–Harabasz score"),
             defaultValue=False), self.tr("Adds a third score (higher is better) to the table and "
@@ -156,29 +142,20 @@ class ChooseKAlgorithm(RasterClusteringAlgorithm):
                                                  self.tr("Recommended number of clusters")))
 
     def checkParameterValues(self, parameters, context):
-        """Refuse an empty input or a range that cannot be scored before any work starts."""
-        if not self.parameterAsLayerList(parameters, self.INPUT, context):
-            return False, self.tr("Select at least one raster layer as input.")
-        k_min = self.parameterAsInt(parameters, self.K_MIN, context)
-        k_max = self.parameterAsInt(parameters, self.K_MAX, context)
-        if k_min > k_max:
-            return False, f"K_MIN ({k_min}) must not exceed K_MAX ({k_max})."
-        sample_size = self.parameterAsInt(parameters, self.SAMPLE_SIZE, context)
-        if sample_size <= k_max:
-            return False, (f"SAMPLE_SIZE ({sample_size}) must be larger than K_MAX ({k_max}); "
-                           f"the default is {DEFAULT_SAMPLE_SIZE:,}.")
+        """Refuse a range of k that cannot be scored before any work starts."""
+        problem = k_range_problem(self.parameterAsInt(parameters, self.K_MIN, context),
+                                  self.parameterAsInt(parameters, self.K_MAX, context),
+                                  self.parameterAsInt(parameters, self.SAMPLE_SIZE, context))
+        if problem:
+            return False, problem
         return super().checkParameterValues(parameters, context)
 
     def processAlgorithm(self, parameters, context, feedback):
         """Fit and score every k, then write the table and the report."""
-        layers = self.parameterAsLayerList(parameters, self.INPUT, context)
-        inputs = [gdal_source(layer, self.INPUT) for layer in layers]
-        raster_crs = layers[0].crs()
+        layers, inputs = self.input_rasters(parameters, context)
         report_path = self.parameterAsFileOutput(parameters, self.REPORT, context)
         refuse_output_over_inputs(report_path, inputs)
-        geometry_wkt = area_geometry_wkt(self.parameterAsSource(parameters, self.AOI, context),
-                                         raster_crs, context, feedback)
-        bbox = extent_in_crs(self, parameters, self.EXTENT, context, raster_crs)
+        geometry_wkt, bbox = area_of_run(self, parameters, context, feedback, layers[0].crs())
         settings = ChooseKSettings(
             k_min=self.parameterAsInt(parameters, self.K_MIN, context),
             k_max=self.parameterAsInt(parameters, self.K_MAX, context),

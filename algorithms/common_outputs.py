@@ -15,14 +15,22 @@ from qgis.core import (
     QgsProcessingException,
     QgsProcessingParameterExtent,
     QgsProcessingParameterFeatureSource,
-    QgsProcessingParameterNumber,
+    QgsProcessingParameterMultipleLayers,
     QgsWkbTypes,
 )
 from qgis.PyQt.QtCore import QVariant
 
 from ..core.clustering.class_statistics import ClassStatistics, statistics_table
+from ..core.parameters import CLUSTERS, CONNECTIVITY, MIN_ZONE_AREA, SEED
+from .base import number_parameter
 
 _INTEGER_STATISTICS_COLUMNS = {"class", "pixel_count"}
+
+
+def add_feature_rasters_parameter(algorithm, help_text: str) -> None:
+    """Declare INPUT, the rasters whose bands are the features of each pixel (k-means's)."""
+    algorithm.add_with_help(QgsProcessingParameterMultipleLayers(
+        algorithm.INPUT, algorithm.tr("Input rasters"), QgsProcessing.TypeRaster), help_text)
 
 
 def add_area_parameters(algorithm, *, pixels_role: str) -> None:
@@ -42,15 +50,29 @@ def add_area_parameters(algorithm, *, pixels_role: str) -> None:
                      "interest.").format(pixels_role))
 
 
+def add_clusters_parameter(algorithm, description: str, classes: str) -> None:
+    """Declare CLUSTERS, the number of classes k (`core.parameters.CLUSTERS`).
+
+    Args:
+        description: its label; classes: what the classes are called ("classes", "zones").
+    """
+    allowed = CLUSTERS.allowed
+    algorithm.add_number(CLUSTERS, description, algorithm.tr("Number of {} k, {:g}–{:g}.").format(
+        classes, allowed.low, allowed.high))
+
+
+def add_seed_parameter(algorithm, help_text: str) -> None:
+    """Declare SEED, the random seed (`core.parameters.SEED`)."""
+    algorithm.add_number(SEED, algorithm.tr("Random seed"), help_text)
+
+
 def add_sieve_parameters(algorithm) -> None:
     """Declare the algorithm's MIN_AREA (m², 0 = no sieve) and CONNECTIVITY (4 or 8)."""
-    algorithm.add_with_help(QgsProcessingParameterNumber(
-        algorithm.MIN_AREA, algorithm.tr("Minimum zone area (m²)"),
-        QgsProcessingParameterNumber.Double,
-        defaultValue=0, minValue=0, optional=True),
+    algorithm.add_number(
+        MIN_ZONE_AREA, algorithm.tr("Minimum zone area (m²)"),
         algorithm.tr("Zones smaller than this are merged into their largest neighbour after "
                      "labelling; 0 or empty = no sieve. The reference clustering API accepts "
-                     "1000–999999 m²."))
+                     "1000–999999 m²."), optional=True)
     add_connectivity_parameter(
         algorithm, algorithm.tr("Connectivity of zones"),
         algorithm.tr("4: pixels touch by their sides; 8: also by their corners (for the "
@@ -63,19 +85,11 @@ def add_connectivity_parameter(algorithm, description: str, help_text: str) -> N
     Args:
         description, help_text: the label and help, translated by the caller.
     """
-    parameter = QgsProcessingParameterNumber(
-        algorithm.CONNECTIVITY, description, QgsProcessingParameterNumber.Integer,
-        defaultValue=8, minValue=4, maxValue=8)
+    parameter = number_parameter(CONNECTIVITY, description)
     # A dotted path: the Processing GUI imports the widget only when a dialog shows it.
     parameter.setMetadata({"widget_wrapper": {
         "class": f"{__package__}.widgets.ConnectivityWidgetWrapper"}})
-    algorithm.add_with_help(parameter, help_text)
-
-
-def connectivity_problem(algorithm, parameters, context) -> str | None:
-    """The message refusing a CONNECTIVITY other than 4 or 8, or None when it is fine."""
-    connectivity = algorithm.parameterAsInt(parameters, algorithm.CONNECTIVITY, context)
-    return None if connectivity in (4, 8) else f"CONNECTIVITY must be 4 or 8, not {connectivity}."
+    algorithm.add_with_help(parameter, help_text, rule=CONNECTIVITY)
 
 
 def write_table(algorithm, parameters, name: str, context,

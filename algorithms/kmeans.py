@@ -7,34 +7,28 @@ from qgis.core import (
     QgsProcessingParameterBoolean,
     QgsProcessingParameterFeatureSink,
     QgsProcessingParameterFileDestination,
-    QgsProcessingParameterMultipleLayers,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRange,
     QgsProcessingParameterRasterDestination,
 )
 
-from ..core.clustering.kmeans import (
-    DEFAULT_SAMPLE_SIZE,
-    MAX_CLUSTERS,
-    MIN_CLUSTERS,
-    KMeansSettings,
-    cluster_rasters,
-)
+from ..core import parameters as rules
+from ..core.clustering.kmeans import KMeansSettings, cluster_rasters
 from .base import (
     RasterClusteringAlgorithm,
-    area_geometry_wkt,
+    area_of_run,
     core_errors_as_processing_exceptions,
-    extent_in_crs,
     feedback_callables,
-    gdal_source,
     layers_title,
     optional_range,
     refuse_output_over_inputs,
 )
 from .common_outputs import (
     add_area_parameters,
+    add_clusters_parameter,
+    add_feature_rasters_parameter,
+    add_seed_parameter,
     add_sieve_parameters,
-    connectivity_problem,
     optional_min_area,
     report_classes,
     report_sieve,
@@ -128,46 +122,22 @@ class KMeansAlgorithm(RasterClusteringAlgorithm):
     HELP = HELP
     ICON = "kmeans.svg"
 
-    INPUT = "INPUT"
-    CLUSTERS = "CLUSTERS"
-    AOI = "AOI"
-    EXTENT = "EXTENT"
-    CLIP = "CLIP"
-    SEED = "SEED"
-    SAMPLE_SIZE = "SAMPLE_SIZE"
-    STANDARDIZE = "STANDARDIZE"
     CLIP_QUANTILES = "CLIP_QUANTILES"
-    MIN_AREA = "MIN_AREA"
-    CONNECTIVITY = "CONNECTIVITY"
-    OUTPUT = "OUTPUT"
-    CENTROIDS = "CENTROIDS"
-    STATISTICS = "STATISTICS"
-    ZONES_PER_CLASS = "ZONES_PER_CLASS"
-    ZONES = "ZONES"
 
     def initAlgorithm(self, config=None):
         """Declare the parameters (their names are the public API of models and qgis_process)."""
-        self.add_with_help(QgsProcessingParameterMultipleLayers(
-            self.INPUT, self.tr("Input rasters"), QgsProcessing.TypeRaster),
-            self.tr("Every band of every layer is a feature; layers are aligned to the first "
-                    "one's grid."))
-        self.add_with_help(QgsProcessingParameterNumber(
-            self.CLUSTERS, self.tr("Number of clusters"), QgsProcessingParameterNumber.Integer,
-            defaultValue=5, minValue=MIN_CLUSTERS, maxValue=MAX_CLUSTERS),
-            self.tr("Number of classes k, 2–255."))
+        add_feature_rasters_parameter(self, self.tr(
+            "Every band of every layer is a feature; layers are aligned to the first one's grid."))
+        add_clusters_parameter(self, self.tr("Number of clusters"), self.tr("classes"))
         add_area_parameters(self, pixels_role=self.tr("whose pixels fit the centres"))
         self.add_with_help(QgsProcessingParameterBoolean(
             self.CLIP, self.tr("Clip the output to the area"), defaultValue=True),
             self.tr("Output only the area (nodata outside); otherwise classify the whole raster."))
-        self.add_with_help(QgsProcessingParameterNumber(
-            self.SEED, self.tr("Random seed"), QgsProcessingParameterNumber.Integer,
-            defaultValue=0, minValue=0), self.tr("Same inputs and seed give identical outputs."))
-        self.add_with_help(QgsProcessingParameterNumber(
-            self.SAMPLE_SIZE, self.tr("Sample size for several features (pixels)"),
-            QgsProcessingParameterNumber.Integer, defaultValue=DEFAULT_SAMPLE_SIZE,
-            minValue=MAX_CLUSTERS), self.tr("Pixels drawn at random from the area to fit several "
-                                            "features and estimate quantiles."),
-            advanced=True)
+        add_seed_parameter(self, self.tr("Same inputs and seed give identical outputs."))
+        self.add_number(rules.KMEANS_SAMPLE_SIZE,
+                        self.tr("Sample size for several features (pixels)"),
+                        self.tr("Pixels drawn at random from the area to fit several features "
+                                "and estimate quantiles."), advanced=True)
         self.add_with_help(QgsProcessingParameterBoolean(
             self.STANDARDIZE, self.tr("Standardize features (several features)"),
             defaultValue=True),
@@ -192,17 +162,13 @@ class KMeansAlgorithm(RasterClusteringAlgorithm):
 
     def checkParameterValues(self, parameters, context):
         """Refuse what cannot work before any work starts."""
-        layers = self.parameterAsLayerList(parameters, self.INPUT, context)
-        if not layers:
-            return False, self.tr("Select at least one raster layer as input.")
-        problem = connectivity_problem(self, parameters, context) or zone_output_problem(
-            self, parameters, self.ZONES)
+        quantiles = self._clip_quantiles(parameters, context)
+        problem = None if quantiles is None else rules.CLIP_QUANTILES.problem(quantiles)
+        if problem:
+            return False, problem + self.tr(" Leave both empty for no clipping.")
+        problem = zone_output_problem(self, parameters, self.ZONES)
         if problem:
             return False, problem
-        quantiles = self._clip_quantiles(parameters, context)
-        if quantiles is not None and not 0 <= quantiles[0] < quantiles[1] <= 100:
-            return False, self.tr("Clip quantiles must be two percentiles 0 ≤ low < high ≤ 100, "
-                                  "e.g. 0.5, 99.5; leave both empty for no clipping.")
         return super().checkParameterValues(parameters, context)
 
     def _min_area(self, parameters, context):
@@ -213,16 +179,12 @@ class KMeansAlgorithm(RasterClusteringAlgorithm):
 
     def processAlgorithm(self, parameters, context, feedback):
         """Fit, label, style, and write the centroid JSON and the statistics table."""
-        layers = self.parameterAsLayerList(parameters, self.INPUT, context)
-        inputs = [gdal_source(layer, self.INPUT) for layer in layers]
-        raster_crs = layers[0].crs()
+        layers, inputs = self.input_rasters(parameters, context)
         output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
         centroids_path = self.parameterAsFileOutput(parameters, self.CENTROIDS, context)
         for path in (output, centroids_path):
             refuse_output_over_inputs(path, inputs)
-        geometry_wkt = area_geometry_wkt(self.parameterAsSource(parameters, self.AOI, context),
-                                         raster_crs, context, feedback)
-        bbox = extent_in_crs(self, parameters, self.EXTENT, context, raster_crs)
+        geometry_wkt, bbox = area_of_run(self, parameters, context, feedback, layers[0].crs())
         settings = KMeansSettings(
             n_clusters=self.parameterAsInt(parameters, self.CLUSTERS, context),
             seed=self.parameterAsInt(parameters, self.SEED, context),

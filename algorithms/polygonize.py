@@ -7,15 +7,15 @@ from qgis.core import (
     QgsProcessingException,
     QgsProcessingOutputNumber,
     QgsProcessingParameterMultipleLayers,
-    QgsProcessingParameterNumber,
 )
 
+from ..core import parameters as rules
 from ..core.errors import InvalidInputError
 from ..core.zones.polygons import MAX_SMOOTHING
 from ..core.zones.smoothing import AREA_CHANGE_LIMIT
 from ..core.zones.zone_raster import MAX_CLASSES, count_classes, too_many_classes_message
 from .base import RasterClusteringAlgorithm, gdal_source, refuse_output_over_inputs
-from .common_outputs import add_connectivity_parameter, connectivity_problem
+from .common_outputs import add_connectivity_parameter
 from .sieve import (
     add_classified_raster_parameters,
     classified_raster_problem,
@@ -95,13 +95,8 @@ class PolygonizeAlgorithm(RasterClusteringAlgorithm):
     HELP = HELP
     ICON = "polygonize.svg"
 
-    INPUT = "INPUT"
-    BAND = "BAND"
     FEATURES = "FEATURES"
-    CONNECTIVITY = "CONNECTIVITY"
-    SMOOTHING = "SMOOTHING"
-    ZONES_PER_CLASS = "ZONES_PER_CLASS"
-    OUTPUT = "OUTPUT"
+    SMOOTHING = rules.SMOOTHING.name
     FEATURE_COUNT = "FEATURE_COUNT"
     AREA_CHANGE_MAX = "AREA_CHANGE_MAX"
 
@@ -120,9 +115,8 @@ class PolygonizeAlgorithm(RasterClusteringAlgorithm):
         add_connectivity_parameter(
             self, self.tr("Connectivity of zones"),
             self.tr("4: pixels of a zone share a side; 8: they may also touch by a corner."))
-        self.add_with_help(QgsProcessingParameterNumber(
-            self.SMOOTHING, self.tr("Smoothing"), QgsProcessingParameterNumber.Integer,
-            defaultValue=0, minValue=0, maxValue=MAX_SMOOTHING),
+        self.add_number(
+            rules.SMOOTHING, self.tr("Smoothing"),
             self.tr("0: exact pixel edges; 1: corners cut; 2: rounded; 3: straightest. Shared "
                     "boundaries stay shared, no gap or overlap."), advanced=True)
         add_per_class_parameter(self)
@@ -136,17 +130,15 @@ class PolygonizeAlgorithm(RasterClusteringAlgorithm):
 
     def checkParameterValues(self, parameters, context):
         """Refuse what cannot work before any work starts: nothing is written then."""
+        problem = (self.rule_problem(parameters)
+                   or zone_output_problem(self, parameters, self.OUTPUT)
+                   or classified_raster_problem(self, parameters, context,
+                                                needed_by="zone polygons need"))
+        if problem:
+            return False, problem
         valid, message = super().checkParameterValues(parameters, context)
         if not valid:
             return valid, message
-        problem = connectivity_problem(self, parameters, context) or zone_output_problem(
-            self, parameters, self.OUTPUT)
-        if problem:
-            return False, problem
-        problem = classified_raster_problem(self, parameters, context,
-                                            needed_by="zone polygons need")
-        if problem:
-            return False, problem
         try:
             for feature_layer in self.parameterAsLayerList(parameters, self.FEATURES, context):
                 gdal_source(feature_layer, self.FEATURES)

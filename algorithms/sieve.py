@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import math
-
-from osgeo import gdal
 from qgis.core import (
-    Qgis,
     QgsProcessingException,
     QgsProcessingOutputNumber,
     QgsProcessingParameterBand,
-    QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterRasterLayer,
     QgsRasterLayer,
@@ -18,7 +13,9 @@ from qgis.core import (
 
 from ..core.errors import InvalidInputError
 from ..core.io.pixel_area import describe_pixel_area
-from ..core.sieve.sieve import sieve_raster
+from ..core.io.rasters import open_raster
+from ..core.parameters import MIN_REGION_AREA
+from ..core.sieve.sieve import integer_band_problem, sieve_raster
 from .base import (
     RasterClusteringAlgorithm,
     core_errors_as_processing_exceptions,
@@ -28,9 +25,6 @@ from .base import (
 )
 from .common_outputs import add_connectivity_parameter
 from .styling import copy_paletted_style, name_on_load, style_on_load
-
-CONNECTIVITIES = (4, 8)
-INTEGER_TYPES = (Qgis.Byte, Qgis.UInt16, Qgis.Int16, Qgis.UInt32, Qgis.Int32)
 
 HELP = """<p>Removes the speckle of a <b>classified raster</b> (e.g. the output of K-means
 clustering): every connected region of one class smaller than a <b>minimum area in square
@@ -100,11 +94,6 @@ class SieveAlgorithm(RasterClusteringAlgorithm):
     HELP = HELP
     ICON = "sieve.svg"
 
-    INPUT = "INPUT"
-    BAND = "BAND"
-    MIN_AREA = "MIN_AREA"
-    CONNECTIVITY = "CONNECTIVITY"
-    OUTPUT = "OUTPUT"
     PIXEL_THRESHOLD_MIN = "PIXEL_THRESHOLD_MIN"
     PIXEL_THRESHOLD_MAX = "PIXEL_THRESHOLD_MAX"
     PIXEL_AREA_MIN_M2 = "PIXEL_AREA_MIN_M2"
@@ -119,12 +108,10 @@ class SieveAlgorithm(RasterClusteringAlgorithm):
         """Declare the parameters (their names are the public API of models and qgis_process)."""
         add_classified_raster_parameters(self)
         # minValue is inclusive in QGIS: 0 passes it, and checkParameterValues refuses it.
-        self.add_with_help(QgsProcessingParameterNumber(
-            self.MIN_AREA, self.tr("Minimum region area (m²)"), QgsProcessingParameterNumber.Double,
-            defaultValue=1000, minValue=0),
-            self.tr("Regions smaller than this many square metres on the ground (> 0) are merged "
-                    "into their largest neighbour. The reference clustering API accepts "
-                    "1000–999999 m²."))
+        self.add_number(MIN_REGION_AREA, self.tr("Minimum region area (m²)"),
+                        self.tr("Regions smaller than this many square metres on the ground (> 0) "
+                                "are merged into their largest neighbour. The reference "
+                                "clustering API accepts 1000–999999 m²."))
         add_connectivity_parameter(
             self, self.tr("Connectivity"),
             self.tr("4: pixels of a region share a side; 8: they may also touch by a corner."))
@@ -143,17 +130,8 @@ class SieveAlgorithm(RasterClusteringAlgorithm):
 
     def checkParameterValues(self, parameters, context):
         """Refuse what cannot work before any work starts (QGIS's own checks come after)."""
-        min_area_m2 = self.parameterAsDouble(parameters, self.MIN_AREA, context)
-        text = parameters.get(self.MIN_AREA)
-        if _is_text_but_no_number(text) or not (math.isfinite(min_area_m2) and min_area_m2 > 0):
-            given = repr(text) if _is_text_but_no_number(text) else f"{min_area_m2:g}"
-            return False, (f"MIN_AREA must be an area in m² greater than 0, not {given}; e.g. "
-                           "2000 keeps regions of at least 2000 m² (20 pixels of 10 m).")
-        connectivity = self.parameterAsInt(parameters, self.CONNECTIVITY, context)
-        if connectivity not in CONNECTIVITIES:
-            return False, (f"CONNECTIVITY must be 4 or 8, not {connectivity}: 4 joins pixels "
-                           "sharing a side, 8 also pixels touching by a corner.")
-        problem = classified_raster_problem(self, parameters, context, needed_by="a sieve needs")
+        problem = self.rule_problem(parameters) or classified_raster_problem(
+            self, parameters, context, needed_by="a sieve needs")
         if problem:
             return False, problem
         return super().checkParameterValues(parameters, context)
@@ -216,36 +194,20 @@ def add_classified_raster_parameters(algorithm) -> None:
 
 def classified_raster_problem(algorithm, parameters, context, *, needed_by: str) -> str | None:
     """What is wrong with INPUT and BAND (a layer GDAL cannot read, a missing band, no integer
-    classes), or None.
+    classes: `integer_band_problem`), or None.
 
     Args:
         needed_by: what needs the classes, as the message's subject ("a sieve needs").
     """
     layer = algorithm.parameterAsRasterLayer(parameters, algorithm.INPUT, context)
     try:
-        gdal_source(layer, algorithm.INPUT)
-    except QgsProcessingException as error:
+        source = gdal_source(layer, algorithm.INPUT)
+        dataset = open_raster(source.source, what="classified raster")
+    except (QgsProcessingException, InvalidInputError) as error:
         return str(error)
-    band = algorithm.parameterAsInt(parameters, algorithm.BAND, context)
-    if not 1 <= band <= layer.bandCount():
-        return f"BAND {band} does not exist: '{layer.name()}' has {layer.bandCount()} band(s)."
-    if layer.dataProvider().dataType(band) not in INTEGER_TYPES:
-        return (f"Band {band} of '{layer.name()}' does not hold integer classes: {needed_by} a "
-                "classified raster (Byte, UInt16, Int16, UInt32 or Int32). Classify it first "
-                "(e.g. Raster k-means clustering), or convert it with Raster ▸ Conversion ▸ "
-                "Translate to an integer type.")
-    return None
-
-
-def _is_text_but_no_number(value) -> bool:
-    """True for text such as "lots", which QGIS would silently replace by the default."""
-    if not isinstance(value, str):
-        return False
-    try:
-        float(value)
-    except ValueError:
-        return True
-    return False
+    return integer_band_problem(dataset, algorithm.parameterAsInt(parameters, algorithm.BAND,
+                                                                  context),
+                                layer.name(), needed_by=needed_by)
 
 
 def layer_as_shown(layer: QgsRasterLayer, context) -> QgsRasterLayer:
@@ -269,12 +231,6 @@ def _describe_pixel_area(path: str) -> str:
         InvalidInputError: the file cannot be opened, or its CRS gives no area (no CRS, no
             linear unit).
     """
-    try:
-        dataset = gdal.Open(path)
-    except RuntimeError:  # when another plugin turned GDAL exceptions on
-        dataset = None
-    if dataset is None:
-        raise InvalidInputError(f"cannot open {path} with GDAL; check that the file exists and "
-                                "is a raster GDAL reads")
+    dataset = open_raster(path, what="classified raster")
     return describe_pixel_area(dataset.GetGeoTransform(), dataset.GetProjection(),
                                n_rows=dataset.RasterYSize)

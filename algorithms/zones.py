@@ -14,25 +14,23 @@ from qgis.core import (
     QgsProcessingParameterExtent,
     QgsProcessingParameterFeatureSink,
     QgsProcessingParameterFeatureSource,
-    QgsProcessingParameterFile,
     QgsProcessingParameterFileDestination,
     QgsProcessingParameterMultipleLayers,
-    QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterString,
     QgsProcessingUtils,
 )
 
-from ..core.clustering.kmeans import MAX_CLUSTERS, MIN_CLUSTERS
+from ..core import parameters as rules
 from ..core.io.rasters import remove_raster_files
-from .band_math import add_sensor_parameter
+from .band_math import add_metadata_parameter, add_sensor_parameter
 from .base import (
     RasterClusteringAlgorithm,
-    gdal_source,
+    layer_file,
     layers_title,
     refuse_output_over_inputs,
 )
-from .common_outputs import add_sieve_parameters
+from .common_outputs import add_clusters_parameter, add_seed_parameter, add_sieve_parameters
 from .styling import name_on_load, style_on_load, style_path
 from .zone_polygons import (
     add_zone_outputs,
@@ -110,23 +108,7 @@ class ZonesAlgorithm(RasterClusteringAlgorithm):
     HELP = HELP
     ICON = "zones.svg"
 
-    INPUT = "INPUT"
-    CALIBRATE = "CALIBRATE"
-    METADATA = "METADATA"
-    EXPRESSION = "EXPRESSION"
-    SENSOR = "SENSOR"
-    CLUSTERS = "CLUSTERS"
-    AOI = "AOI"
-    EXTENT = "EXTENT"
-    MIN_AREA = "MIN_AREA"
-    CONNECTIVITY = "CONNECTIVITY"
-    SEED = "SEED"
-    OUTPUT = "OUTPUT"
-    CENTROIDS = "CENTROIDS"
-    STATISTICS = "STATISTICS"
     INDEX = "INDEX"
-    ZONES_PER_CLASS = "ZONES_PER_CLASS"
-    ZONES = "ZONES"
 
     def initAlgorithm(self, config=None):
         """Declare the parameters (their names are the public API of models and qgis_process)."""
@@ -139,23 +121,14 @@ class ZonesAlgorithm(RasterClusteringAlgorithm):
             defaultValue=False),
             self.tr("Landsat/Sentinel-2 single-band files: DN → reflectance from the scene "
                     "metadata."))
-        self.add_with_help(QgsProcessingParameterFile(
-            self.METADATA, self.tr("Metadata file for calibration (MTL / MTD)"),
-            behavior=QgsProcessingParameterFile.File, optional=True,
-            fileFilter=self.tr("Scene metadata (*_MTL.txt *_MTL.json *_MTL.xml MTD_*.xml);;All "
-                               "files (*)")),
-            self.tr("Landsat _MTL.txt/.json/.xml or Sentinel-2 MTD_MSIL1C/2A.xml; found beside "
-                    "the bands when empty."))
+        add_metadata_parameter(self)
         self.add_with_help(QgsProcessingParameterString(self.EXPRESSION, self.tr("Index or "
                                                                                  "expression"),
                                                         defaultValue="NDVI"),
             self.tr("An index name (NDVI, NDWI, …) or an expression, e.g. (B4 - B3) / (B4 + B3); "
                     "it names the centroids."))
         add_sensor_parameter(self)
-        self.add_with_help(QgsProcessingParameterNumber(
-            self.CLUSTERS, self.tr("Number of zones"), QgsProcessingParameterNumber.Integer,
-            defaultValue=5, minValue=MIN_CLUSTERS, maxValue=MAX_CLUSTERS),
-            self.tr("Number of zones k, 2–255."))
+        add_clusters_parameter(self, self.tr("Number of zones"), self.tr("zones"))
         self.add_with_help(QgsProcessingParameterFeatureSource(
             self.AOI, self.tr("Area of interest (field)"), [QgsProcessing.TypeVectorPolygon],
             optional=True),
@@ -166,9 +139,7 @@ class ZonesAlgorithm(RasterClusteringAlgorithm):
             self.tr("Bounding box (any CRS) whose pixels fit the zones; intersected with the "
                     "area of interest."))
         add_sieve_parameters(self)
-        self.add_with_help(QgsProcessingParameterNumber(
-            self.SEED, self.tr("Random seed"), QgsProcessingParameterNumber.Integer, defaultValue=0,
-            minValue=0), self.tr("Same inputs and seed give identical outputs."))
+        add_seed_parameter(self, self.tr("Same inputs and seed give identical outputs."))
         self.add_with_help(QgsProcessingParameterRasterDestination(self.OUTPUT, self.tr("Zones")),
             self.tr("Classified GeoTIFF: UInt8, nodata 0, zones 1..k, styled."))
         self.add_with_help(QgsProcessingParameterFileDestination(
@@ -223,12 +194,12 @@ class ZonesAlgorithm(RasterClusteringAlgorithm):
 
     def _kmeans_parameters(self, parameters, index, *, output, centroids, zones=None) -> dict:
         return {"INPUT": index if isinstance(index, list) else [index],
-                "CLUSTERS": parameters.get(self.CLUSTERS, 5),
+                "CLUSTERS": parameters.get(self.CLUSTERS, rules.CLUSTERS.default),
                 "AOI": parameters.get(self.AOI),
                 "EXTENT": parameters.get(self.EXTENT),
-                "MIN_AREA": parameters.get(self.MIN_AREA, 0),
-                "CONNECTIVITY": parameters.get(self.CONNECTIVITY, 8),
-                "SEED": parameters.get(self.SEED, 0),
+                "MIN_AREA": parameters.get(self.MIN_AREA, rules.MIN_ZONE_AREA.default),
+                "CONNECTIVITY": parameters.get(self.CONNECTIVITY, rules.CONNECTIVITY.default),
+                "SEED": parameters.get(self.SEED, rules.SEED.default),
                 "OUTPUT": output, "CENTROIDS": centroids,
                                 "STATISTICS": parameters.get(self.STATISTICS),
                 "ZONES": zones, "ZONES_PER_CLASS": parameters.get(self.ZONES_PER_CLASS, False)}
@@ -237,8 +208,7 @@ class ZonesAlgorithm(RasterClusteringAlgorithm):
         """Band math into the index, then k-means on it; no file of the run is left on failure."""
         import processing  # QGIS's Processing plugin: loaded by QGIS and qgis_process
 
-        layers = self.parameterAsLayerList(parameters, self.INPUT, context)
-        inputs = [gdal_source(layer, self.INPUT) for layer in layers]
+        layers, inputs = self.input_rasters(parameters, context)
         output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
         centroids = self.parameterAsFileOutput(parameters, self.CENTROIDS, context)
         zones = zone_polygons_requested(self, parameters, context, self.ZONES)
@@ -343,6 +313,6 @@ def _release_layer(context, path: str) -> None:
     store = context.temporaryLayerStore()
     target = os.path.abspath(path)
     layers = [layer for layer in store.mapLayers().values()
-              if os.path.abspath(layer.source().split("|")[0]) == target]
+              if os.path.abspath(layer_file(layer)) == target]
     if layers:
         store.removeMapLayers(layers)

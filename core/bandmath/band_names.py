@@ -102,9 +102,8 @@ def _normalized(match: re.Match) -> str | None:
 
 
 def _base_name(file_name: str) -> str:
-    # QGIS sources may carry `|layername=…` options; Windows paths use backslashes.
-    path = file_name.split("|", 1)[0]
-    return re.split(r"[\\/]", path)[-1]
+    # Windows paths use backslashes.
+    return re.split(r"[\\/]", file_name)[-1]
 
 
 def parse_band_code(file_name: str) -> str | None:

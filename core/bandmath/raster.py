@@ -14,6 +14,7 @@ import numpy as np
 from osgeo import gdal
 
 from ..calibration.calibrators import BandCalibrator, calibrator_for
+from ..engine import current_executor, opened, run_scope
 from ..errors import ExpressionError, InvalidInputError
 from ..io.feature_stack import RasterInput
 from ..io.rasters import (
@@ -27,6 +28,7 @@ from ..io.rasters import (
     iter_windows,
     needs_float64,
     open_raster,
+    refuse_output_over_inputs,
     rows_per_block,
     same_crs,
     warp_onto_grid,
@@ -168,7 +170,7 @@ def layer_bands(inputs: Sequence[RasterInput]) -> list[LayerBands]:
 
 
 def _layer_name(raster: RasterInput) -> str:
-    return raster.name or Path(raster.source.split("|")[0]).stem
+    return raster.name or Path(raster.source).stem
 
 
 def compile_band_math(layers: Sequence[LayerBands], expression: str, *,
@@ -467,12 +469,46 @@ class _Inputs:
             dataset.FlushCache()
 
 
-def _open_inputs(inputs: Sequence[RasterInput], plan: BandMathPlan, *, resolution: str,
-                 resampling: str, calibrators: Mapping[int, BandCalibrator]) -> _Inputs:
+@dataclass(frozen=True)
+class BandMathInputs:
+    """The inputs of a band-math run as block jobs open them: aligned onto the output grid,
+    calibrated when asked (see `_open_inputs`).
+
+    Attributes:
+        inputs: every input raster, in order (the first sets the CRS).
+        bands: the (layer index, band) pairs the expression reads.
+        resolution, resampling: as `band_math_to_raster`.
+        calibrators: (layer index, calibrator) of each calibrated layer.
+        scope: the run's scope (`engine.new_scope`).
+    """
+
+    inputs: tuple[RasterInput, ...]
+    bands: tuple[tuple[int, int], ...]
+    resolution: str
+    resampling: str
+    calibrators: tuple[tuple[int, BandCalibrator], ...]
+    scope: str
+
+    @classmethod
+    def of(cls, inputs: Sequence[RasterInput], plan: BandMathPlan, *, resolution: str,
+           resampling: str, calibrators: Mapping[int, BandCalibrator],
+           scope: str) -> BandMathInputs:
+        return cls(tuple(inputs), tuple(sorted(set(plan.sources.values()))), resolution,
+                   resampling, tuple(sorted(calibrators.items(), key=lambda item: item[0])),
+                   scope)
+
+    def open(self) -> _Inputs:
+        return _open_inputs(self.inputs, self.bands, resolution=self.resolution,
+                            resampling=self.resampling, calibrators=dict(self.calibrators))
+
+
+def _open_inputs(inputs: Sequence[RasterInput], bands: Sequence[tuple[int, int]], *,
+                 resolution: str, resampling: str,
+                 calibrators: Mapping[int, BandCalibrator]) -> _Inputs:
     if resampling not in RESAMPLINGS:
         raise InvalidInputError(f"Unknown resampling '{resampling}': use one of "
                                 f"{', '.join(RESAMPLINGS)}.")
-    used = plan.layers_used
+    used = tuple(sorted({layer for layer, _ in bands}))
     datasets = {index: open_raster(inputs[index].source, what="input raster") for index in used}
     native = {index: RasterGrid.of(dataset) for index, dataset in datasets.items()}
     for index, grid in native.items():
@@ -481,8 +517,7 @@ def _open_inputs(inputs: Sequence[RasterInput], plan: BandMathPlan, *, resolutio
     in_target_crs = [_grid_in_crs(datasets[index], native[index], target_crs,
                                   inputs[index].source) for index in used]
     grid = choose_output_grid(in_target_crs, resolution=resolution)
-    float64 = any(needs_float64(datasets[layer].GetRasterBand(band))
-                  for layer, band in plan.sources.values())
+    float64 = any(needs_float64(datasets[layer].GetRasterBand(band)) for layer, band in bands)
     dtype = np.dtype(np.float64 if float64 else np.float32)
     messages = [f"Output grid: {grid.width} × {grid.height} pixels of "
                 f"{abs(grid.geotransform[1]):g} × {abs(grid.geotransform[5]):g} (CRS units; "
@@ -504,7 +539,7 @@ def _open_inputs(inputs: Sequence[RasterInput], plan: BandMathPlan, *, resolutio
         messages.append(f"'{name}' is {how} onto the output grid ({resampling}).")
     readers = {(layer, band): _BandReader(aligned[layer][0], band, aligned[layer][1], dtype,
                                           calibrators.get(layer))
-               for layer, band in set(plan.sources.values())}
+               for layer, band in bands}
     return _Inputs(grid, dtype, readers, messages, [dataset for dataset, _ in aligned.values()])
 
 
@@ -540,7 +575,7 @@ def _calibrators(inputs: Sequence[RasterInput], layers: Sequence[LayerBands], pl
                 f"needs one single-band file per band, but '{layer.name}' has {layer.band_count} "
                 "bands. Use the product's single-band files, or turn calibration off (and scale "
                 "the bands in the expression if needed).")
-        calibrators[index] = calibrator_for(inputs[index].source.split("|")[0],
+        calibrators[index] = calibrator_for(inputs[index].source,
                                             metadata_path=metadata_path or None)
     return calibrators
 
@@ -592,38 +627,38 @@ def band_math_to_raster(inputs: Sequence[RasterInput], expression: str,
         CancelledError: cancelled; nothing is left behind.
     """
     steps = Progress(progress, is_cancelled)
-    _refuse_output_over_inputs(output_path, inputs)
+    refuse_output_over_inputs(output_path, [raster.source for raster in inputs])
     layers = layer_bands(inputs)
     plan = compile_band_math(layers, expression, sensor=sensor)
     calibrators = _calibrators(inputs, layers, plan, metadata_path) if calibrate else {}
-    opened = _open_inputs(inputs, plan, resolution=resolution, resampling=resampling,
-                          calibrators=calibrators)
-    result = BandMathResult(opened.grid, plan, messages=[*plan.messages, *opened.messages])
-    result.messages += [calibrator.log_message for calibrator in calibrators.values()]
-    result.warnings += _scale_warnings(plan, calibrate)
-    statistics = _Statistics()
-    with atomic_raster_output(output_path) as temporary:
-        dataset = create_geotiff(temporary, opened.grid, data_type=gdal.GDT_Float32,
-                                 nodata=OUTPUT_NODATA)
-        band = dataset.GetRasterBand(1)
-        rows = rows_per_block(width=opened.grid.width,
-                              n_bands=_ARRAYS_PER_BLOCK * (len(opened.readers) + 1),
+    with run_scope() as scope:
+        source = BandMathInputs.of(inputs, plan, resolution=resolution, resampling=resampling,
+                                   calibrators=calibrators, scope=scope)
+        grid = opened(source).grid
+        result = BandMathResult(grid, plan, messages=[*plan.messages, *opened(source).messages])
+        result.messages += [calibrator.log_message for calibrator in calibrators.values()]
+        result.warnings += _scale_warnings(plan, calibrate)
+        statistics = _Statistics()
+        rows = rows_per_block(width=grid.width,
+                              n_bands=_ARRAYS_PER_BLOCK * (len(source.bands) + 1),
                               block_height=_OUTPUT_TILE_ROWS)
-        whole = opened.grid.full_window
+        whole = grid.full_window
         blocks = list(iter_windows(whole, rows))
-        for index, block in enumerate(blocks):
-            steps(index / len(blocks))
-            values, valid = _evaluate_block(plan, opened, block)
-            statistics.add(values[valid])
-            write_block(band, values, block, whole)
-            # Written tiles and read ones leave GDAL's block cache: memory stays bounded.
+        job = _Evaluation(source, plan.expression, tuple(plan.sources.items()))
+        with atomic_raster_output(output_path) as temporary:
+            dataset = create_geotiff(temporary, grid, data_type=gdal.GDT_Float32,
+                                     nodata=OUTPUT_NODATA)
+            band = dataset.GetRasterBand(1)
+            evaluated = current_executor().map_blocks(evaluate_block, job, blocks, steps=steps)
+            for block, (values, summary) in zip(blocks, evaluated, strict=True):
+                statistics.merge(summary)
+                write_block(band, values, block, whole)
+                # Written tiles leave GDAL's block cache: memory stays bounded.
+                dataset.FlushCache()
+            steps.check()
+            _describe(band, plan, statistics)
             dataset.FlushCache()
-            opened.flush()
-        steps.check()
-        _describe(band, plan, statistics)
-        dataset.FlushCache()
-        dataset = band = None
-    steps(1.0)
+            dataset = band = None
     statistics.fill(result)
     if result.valid_pixels == 0:
         result.warnings.append(
@@ -632,13 +667,25 @@ def band_math_to_raster(inputs: Sequence[RasterInput], expression: str,
     return result
 
 
-def _evaluate_block(plan: BandMathPlan, opened: _Inputs,
-                    block: Window) -> tuple[np.ndarray, np.ndarray]:
-    """The Float32 result of one block, NaN where any band read is invalid or the result is,
-    and the boolean mask of its valid pixels."""
-    bands = {source: reader.read(block) for source, reader in opened.readers.items()}
-    values = plan.expression.evaluate({name: bands[source] for name, source in
-                                       plan.sources.items()}, dtype=opened.dtype)
+@dataclass(frozen=True, eq=False)
+class _Evaluation:
+    """What an evaluation job needs: the inputs, the expression and the band each of its
+    variables reads."""
+
+    inputs: BandMathInputs
+    expression: CompiledExpression
+    sources: tuple[tuple[str, tuple[int, int]], ...]
+
+
+def evaluate_block(job: _Evaluation, block: Window) -> tuple[np.ndarray, tuple | None]:
+    """Block job: the Float32 result of `block` (NaN where any band read is invalid or the
+    result is) and the summary of its valid values (`_Statistics.summary`)."""
+    opened_inputs = opened(job.inputs)
+    bands = {source: reader.read(block) for source, reader in opened_inputs.readers.items()}
+    # The blocks read leave GDAL's block cache (they are not read again): memory stays bounded.
+    opened_inputs.flush()
+    values = job.expression.evaluate({name: bands[source] for name, source in job.sources},
+                                     dtype=opened_inputs.dtype)
     with np.errstate(over="ignore"):  # beyond Float32 becomes inf, then nodata below
         result = values.astype(np.float32, copy=False)
     # where() and comparisons may pick a valid branch beside a nodata band: nodata wins.
@@ -646,7 +693,7 @@ def _evaluate_block(plan: BandMathPlan, opened: _Inputs,
     for array in bands.values():
         invalid |= np.isnan(array)
     result[invalid] = np.nan
-    return result, ~invalid
+    return result, _Statistics.summary(result[~invalid])
 
 
 def _describe(band: gdal.Band, plan: BandMathPlan, statistics: _Statistics) -> None:
@@ -670,23 +717,32 @@ class _Statistics:
         self.mean = 0.0
         self._m2 = 0.0
 
-    def add(self, valid: np.ndarray) -> None:
-        """Add the valid (finite) values of one block, a 1-D array."""
+    @staticmethod
+    def summary(valid: np.ndarray) -> tuple[int, float, float, float, float] | None:
+        """A block's (count, sum, sum of squared deviations, min, max) of its valid (finite)
+        values, a 1-D array; None when there are none."""
         if valid.size == 0:
-            return
+            return None
         count = valid.size
         # einsum accumulates float32 data in float64 without a float64 copy of the block.
         total_value = float(np.einsum("i->", valid, dtype=np.float64))
         squares = float(np.einsum("i,i->", valid, valid, dtype=np.float64))
         mean = total_value / count
         m2 = max(squares - total_value * mean, 0.0)
+        return count, mean, m2, float(valid.min()), float(valid.max())
+
+    def merge(self, summary: tuple[int, float, float, float, float] | None) -> None:
+        """Add a block's summary."""
+        if summary is None:
+            return
+        count, mean, m2, minimum, maximum = summary
         total = self.count + count
         delta = mean - self.mean
         self._m2 += m2 + delta * delta * self.count * count / total
         self.mean += delta * count / total
         self.count = total
-        self.minimum = min(self.minimum, float(valid.min()))
-        self.maximum = max(self.maximum, float(valid.max()))
+        self.minimum = min(self.minimum, minimum)
+        self.maximum = max(self.maximum, maximum)
 
     @property
     def std(self) -> float:
@@ -704,16 +760,6 @@ def _scale_warnings(plan: BandMathPlan, calibrate: bool) -> list[str]:
         return []
     return [f"{name}: {ALIASES[name].note} Or turn calibration on."
             for name in _mentions_alias(plan.expression.text) if ALIASES[name].note]
-
-
-def _refuse_output_over_inputs(output_path: str | os.PathLike,
-                               inputs: Sequence[RasterInput]) -> None:
-    target = os.path.realpath(output_path)
-    for raster in inputs:
-        source = raster.source.split("|")[0]
-        if os.path.exists(source) and os.path.realpath(source) == target:
-            raise InvalidInputError(f"The output '{output_path}' is one of the inputs; choose "
-                                    "another file name.")
 
 
 def display_style(result: BandMathResult) -> DisplayStyle:

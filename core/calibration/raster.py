@@ -14,13 +14,16 @@ import numpy as np
 from osgeo import gdal
 
 from ..bandmath.band_names import parse_band_code
+from ..engine import current_executor, opened, run_scope
 from ..errors import InvalidInputError
 from ..io.rasters import (
     RasterGrid,
+    Window,
     atomic_raster_output,
     create_geotiff,
     iter_windows,
     open_raster,
+    refuse_output_over_inputs,
     remove_raster_files,
     rows_per_block,
     write_block,
@@ -97,7 +100,7 @@ def output_file_name(band_path: str | os.PathLike, calibrator: BandCalibrator) -
     Returns:
         The file name (no folder).
     """
-    stem = Path(str(band_path).split("|", 1)[0]).stem
+    stem = Path(band_path).stem
     band_code = parse_band_code(f"{calibrator.band}.tif")
     if band_code is not None and parse_band_code(stem) != band_code:
         stem = f"{stem}_{band_code}"
@@ -117,15 +120,25 @@ class _RunningStatistics:
         self.minimum = math.inf
         self.maximum = -math.inf
 
-    def add(self, values: np.ndarray) -> None:
+    @staticmethod
+    def of_block(values: np.ndarray) -> tuple[int, float, float, float, float] | None:
+        """A block's (count, sum, sum of squares, min, max) of its finite values, or None."""
         finite = values[np.isfinite(values)].astype(np.float64)
         if finite.size == 0:
+            return None
+        return (finite.size, float(finite.sum()), float(np.square(finite).sum()),
+                float(finite.min()), float(finite.max()))
+
+    def merge(self, block: tuple[int, float, float, float, float] | None) -> None:
+        """Add a block's `of_block`."""
+        if block is None:
             return
-        self.count += finite.size
-        self.total += float(finite.sum())
-        self.total_of_squares += float(np.square(finite).sum())
-        self.minimum = min(self.minimum, float(finite.min()))
-        self.maximum = max(self.maximum, float(finite.max()))
+        count, total, total_of_squares, minimum, maximum = block
+        self.count += count
+        self.total += total
+        self.total_of_squares += total_of_squares
+        self.minimum = min(self.minimum, minimum)
+        self.maximum = max(self.maximum, maximum)
 
     def summary(self) -> tuple[float, float, float, float] | None:
         """(min, max, mean, std), or None without values."""
@@ -134,6 +147,21 @@ class _RunningStatistics:
         mean = self.total / self.count
         variance = max(0.0, self.total_of_squares / self.count - mean * mean)
         return self.minimum, self.maximum, mean, math.sqrt(variance)
+
+
+@dataclass(frozen=True)
+class BandFile:
+    """A band file as calibration jobs open it (validated: `_OpenedBand`).
+
+    Attributes:
+        source: its GDAL source; scope: the run's scope (`engine.new_scope`).
+    """
+
+    source: str
+    scope: str
+
+    def open(self) -> _OpenedBand:
+        return _OpenedBand(self.source)
 
 
 class _OpenedBand:
@@ -188,12 +216,9 @@ class _OpenedBand:
 def _check_outputs(jobs: Sequence[CalibrationJob]) -> None:
     """Refuse two jobs writing one file, and an output that is an input."""
     outputs: dict[str, CalibrationJob] = {}
-    inputs = {os.path.realpath(job.band_path) for job in jobs if os.path.exists(job.band_path)}
     for job in jobs:
+        refuse_output_over_inputs(job.output_path, [other.band_path for other in jobs])
         target = os.path.realpath(job.output_path)
-        if target in inputs:
-            raise InvalidInputError(
-                f"The output {job.output_path} is one of the inputs; choose another output.")
         if target in outputs:
             raise InvalidInputError(
                 f"{outputs[target].band_path} and {job.band_path} would both be written to "
@@ -201,11 +226,23 @@ def _check_outputs(jobs: Sequence[CalibrationJob]) -> None:
         outputs[target] = job
 
 
-def _write_calibrated(opened: _OpenedBand, job: CalibrationJob, temporary: Path,
+def calibrate_block(job: tuple[BandFile, BandCalibrator],
+                    window: Window) -> tuple[np.ndarray, tuple | None]:
+    """Block job: the calibrated values of `window` (Float32, NaN where invalid) and their
+    statistics (`_RunningStatistics.of_block`)."""
+    band, calibrator = job
+    dn, invalid = opened(band).read(window)
+    values = calibrator.apply(dn)
+    values[invalid] = OUTPUT_NODATA
+    return values, _RunningStatistics.of_block(values)
+
+
+def _write_calibrated(band_file: BandFile, job: CalibrationJob, temporary: Path,
                       progress: Progress) -> CalibratedBand:
     """Stream one band through its calibrator into `temporary`."""
+    opened_band = opened(band_file)
     calibrator = job.calibrator
-    output = create_geotiff(temporary, opened.grid, data_type=gdal.GDT_Float32,
+    output = create_geotiff(temporary, opened_band.grid, data_type=gdal.GDT_Float32,
                             nodata=OUTPUT_NODATA)
     band = output.GetRasterBand(1)
     band.SetDescription(calibrator.description)
@@ -215,17 +252,15 @@ def _write_calibrated(opened: _OpenedBand, job: CalibrationJob, temporary: Path,
                       "CALIBRATION": calibrator.log_message,
                       "METADATA_FILE": calibrator.metadata_path.name})
     statistics = _RunningStatistics()
-    full = opened.grid.full_window
-    rows = rows_per_block(width=opened.grid.width, n_bands=1,
-                          block_height=max(1, opened.band.GetBlockSize()[1]))
-    for window in iter_windows(full, rows):
-        progress.check()
-        dn, invalid = opened.read(window)
-        values = calibrator.apply(dn)
-        values[invalid] = OUTPUT_NODATA
-        statistics.add(values)
+    full = opened_band.grid.full_window
+    rows = rows_per_block(width=opened_band.grid.width, n_bands=1,
+                          block_height=max(1, opened_band.band.GetBlockSize()[1]))
+    windows = list(iter_windows(full, rows))
+    calibrated = current_executor().map_blocks(calibrate_block, (band_file, calibrator),
+                                               windows, steps=progress)
+    for window, (values, block_statistics) in zip(windows, calibrated, strict=True):
+        statistics.merge(block_statistics)
         write_block(band, values, window, full)
-        progress((window.row_off + window.height) / max(1, full.height))
     summary = statistics.summary()
     if summary is not None:
         band.SetStatistics(*summary)
@@ -270,26 +305,28 @@ def calibrate_band_files(jobs: Sequence[CalibrationJob], *,
     if not jobs:
         raise InvalidInputError("No band file given: select at least one band to calibrate.")
     _check_outputs(jobs)
-    opened = [_OpenedBand(job.band_path) for job in jobs]
-    total_pixels = sum(item.n_pixels for item in opened) or 1
     run_progress = Progress(progress, is_cancelled)
     results = []
     committing = False
-    try:
-        with ExitStack() as outputs:
-            start = 0.0
-            for job, band in zip(jobs, opened):
-                temporary = outputs.enter_context(atomic_raster_output(job.output_path))
-                end = start + band.n_pixels / total_pixels
-                results.append(_write_calibrated(band, job, temporary,
-                                                 run_progress.span(start, end)))
-                start = end
-            # A cancel during the last block must still leave nothing behind.
-            run_progress.check()
-            committing = True
-    except BaseException:
-        if committing:  # a rename failed after others succeeded: take the run back entirely
-            for job in jobs:
-                remove_raster_files(job.output_path)
-        raise
+    with run_scope() as scope:
+        band_files = [BandFile(job.band_path, scope) for job in jobs]
+        # Every input is opened and checked here before anything is written.
+        total_pixels = sum(opened(band_file).n_pixels for band_file in band_files) or 1
+        try:
+            with ExitStack() as outputs:
+                start = 0.0
+                for job, band_file in zip(jobs, band_files):
+                    temporary = outputs.enter_context(atomic_raster_output(job.output_path))
+                    end = start + opened(band_file).n_pixels / total_pixels
+                    results.append(_write_calibrated(band_file, job, temporary,
+                                                     run_progress.span(start, end)))
+                    start = end
+                # A cancel during the last block must still leave nothing behind.
+                run_progress.check()
+                committing = True
+        except BaseException:
+            if committing:  # a rename failed after others succeeded: take the run back entirely
+                for job in jobs:
+                    remove_raster_files(job.output_path)
+            raise
     return results

@@ -12,16 +12,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..engine import run_scope
 from ..errors import InvalidInputError
-from ..io.area_of_interest import AreaOfInterest, BoundingBox
-from ..io.feature_stack import FeatureStack, RasterInput
+from ..io.area_of_interest import BoundingBox
+from ..io.feature_stack import AreaBlocks, RasterInput, open_area_blocks
 from ..io.rasters import RasterGrid
+from ..parameters import MAX_CLASSES
 from ..progress import Progress
 from ..sieve.sieve import SieveReport
 from .centroid_model import CentroidModel, load_centroid_model, names_match
 from .class_statistics import ClassStatistics
 from .classify import check_sieve_options, write_classified_raster
-from .kmeans import MAX_CLUSTERS
 
 
 @dataclass
@@ -82,22 +83,18 @@ def apply_centroids(inputs: Sequence[RasterInput], centroids: CentroidModel | st
     model = usable_model(model)
     check_sieve_options(min_area_m2, connectivity)
     steps = Progress(progress, is_cancelled)
-    stack = FeatureStack(inputs)
-    try:
+    with run_scope() as scope:
+        # The area is opened even when not clipped to: one that does not overlap is refused.
+        blocks, stack, area = open_area_blocks(inputs, scope, geometry_wkt=geometry_wkt,
+                                               bbox=bbox)
         messages = check_features(model, stack.names, strict_names=strict_names)
-        area = None
-        if geometry_wkt is not None or bbox is not None:
-            area = AreaOfInterest(stack.grid, geometry_wkt=geometry_wkt, bbox=bbox)
-        window = area.window if area is not None and clip_to_area else stack.grid.full_window
-        mask_area = area if clip_to_area else None
+        window = area.window if clip_to_area else stack.grid.full_window
         written = write_classified_raster(
-            stack, model, output_path, window, mask_area, min_area_m2=min_area_m2,
-            connectivity=connectivity, steps=steps)
+            stack, blocks if clip_to_area else AreaBlocks(blocks.stack), model, output_path,
+            window, min_area_m2=min_area_m2, connectivity=connectivity, steps=steps)
         messages += written.warnings + _empty_class_warnings(written.statistics)
         return ApplyResult(model, written.statistics, stack.grid.sub_grid(window), messages,
                            written.sieve)
-    finally:
-        stack.close()
 
 
 def usable_model(model: CentroidModel) -> CentroidModel:
@@ -107,9 +104,9 @@ def usable_model(model: CentroidModel) -> CentroidModel:
     Raises:
         InvalidInputError: more than 255 classes, or two classes with the same centre.
     """
-    if model.n_clusters > MAX_CLUSTERS:
+    if model.n_clusters > MAX_CLASSES:
         raise InvalidInputError(
-            f"The centroid JSON has {model.n_clusters} classes; at most {MAX_CLUSTERS} can be "
+            f"The centroid JSON has {model.n_clusters} classes; at most {MAX_CLASSES} can be "
             "written. Use a JSON with fewer classes.")
     _, first_index, counts = np.unique(model.centres, axis=0, return_index=True,
                                        return_counts=True)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import InvalidInputError
+from ..parameters import MAX_CLASSES
 from .kmeans_1d import label_values
 
 FEATURE_SEPARATOR = ", "
@@ -108,7 +109,7 @@ class CentroidModel:
 
 
 def class_dtype(n_clusters: int):
-    return np.uint8 if n_clusters <= 255 else np.uint16
+    return np.uint8 if n_clusters <= MAX_CLASSES else np.uint16
 
 
 def order_centres(centres: np.ndarray, *, mean: np.ndarray | None,

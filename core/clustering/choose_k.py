@@ -16,33 +16,36 @@ pixels of the larger one, and the same seed gives the same scores.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from .. import parameters
+from ..engine import run_scope
 from ..errors import InvalidInputError
-from ..io.area_of_interest import AreaOfInterest, BoundingBox
-from ..io.feature_stack import FeatureStack, RasterInput, iter_area_blocks
-from ..progress import Progress
-from .kmeans import (
-    MAX_CLUSTERS,
-    MIN_CLUSTERS,
-    KMeansSettings,
-    fit_several_features,
-    sample_valid_pixels,
+from ..io.area_of_interest import BoundingBox
+from ..io.feature_stack import (
+    AreaBlocks,
+    FeatureStack,
+    RasterInput,
+    area_windows,
+    open_area_blocks,
 )
-from .kmeans_1d import fit_kmeans_1d, label_values
+from ..io.rasters import Window
+from ..progress import Progress
+from .area_values import AreaValues, AreaValueSource
+from .kmeans import KMeansSettings, fit_several_features, sample_valid_pixels
+from .kmeans_1d import fit_kmeans_1d_source, label_values, merge_ranges, range_of_values
 
-DEFAULT_K_MIN, DEFAULT_K_MAX = 2, 10
-DEFAULT_SAMPLE_SIZE = 10_000
-MAX_SAMPLE_SIZE = 100_000
+DEFAULT_K_MIN, DEFAULT_K_MAX = parameters.K_MIN.default, parameters.K_MAX.default
+DEFAULT_SAMPLE_SIZE = parameters.SILHOUETTE_SAMPLE_SIZE.default
+MAX_SAMPLE_SIZE = int(parameters.SILHOUETTE_SAMPLE_SIZE.allowed.high)
 #: Several features: k-means is fitted on this many times SAMPLE_SIZE pixels.
 FIT_SAMPLE_FACTOR = 10
 # One feature: the area's values are kept in memory up to this many (64 MB of float32), so the
 # fits of the successive k read the raster once; beyond, each fit streams the raster again.
 _IN_MEMORY_VALUES = 1 << 24
-_FIT_BLOCK_VALUES = 1 << 20
 # scikit-learn computes the silhouette's distances in chunks of this many MB (its default, 1 GB,
 # is slower here and would dominate the memory of a run).
 _SILHOUETTE_WORKING_MEMORY_MB = 64
@@ -75,15 +78,23 @@ class ChooseKSettings:
 
     def validate(self) -> None:
         """Raise InvalidInputError for a range or sample size that cannot be scored."""
-        if not MIN_CLUSTERS <= self.k_min <= self.k_max <= MAX_CLUSTERS:
-            raise InvalidInputError(
-                f"K_MIN and K_MAX must satisfy {MIN_CLUSTERS} ≤ K_MIN ≤ K_MAX ≤ {MAX_CLUSTERS}; "
-                f"got K_MIN={self.k_min}, K_MAX={self.k_max}.")
-        if not self.k_max < self.sample_size <= MAX_SAMPLE_SIZE:
-            raise InvalidInputError(
-                f"SAMPLE_SIZE must be larger than K_MAX ({self.k_max}) and at most "
-                f"{MAX_SAMPLE_SIZE:,} (the silhouette costs SAMPLE_SIZE² distances); "
-                f"got {self.sample_size}.")
+        parameters.K_MIN.validate(self.k_min)
+        parameters.K_MAX.validate(self.k_max)
+        parameters.SILHOUETTE_SAMPLE_SIZE.validate(self.sample_size)
+        parameters.SEED.validate(self.seed)
+        problem = k_range_problem(self.k_min, self.k_max, self.sample_size)
+        if problem:
+            raise InvalidInputError(problem)
+
+
+def k_range_problem(k_min: int, k_max: int, sample_size: int) -> str | None:
+    """The message refusing a range of k that cannot be scored with this sample, or None."""
+    if k_min > k_max:
+        return f"K_MIN ({k_min}) must not exceed K_MAX ({k_max})."
+    if sample_size <= k_max:
+        return (f"SAMPLE_SIZE ({sample_size}) must be larger than K_MAX ({k_max}); the default "
+                f"is {DEFAULT_SAMPLE_SIZE:,}.")
+    return None
 
 
 @dataclass(frozen=True)
@@ -170,14 +181,13 @@ def choose_k(inputs: Sequence[RasterInput], *, settings: ChooseKSettings | None 
     settings = settings or ChooseKSettings()
     settings.validate()
     steps = Progress(progress, is_cancelled)
-    stack = FeatureStack(inputs)
-    try:
-        area = AreaOfInterest(stack.grid, geometry_wkt=geometry_wkt, bbox=bbox)
+    with run_scope() as scope:
+        blocks, stack, area = open_area_blocks(inputs, scope, geometry_wkt=geometry_wkt,
+                                               bbox=bbox)
         fits_class = _OneFeatureFits if stack.n_features == 1 else _SampleFits
-        fits = fits_class(stack, area, settings, steps.span(0.0, 0.15))
+        fits = fits_class(stack, blocks, area_windows(stack, area.window), settings,
+                          steps.span(0.0, 0.15))
         scores, messages = _score_range(fits, settings, steps.span(0.15, 1.0))
-    finally:
-        stack.close()
     elbow = elbow_k([s.k for s in scores], [s.inertia for s in scores])
     return ChooseKResult(scores, recommend_k(scores, elbow), elbow, tuple(stack.names),
                          fits.inertia_pixels, len(fits.points), fits.method, settings, messages)
@@ -186,64 +196,35 @@ def choose_k(inputs: Sequence[RasterInput], *, settings: ChooseKSettings | None 
 class _OneFeatureFits:
     """Exact 1-D k-means over every valid pixel of the area; raw values as the metric space."""
 
-    def __init__(self, stack: FeatureStack, area: AreaOfInterest, settings: ChooseKSettings,
-                 steps: Progress):
-        self._stack, self._area = stack, area
+    def __init__(self, stack: FeatureStack, blocks: AreaBlocks, windows: list[Window],
+                 settings: ChooseKSettings, steps: Progress):
         #: The silhouette sample, (n, 1) float64.
-        self.points = sample_valid_pixels(stack, area, settings.sample_size, settings.seed,
+        self.points = sample_valid_pixels(blocks, windows, settings.sample_size, settings.seed,
                                           steps.span(0.0, 0.5))
-        self._values, self._value_range, self.inertia_pixels = _area_values(
-            stack, area, steps.span(0.5, 1.0))
+        # The values stay in memory (where the jobs run) for the fits of every k, up to a size.
+        self._values = AreaValues(blocks, memo_values=_IN_MEMORY_VALUES)
+        self._windows = windows
+        low, high, self.inertia_pixels = merge_ranges(AreaValueSource(
+            self._values, windows, steps.span(0.5, 1.0), planned_passes=1).map(range_of_values))
+        self._value_range = (low, high)
         self.method = (f"exact 1-D k-means optimum over all {self.inertia_pixels:,} valid pixels "
                        "of the area (the centres k-means writes)")
 
-    def _read_values(self) -> Iterator[np.ndarray]:
-        if self._values is not None:
-            for start in range(0, self._values.size, _FIT_BLOCK_VALUES):
-                yield self._values[start:start + _FIT_BLOCK_VALUES]
-            return
-        for _, features, valid in iter_area_blocks(self._stack, self._area, self._area.window,
-                                                   Progress()):
-            yield features[0][valid]
-
     def fit(self, k: int, steps: Progress) -> tuple[float, np.ndarray]:
         """(inertia, class numbers 1..k of the silhouette sample) of the optimal k clusters."""
-        result = fit_kmeans_1d(self._read_values, k, value_range=self._value_range,
-                               progress=steps)
+        values = AreaValueSource(self._values, self._windows, steps, planned_passes=2)
+        result = fit_kmeans_1d_source(values, k, value_range=self._value_range)
         return result.inertia, label_values(self.points[:, 0], result.centres)
-
-
-def _area_values(stack: FeatureStack, area: AreaOfInterest,
-                 steps: Progress) -> tuple[np.ndarray | None, tuple[float, float], int]:
-    """One pass: the area's valid values (None past _IN_MEMORY_VALUES), their range and count."""
-    parts: list[np.ndarray] | None = []
-    low, high, count = math.inf, -math.inf, 0
-    for _, features, valid in iter_area_blocks(stack, area, area.window, steps):
-        block = features[0][valid]
-        if block.size == 0:
-            continue
-        count += block.size
-        low, high = min(low, float(block.min())), max(high, float(block.max()))
-        if parts is not None and count <= _IN_MEMORY_VALUES:
-            parts.append(block)
-        else:
-            parts = None
-    if count == 0:
-        raise InvalidInputError(
-            "There is no valid pixel in the area: every pixel is nodata, NaN or outside the "
-            "area of interest. Check the inputs' nodata and the area.")
-    values = np.concatenate(parts) if parts is not None else None
-    return values, (low, high), count
 
 
 class _SampleFits:
     """k-means's own multi-feature fit on a seeded sample; its scaling as the metric space."""
 
-    def __init__(self, stack: FeatureStack, area: AreaOfInterest, settings: ChooseKSettings,
-                 steps: Progress):
+    def __init__(self, stack: FeatureStack, blocks: AreaBlocks, windows: list[Window],
+                 settings: ChooseKSettings, steps: Progress):
         self._names, self._settings = stack.names, settings
-        self._sample = sample_valid_pixels(stack, area, settings.fit_sample_size, settings.seed,
-                                           steps)
+        self._sample = sample_valid_pixels(blocks, windows, settings.fit_sample_size,
+                                           settings.seed, steps)
         # The first sample_size pixels of a bottom-k sample are the bottom-sample_size sample.
         self._raw_points = self._sample[:settings.sample_size]
         #: The silhouette sample in the space distances are measured in (set by the first fit:

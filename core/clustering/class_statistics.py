@@ -29,8 +29,67 @@ class ClassStatistics:
     maximum: np.ndarray
 
 
+@dataclass(frozen=True, eq=False)
+class BlockClassStatistics:
+    """One block's statistics of the classes present in it (`block_class_statistics`).
+
+    Attributes:
+        present: int (p,) the classes present; counts: int64 (p,) their pixels.
+        area_m2: float64 (n_classes + 1,) the block's area of every class, m².
+        mean, m2, minimum, maximum: float64 (p, n_bands) per present class: mean, sum of
+            squared deviations from it, extremes.
+    """
+
+    present: np.ndarray
+    counts: np.ndarray
+    area_m2: np.ndarray
+    mean: np.ndarray
+    m2: np.ndarray
+    minimum: np.ndarray
+    maximum: np.ndarray
+
+
+def block_class_statistics(labels: np.ndarray, features: np.ndarray, pixel_area_m2: np.ndarray,
+                           n_classes: int) -> BlockClassStatistics | None:
+    """The statistics of one block's classes, None when it has no classified pixel.
+
+    Args:
+        labels: unsigned int array (height, width): 0 = nodata, else the class (1..n_classes).
+        features: array (n_bands, height, width) of the raw input values.
+        pixel_area_m2: float array (height,) with the pixel area of each row.
+    """
+    flat_labels = labels.ravel()
+    keep = flat_labels > 0
+    classes = flat_labels[keep]
+    counts = np.bincount(classes, minlength=n_classes + 1)
+    present = np.nonzero(counts[1:])[0] + 1
+    if len(present) == 0:
+        return None
+    if np.all(pixel_area_m2 == pixel_area_m2[0]):
+        area_m2 = counts * pixel_area_m2[0]
+    else:
+        row_areas = np.broadcast_to(pixel_area_m2[:, None], labels.shape).ravel()[keep]
+        area_m2 = np.bincount(classes, weights=row_areas, minlength=n_classes + 1)
+    # Sorting by class (a radix sort for small unsigned ints) makes every class a contiguous
+    # run, so each statistic is one reduceat per band.
+    order = np.argsort(classes, kind="stable")
+    present_counts = counts[present]
+    starts = (np.cumsum(counts) - counts)[present]
+    shape = (len(present), features.shape[0])
+    mean, m2, minimum, maximum = (np.empty(shape) for _ in range(4))
+    for band in range(features.shape[0]):
+        values = features[band].ravel()[keep][order].astype(np.float64)
+        mean[:, band] = np.add.reduceat(values, starts) / present_counts
+        deviations = values - np.repeat(mean[:, band], present_counts)
+        m2[:, band] = np.add.reduceat(deviations * deviations, starts)
+        minimum[:, band] = np.minimum.reduceat(values, starts)
+        maximum[:, band] = np.maximum.reduceat(values, starts)
+    return BlockClassStatistics(present, present_counts, area_m2, mean, m2, minimum, maximum)
+
+
 class ClassStatisticsAccumulator:
-    """Merges block statistics exactly (Chan et al.'s pairwise update of mean and M2)."""
+    """Merges block statistics exactly (Chan et al.'s pairwise update of mean and M2), in the
+    order the blocks are merged."""
 
     def __init__(self, n_classes: int, n_bands: int):
         self.n_classes = n_classes
@@ -42,51 +101,24 @@ class ClassStatisticsAccumulator:
         self.maximum = np.full((n_classes + 1, n_bands), -np.inf)
 
     def add(self, labels: np.ndarray, features: np.ndarray, pixel_area_m2: np.ndarray) -> None:
-        """Add a block.
+        """Add a block (see `block_class_statistics`)."""
+        self.merge(block_class_statistics(labels, features, pixel_area_m2, self.n_classes))
 
-        Args:
-            labels: unsigned int array (height, width): 0 = nodata, else the class.
-            features: array (n_bands, height, width) of the raw input values.
-            pixel_area_m2: float array (height,) with the pixel area of each row.
-        """
-        flat_labels = labels.ravel()
-        keep = flat_labels > 0
-        classes = flat_labels[keep]
-        counts = np.bincount(classes, minlength=self.n_classes + 1)
-        present = np.nonzero(counts[1:])[0] + 1
-        if len(present) == 0:
+    def merge(self, block: BlockClassStatistics | None) -> None:
+        """Add a block's statistics."""
+        if block is None:
             return
-        if np.all(pixel_area_m2 == pixel_area_m2[0]):
-            self.area_m2 += counts * pixel_area_m2[0]
-        else:
-            row_areas = np.broadcast_to(pixel_area_m2[:, None], labels.shape).ravel()[keep]
-            self.area_m2 += np.bincount(classes, weights=row_areas, minlength=self.n_classes + 1)
-        # Sorting by class (a radix sort for small unsigned ints) makes every class a contiguous
-        # run, so each statistic is one reduceat per band.
-        order = np.argsort(classes, kind="stable")
-        present_counts = counts[present]
-        starts = (np.cumsum(counts) - counts)[present]
-        block_mean = np.empty((len(present), features.shape[0]))
-        block_m2 = np.empty_like(block_mean)
-        for band in range(features.shape[0]):
-            values = features[band].ravel()[keep][order].astype(np.float64)
-            block_mean[:, band] = np.add.reduceat(values, starts) / present_counts
-            deviations = values - np.repeat(block_mean[:, band], present_counts)
-            block_m2[:, band] = np.add.reduceat(deviations * deviations, starts)
-            self.minimum[present, band] = np.minimum(self.minimum[present, band],
-                                                     np.minimum.reduceat(values, starts))
-            self.maximum[present, band] = np.maximum(self.maximum[present, band],
-                                                     np.maximum.reduceat(values, starts))
-        self._merge(present, present_counts, block_mean, block_m2)
-
-    def _merge(self, present, counts, block_mean, block_m2) -> None:
+        present = block.present
+        self.area_m2 += block.area_m2
+        self.minimum[present] = np.minimum(self.minimum[present], block.minimum)
+        self.maximum[present] = np.maximum(self.maximum[present], block.maximum)
         old_count = self.count[present][:, None].astype(np.float64)
-        new_count = counts[:, None].astype(np.float64)
+        new_count = block.counts[:, None].astype(np.float64)
         total = old_count + new_count
-        delta = block_mean - self.mean[present]
+        delta = block.mean - self.mean[present]
         self.mean[present] += delta * new_count / total
-        self.m2[present] += block_m2 + delta * delta * old_count * new_count / total
-        self.count[present] += counts
+        self.m2[present] += block.m2 + delta * delta * old_count * new_count / total
+        self.count[present] += block.counts
 
     def result(self) -> list[ClassStatistics]:
         arrays = self.arrays()

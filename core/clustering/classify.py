@@ -8,16 +8,17 @@ from dataclasses import dataclass, field
 import numpy as np
 from osgeo import gdal
 
+from .. import parameters
+from ..engine import current_executor, opened, run_scope
 from ..errors import InvalidInputError
-from ..io.area_of_interest import AreaOfInterest
-from ..io.feature_stack import FeatureStack, iter_area_blocks
+from ..io.feature_stack import AreaBlocks, FeatureStack, area_windows
 from ..io.pixel_area import pixel_areas_m2
 from ..io.rasters import (
+    RasterFile,
     RasterGrid,
     Window,
     atomic_raster_output,
     create_geotiff,
-    open_raster,
     remove_raster_files,
     temporary_path_for,
     write_block,
@@ -26,7 +27,12 @@ from ..palette import legend
 from ..progress import Progress
 from ..sieve.sieve import SieveReport, sieve_raster
 from .centroid_model import CentroidModel, class_dtype
-from .class_statistics import ClassStatistics, ClassStatisticsAccumulator
+from .class_statistics import (
+    BlockClassStatistics,
+    ClassStatistics,
+    ClassStatisticsAccumulator,
+    block_class_statistics,
+)
 
 NODATA_CLASS = 0
 
@@ -48,17 +54,14 @@ class ClassifiedRaster:
 
 def check_sieve_options(min_area_m2: float | None, connectivity: int) -> None:
     """Refuse sieve options before any work is done (0 or None means no sieve)."""
-    if min_area_m2 is not None and min_area_m2 < 0:
-        raise InvalidInputError(
-            f"MIN_AREA must be a positive area in m² (or 0 for no sieve), not {min_area_m2}.")
-    if connectivity not in (4, 8):
-        raise InvalidInputError(f"CONNECTIVITY must be 4 or 8, not {connectivity}.")
+    if min_area_m2 is not None:
+        parameters.MIN_ZONE_AREA.validate(min_area_m2)
+    parameters.CONNECTIVITY.validate(connectivity)
 
 
-def write_classified_raster(stack: FeatureStack, model: CentroidModel, output_path,
-                            window: Window, area: AreaOfInterest | None, *,
-                            min_area_m2: float | None, connectivity: int,
-                            steps: Progress) -> ClassifiedRaster:
+def write_classified_raster(stack: FeatureStack, blocks: AreaBlocks, model: CentroidModel,
+                            output_path, window: Window, *, min_area_m2: float | None,
+                            connectivity: int, steps: Progress) -> ClassifiedRaster:
     """Label `window` with `model`, sieve it when asked, and return the output's statistics.
 
     With a sieve, the labels go to a temporary file that is sieved into `output_path`, and the
@@ -66,11 +69,12 @@ def write_classified_raster(stack: FeatureStack, model: CentroidModel, output_pa
     or is cancelled.
 
     Args:
-        stack: the features; `window` is on its grid.
+        stack: the features (opened from `blocks.stack`); `window` is on its grid.
+        blocks: the features the jobs read; pixels outside its area are nodata (an area of
+            None keeps every valid pixel of `window`).
         model: the centres that label each pixel.
         output_path: GeoTIFF to write.
         window: the part of the grid written.
-        area: pixels outside it are nodata; None keeps every valid pixel of `window`.
         min_area_m2: 0 or None for no sieve.
         connectivity: 4 or 8, for the sieve.
 
@@ -78,17 +82,18 @@ def write_classified_raster(stack: FeatureStack, model: CentroidModel, output_pa
         The statistics, the SieveReport (None without a sieve) and the warnings.
     """
     if not min_area_m2:
-        return write_classes(stack, model, output_path, window, area, steps)
+        return write_classes(stack, blocks, model, output_path, window, steps)
     labelled = temporary_path_for(output_path)
     try:
-        written = write_classes(stack, model, labelled, window, area, steps.span(0.0, 0.5))
+        written = write_classes(stack, blocks, model, labelled, window, steps.span(0.0, 0.5))
         report = sieve_raster(labelled, output_path, min_area_m2=min_area_m2,
                               connectivity=connectivity, progress=steps.span(0.5, 0.8),
                               is_cancelled=steps.cancelled)
     finally:
         remove_raster_files(labelled)
     try:
-        sieved = class_statistics_of(stack, model, output_path, window, steps.span(0.8, 1.0))
+        sieved = class_statistics_of(stack, AreaBlocks(blocks.stack), model, output_path, window,
+                                     steps.span(0.8, 1.0))
     except BaseException:
         remove_raster_files(output_path)
         raise
@@ -96,13 +101,40 @@ def write_classified_raster(stack: FeatureStack, model: CentroidModel, output_pa
                             [*written.warnings, *report.warnings, *sieved.warnings])
 
 
-def write_classes(stack: FeatureStack, model: CentroidModel, output_path, window: Window,
-                  area: AreaOfInterest | None, steps: Progress) -> ClassifiedRaster:
+@dataclass(frozen=True, eq=False)
+class _Labelling:
+    """What a labelling job needs: the features, the centres, the output window (whose first
+    row is row 0 of `row_areas_m2`) and the m² of one pixel of each of its rows."""
+
+    blocks: AreaBlocks
+    model: CentroidModel
+    origin: Window
+    row_areas_m2: np.ndarray
+
+    def block_row_areas(self, window: Window) -> np.ndarray:
+        first_row = window.row_off - self.origin.row_off
+        return self.row_areas_m2[first_row:first_row + window.height]
+
+
+def label_block(job: _Labelling, window: Window) -> tuple[np.ndarray,
+                                                           BlockClassStatistics | None]:
+    """Block job: the class of every pixel of `window` (0: nodata or outside the area) and the
+    block's class statistics."""
+    features, valid = job.blocks.read(window)
+    labels = np.zeros(valid.shape, dtype=class_dtype(job.model.n_clusters))
+    labels[valid] = job.model.label(features[:, valid].T)
+    return labels, block_class_statistics(labels, features, job.block_row_areas(window),
+                                          job.model.n_clusters)
+
+
+def write_classes(stack: FeatureStack, blocks: AreaBlocks, model: CentroidModel, output_path,
+                  window: Window, steps: Progress) -> ClassifiedRaster:
     """Label every pixel of `window` and write the styled GeoTIFF; return per-class statistics."""
     grid = stack.grid.sub_grid(window)
     row_areas, warnings = _row_areas(grid)
     statistics = ClassStatisticsAccumulator(model.n_clusters, stack.n_features)
     data_type = gdal.GDT_Byte if class_dtype(model.n_clusters) == np.uint8 else gdal.GDT_UInt16
+    windows = area_windows(stack, window)
     with atomic_raster_output(output_path) as temporary:
         dataset = create_geotiff(temporary, grid, data_type=data_type, nodata=NODATA_CLASS)
         band = dataset.GetRasterBand(1)
@@ -110,12 +142,11 @@ def write_classes(stack: FeatureStack, model: CentroidModel, output_path, window
         # that, which large outputs (more tiles than GDAL's cache holds) would hit.
         describe_classes(band, model)
         try:
-            for block, features, valid in iter_area_blocks(stack, area, window, steps):
-                labels = np.zeros(valid.shape, dtype=class_dtype(model.n_clusters))
-                labels[valid] = model.label(features[:, valid].T)
+            labelled = current_executor().map_blocks(
+                label_block, _Labelling(blocks, model, window, row_areas), windows, steps=steps)
+            for block, (labels, block_statistics) in zip(windows, labelled, strict=True):
                 write_block(band, labels, block, window)
-                first_row = block.row_off - window.row_off
-                statistics.add(labels, features, row_areas[first_row:first_row + block.height])
+                statistics.merge(block_statistics)
             dataset.FlushCache()
         finally:
             # Close now, so the sidecar GDAL writes on closing exists before a failed run's
@@ -124,19 +155,41 @@ def write_classes(stack: FeatureStack, model: CentroidModel, output_path, window
     return ClassifiedRaster(statistics.result(), warnings=warnings)
 
 
-def class_statistics_of(stack: FeatureStack, model: CentroidModel, labels_path, window: Window,
-                        steps: Progress) -> ClassifiedRaster:
+@dataclass(frozen=True, eq=False)
+class _LabelledStatistics:
+    """What a statistics job needs: `_Labelling`'s features, window and row areas, and the
+    classified raster (on the output window) instead of the centres."""
+
+    labelling: _Labelling
+    labels: RasterFile
+
+
+def labelled_block_statistics(job: _LabelledStatistics,
+                              window: Window) -> BlockClassStatistics | None:
+    """Block job: the class statistics of `window` of an existing classified raster."""
+    features, _ = job.labelling.blocks.read(window)
+    origin = job.labelling.origin
+    labels = opened(job.labels).read(Window(window.col_off - origin.col_off,
+                                            window.row_off - origin.row_off, window.width,
+                                            window.height))
+    return block_class_statistics(labels, features, job.labelling.block_row_areas(window),
+                                  job.labelling.model.n_clusters)
+
+
+def class_statistics_of(stack: FeatureStack, blocks: AreaBlocks, model: CentroidModel,
+                        labels_path, window: Window, steps: Progress) -> ClassifiedRaster:
     """Per-class statistics of an existing classified raster on `window` of the features' grid."""
     grid = stack.grid.sub_grid(window)
     row_areas, warnings = _row_areas(grid)
     statistics = ClassStatisticsAccumulator(model.n_clusters, stack.n_features)
-    labels_dataset = open_raster(labels_path, what="classified raster")
-    labels_band = labels_dataset.GetRasterBand(1)
-    for block, features, _ in iter_area_blocks(stack, None, window, steps):
-        labels = labels_band.ReadAsArray(block.col_off - window.col_off,
-                                         block.row_off - window.row_off, block.width, block.height)
-        first_row = block.row_off - window.row_off
-        statistics.add(labels, features, row_areas[first_row:first_row + block.height])
+    # A scope of its own: the output is closed when this pass ends, not with the run.
+    with run_scope() as scope:
+        job = _LabelledStatistics(_Labelling(blocks, model, window, row_areas),
+                                  RasterFile(str(labels_path), scope, what="classified raster"))
+        opened(job.labels)  # here first: a raster GDAL cannot read is the caller's error
+        for block_statistics in current_executor().map_blocks(
+                labelled_block_statistics, job, area_windows(stack, window), steps=steps):
+            statistics.merge(block_statistics)
     return ClassifiedRaster(statistics.result(), warnings=warnings)
 
 

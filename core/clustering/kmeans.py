@@ -15,19 +15,27 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .. import parameters
+from ..engine import current_executor, opened, run_scope
 from ..errors import InvalidInputError
-from ..io.area_of_interest import AreaOfInterest, BoundingBox
-from ..io.feature_stack import FeatureStack, RasterInput, iter_area_blocks
-from ..io.rasters import RasterGrid
+from ..io.area_of_interest import BoundingBox
+from ..io.feature_stack import (
+    AreaBlocks,
+    FeatureStack,
+    RasterInput,
+    area_windows,
+    open_area_blocks,
+)
+from ..io.rasters import RasterGrid, Window
 from ..progress import Progress
 from ..sieve.sieve import SieveReport
+from .area_values import AreaValues, AreaValueSource
 from .centroid_model import CentroidModel, order_centres
 from .class_statistics import ClassStatistics
 from .classify import check_sieve_options, write_classified_raster
-from .kmeans_1d import fit_kmeans_1d
+from .kmeans_1d import fit_kmeans_1d_source
 
-MIN_CLUSTERS, MAX_CLUSTERS = 2, 255
-DEFAULT_SAMPLE_SIZE = 1_000_000
+DEFAULT_SAMPLE_SIZE = parameters.KMEANS_SAMPLE_SIZE.default
 #: k-means++ restarts on the multi-band sample; the best (lowest inertia) is kept.
 N_INIT = 4
 NODATA_CLASS = 0
@@ -47,26 +55,19 @@ class KMeansSettings:
             them before fitting and labelling, so outliers (clouds, glint) do not claim a class.
     """
 
-    n_clusters: int = 5
-    seed: int = 0
+    n_clusters: int = parameters.CLUSTERS.default
+    seed: int = parameters.SEED.default
     sample_size: int = DEFAULT_SAMPLE_SIZE
     standardize: bool = True
     clip_quantiles: tuple[float, float] | None = None
 
     def validate(self) -> None:
-        if not MIN_CLUSTERS <= self.n_clusters <= MAX_CLUSTERS:
-            raise InvalidInputError(
-                f"CLUSTERS must be between {MIN_CLUSTERS} and {MAX_CLUSTERS}, "
-                f"not {self.n_clusters}.")
-        if self.sample_size < self.n_clusters:
-            raise InvalidInputError(
-                f"SAMPLE_SIZE ({self.sample_size}) must be at least the number of clusters.")
+        """Raise InvalidInputError naming the allowed values of a setting that is not."""
+        parameters.CLUSTERS.validate(self.n_clusters)
+        parameters.SEED.validate(self.seed)
+        parameters.KMEANS_SAMPLE_SIZE.validate(self.sample_size)
         if self.clip_quantiles is not None:
-            low, high = self.clip_quantiles
-            if not 0 <= low < high <= 100:
-                raise InvalidInputError(
-                    f"CLIP_QUANTILES must be two percentiles 0 ≤ low < high ≤ 100, "
-                    f"e.g. 0.5,99.5; got {low},{high}.")
+            parameters.CLIP_QUANTILES.validate(tuple(self.clip_quantiles))
 
 
 @dataclass
@@ -110,59 +111,47 @@ def cluster_rasters(inputs: Sequence[RasterInput], output_path: str | os.PathLik
     settings.validate()
     check_sieve_options(min_area_m2, connectivity)
     steps = Progress(progress, is_cancelled)
-    stack = FeatureStack(inputs)
-    try:
-        area = AreaOfInterest(stack.grid, geometry_wkt=geometry_wkt, bbox=bbox)
-        model, fitted = fit_model(stack, area, settings, steps.span(0.0, 0.5))
+    with run_scope() as scope:
+        blocks, stack, area = open_area_blocks(inputs, scope, geometry_wkt=geometry_wkt,
+                                               bbox=bbox)
+        model, fitted = fit_model(stack, blocks, area.window, settings, steps.span(0.0, 0.5))
         output_window = area.window if clip_to_area else stack.grid.full_window
-        mask_area = area if clip_to_area else None
         written = write_classified_raster(
-            stack, model, output_path, output_window, mask_area, min_area_m2=min_area_m2,
-            connectivity=connectivity, steps=steps.span(0.5, 1.0))
+            stack, blocks if clip_to_area else AreaBlocks(blocks.stack), model, output_path,
+            output_window, min_area_m2=min_area_m2, connectivity=connectivity,
+            steps=steps.span(0.5, 1.0))
         return ClusteringResult(model, written.statistics, stack.grid.sub_grid(output_window),
                                 fitted, written.warnings, written.sieve)
-    finally:
-        stack.close()
 
 
-def fit_model(stack: FeatureStack, area: AreaOfInterest, settings: KMeansSettings,
+def fit_model(stack: FeatureStack, blocks: AreaBlocks, window: Window, settings: KMeansSettings,
               steps: Progress) -> tuple[CentroidModel, int]:
-    """Fit the centres on the area's valid pixels; return the ordered model and pixels used."""
+    """Fit the centres on the valid pixels of `blocks` in `window` (the area's); return the
+    ordered model and the number of pixels used."""
     needs_sample = stack.n_features > 1 or settings.clip_quantiles is not None
+    windows = area_windows(stack, window)
     sample = None
     if needs_sample:
-        sample = sample_valid_pixels(stack, area, settings.sample_size, settings.seed,
+        sample = sample_valid_pixels(blocks, windows, settings.sample_size, settings.seed,
                                      steps.span(0.0, 0.4))
     clip_lower = clip_upper = None
     if settings.clip_quantiles is not None:
         clip_lower, clip_upper = (np.percentile(sample, q, axis=0) for q in settings.clip_quantiles)
         sample = np.clip(sample, clip_lower, clip_upper)
     if stack.n_features == 1:
-        return _fit_one_feature(stack, area, settings, clip_lower, clip_upper,
+        return _fit_one_feature(stack, blocks, windows, settings, clip_lower, clip_upper,
                                 steps.span(0.4 if needs_sample else 0.0, 1.0))
     return fit_several_features(stack.names, sample, settings, clip_lower, clip_upper), len(sample)
 
 
-def _fit_one_feature(stack, area, settings, clip_lower, clip_upper,
+def _fit_one_feature(stack, blocks, windows, settings, clip_lower, clip_upper,
                      steps) -> tuple[CentroidModel, int]:
     value_range = None if clip_lower is None else (float(clip_lower[0]), float(clip_upper[0]))
     # The fit reads the area up to 3 times (range, histogram, values near the optimal cuts):
     # each pass reports the blocks it has read in its third of the fitting step.
-    expected_passes = 2 if value_range else 3
-    passes_started = []
-
-    def read_values():
-        done = min(len(passes_started), expected_passes - 1)
-        passes_started.append(True)
-        pass_steps = steps.span(done / expected_passes, (done + 1) / expected_passes)
-        for _, features, valid in iter_area_blocks(stack, area, area.window, pass_steps):
-            values = features[0][valid]
-            if clip_lower is not None:
-                np.clip(values, clip_lower[0], clip_upper[0], out=values)
-            yield values
-
-    fit = fit_kmeans_1d(read_values, settings.n_clusters, value_range=value_range,
-                        is_cancelled=steps.cancelled)
+    values = AreaValueSource(AreaValues(blocks, clip=value_range), windows, steps,
+                             planned_passes=2 if value_range else 3)
+    fit = fit_kmeans_1d_source(values, settings.n_clusters, value_range=value_range)
     centres = fit.centres.reshape(-1, 1)
     quantiles = settings.clip_quantiles
     return CentroidModel(tuple(stack.names), centres, clip_lower=clip_lower,
@@ -198,13 +187,41 @@ def fit_several_features(names, sample, settings, clip_lower, clip_upper) -> Cen
         clip_quantiles=settings.clip_quantiles)
 
 
-def sample_valid_pixels(stack: FeatureStack, area: AreaOfInterest, sample_size: int, seed: int,
+@dataclass(frozen=True)
+class _Sampling:
+    """What a sampling job needs: the blocks, the sample size and the seed."""
+
+    blocks: AreaBlocks
+    sample_size: int
+    seed: int
+
+
+def sample_block(sampling: _Sampling, block: tuple[int, Window]) -> tuple[np.ndarray, np.ndarray]:
+    """Block job: the random keys of the valid pixels of block (index, window), drawn from a
+    generator seeded by the seed and the block's index, and their features; only the
+    `sample_size` smallest keys, which hold every key of the block the sample can keep.
+
+    Returns:
+        keys: float64 (n,); values: (n, n_features) in the stack's dtype.
+    """
+    index, window = block
+    features, valid = sampling.blocks.read(window)
+    keys = np.random.default_rng([sampling.seed, index]).random(int(valid.sum()))
+    values = features[:, valid].T
+    if len(keys) > sampling.sample_size:
+        kept = np.argpartition(keys, sampling.sample_size - 1)[:sampling.sample_size]
+        keys, values = keys[kept], values[kept]
+    return keys, values
+
+
+def sample_valid_pixels(blocks: AreaBlocks, windows: list[Window], sample_size: int, seed: int,
                         steps: Progress) -> np.ndarray:
-    """A seeded uniform random sample of the area's valid pixels, streamed in one pass.
+    """A seeded uniform random sample of the valid pixels of `blocks` in `windows`, in one pass.
 
     Each valid pixel draws a random key (from a generator seeded by `seed` and the block's
-    index); the `sample_size` smallest keys are kept (bottom-k sampling), so the sample is
-    uniform without knowing the number of pixels beforehand, and identical for the same seed.
+    index, `sample_block`); the `sample_size` smallest keys are kept (bottom-k sampling), so
+    the sample is uniform without knowing the number of pixels beforehand, and identical for
+    the same seed whatever ran the blocks.
 
     Returns:
         float64 array (n_sampled, n_features), in key order.
@@ -213,17 +230,15 @@ def sample_valid_pixels(stack: FeatureStack, area: AreaOfInterest, sample_size: 
         InvalidInputError: the area has no valid pixel.
     """
     keys = np.empty(0)
-    values = np.empty((0, stack.n_features))
-    for index, (_, features, valid) in enumerate(iter_area_blocks(stack, area, area.window, steps)):
-        block_keys = np.random.default_rng([seed, index]).random(int(valid.sum()))
+    values = np.empty((0, opened(blocks.stack).n_features))
+    for block_keys, block_values in current_executor().map_blocks(
+            sample_block, _Sampling(blocks, sample_size, seed), list(enumerate(windows)),
+            steps=steps):
         if len(keys) >= sample_size:
             wanted = block_keys < keys.max()
-            block_keys = block_keys[wanted]
-        else:
-            wanted = slice(None)
-        block_values = features[:, valid].T[wanted].astype(np.float64)
+            block_keys, block_values = block_keys[wanted], block_values[wanted]
         keys = np.concatenate([keys, block_keys])
-        values = np.concatenate([values, block_values])
+        values = np.concatenate([values, block_values.astype(np.float64)])
         if len(keys) > sample_size:
             kept = np.argpartition(keys, sample_size - 1)[:sample_size]
             keys, values = keys[kept], values[kept]

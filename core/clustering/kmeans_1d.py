@@ -31,12 +31,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import numpy as np
 
 from ..errors import CancelledError, InvalidInputError
+from ..parameters import MAX_CLASSES
 
-MAX_CLUSTERS = 255  # class numbers are written as uint8
 _HISTOGRAM_BINS = 1 << 18
 _MIN_HISTOGRAM_BINS = 1 << 10
 _COARSEST_VIEW_ATOMS = 1024  # bounds start on runs of atoms this many, then refine 8-fold
@@ -94,23 +95,49 @@ def fit_kmeans_1d(
             than k, or a bad value_range.
         CancelledError: is_cancelled() returned True.
     """
-    n_clusters = _checked_cluster_count(n_clusters)
     stream = _ValueStream(read_values, progress, is_cancelled, 3 if value_range is None else 2)
+    return fit_kmeans_1d_source(stream, n_clusters, value_range=value_range)
+
+
+class ValueSource(Protocol):
+    """Where the fit's values come from: blocks of them, each pass reduced block by block."""
+
+    def map(self, reduce_block: Callable[[np.ndarray], Any]) -> Iterator[Any]:
+        """One pass: `reduce_block(values)` for each non-empty block of values (a 1-D float32 or
+        float64 array of valid, finite values), in block order. `reduce_block` is picklable
+        (a top-level function or an instance of a top-level class)."""
+
+    def check_cancelled(self) -> None:
+        """Raise CancelledError when the user cancelled."""
+
+    def finish(self) -> None:
+        """The fit is done (progress 1)."""
+
+
+def fit_kmeans_1d_source(source: ValueSource, n_clusters: int, *,
+                         value_range: tuple[float, float] | None = None) -> KMeans1DResult:
+    """`fit_kmeans_1d` on values from a ValueSource, e.g. block jobs reading a raster.
+
+    Each pass is a pure reduction of every block (`range_of_values`, `HistogramOfValues`,
+    `RefineOfValues`, `DistinctOfValues`) merged in block order, so the result does not depend
+    on where the blocks were reduced.
+    """
+    n_clusters = _checked_cluster_count(n_clusters)
     n_bins = _HISTOGRAM_BINS
     if value_range is None:
-        lo, hi, n_values = stream.scan_range()
+        lo, hi, n_values = merge_ranges(source.map(range_of_values))
         # Fewer bins for little data: they would mostly be empty, and cost time to scan.
         n_bins = min(n_bins, max(_MIN_HISTOGRAM_BINS, 1 << int(4 * n_values).bit_length()))
     else:
         lo, hi = _checked_range(value_range)
-    binning, stats, (v_min, v_max) = _histogram_pass(stream, lo, hi, n_bins)
+    binning, stats, (v_min, v_max) = _histogram_pass(source, lo, hi, n_bins)
     if value_range is not None and _range_mismatch(lo, hi, v_min, v_max):
         # Bins far wider than the data, or values clipped into the end bins, would prune
         # little: bin the actual range instead.
-        binning, stats, (v_min, v_max) = _histogram_pass(stream, v_min, v_max, n_bins)
+        binning, stats, (v_min, v_max) = _histogram_pass(source, v_min, v_max, n_bins)
     atoms = _Atoms.from_level1(binning, stats, v_min, v_max)
-    solution = _solve(stream, binning, atoms, n_clusters)
-    stream.finish()
+    solution = _solve(source, binning, atoms, n_clusters)
+    source.finish()
     return solution
 
 
@@ -161,9 +188,9 @@ def _checked_cluster_count(n_clusters: int) -> int:
     if isinstance(n_clusters, bool) or int(n_clusters) != n_clusters:
         raise InvalidInputError(f"number of clusters must be a whole number, got {n_clusters!r}")
     n_clusters = int(n_clusters)
-    if not 1 <= n_clusters <= MAX_CLUSTERS:
+    if not 1 <= n_clusters <= MAX_CLASSES:
         raise InvalidInputError(
-            f"number of clusters must be between 1 and {MAX_CLUSTERS}, got {n_clusters}; "
+            f"number of clusters must be between 1 and {MAX_CLASSES}, got {n_clusters}; "
             "choose a value in that range"
         )
     return n_clusters
@@ -235,16 +262,10 @@ class _ValueStream:
         self._blocks_per_pass = n_blocks
         self._report(self._passes_done)
 
-    def scan_range(self) -> tuple[float, float, int]:
-        """One pass: (min, max, number of values)."""
-        lo, hi, n_values = np.inf, -np.inf, 0
+    def map(self, reduce_block: Callable[[np.ndarray], Any]) -> Iterator[Any]:
+        """One pass, each block reduced (ValueSource.map)."""
         for values in self.blocks():
-            lo = min(lo, float(values.min()))
-            hi = max(hi, float(values.max()))
-            n_values += values.size
-        if not n_values:
-            raise _no_values_error()
-        return (*_checked_finite_range(lo, hi), n_values)
+            yield reduce_block(values)
 
     def check_cancelled(self) -> None:
         if self._is_cancelled is not None and self._is_cancelled():
@@ -397,56 +418,141 @@ class _StatsAccumulator:
         self.sum = np.zeros(n_atoms)
         self.sum_sq = np.zeros(n_atoms)
 
-    def add(self, atoms: np.ndarray, values64: np.ndarray) -> None:
-        n_atoms = self.count.size
-        reference = self.reference[atoms]
-        missing = np.isnan(reference)
-        if missing.any():
-            # Reversed so the first occurrence wins: the reference then does not depend on blocking.
-            new_atoms = atoms[missing]
-            self.reference[new_atoms[::-1]] = values64[missing][::-1]
-            reference[missing] = self.reference[new_atoms]
-        deviation = values64 - reference
-        self.count += np.bincount(atoms, minlength=n_atoms)
-        self.sum += np.bincount(atoms, weights=deviation, minlength=n_atoms)
-        self.sum_sq += np.bincount(atoms, weights=deviation * deviation, minlength=n_atoms)
+    def merge(self, block: _BlockStats) -> None:
+        """Add a block's statistics, re-expressed about this accumulator's references (the
+        first block's value in each atom: the reference does not depend on blocking)."""
+        ids = block.ids
+        reference = self.reference[ids]
+        new = np.isnan(reference)
+        reference[new] = block.reference[new]
+        self.reference[ids] = reference
+        shift = block.reference - reference  # 0 where the block sets the reference
+        self.count[ids] += block.count
+        self.sum[ids] += block.sum + block.count * shift
+        self.sum_sq[ids] += block.sum_sq + 2.0 * shift * block.sum + block.count * shift * shift
 
 
-def _histogram_pass(stream: _ValueStream, lo: float, hi: float, n_bins: int):
-    binning = _Binning(lo, hi, n_bins)
-    stats = _StatsAccumulator(binning.n_bins)
-    v_min, v_max = np.inf, -np.inf
-    for values in stream.blocks():
+def range_of_values(values: np.ndarray) -> tuple[float, float, int]:
+    """A block's (min, max, number of values)."""
+    return float(values.min()), float(values.max()), values.size
+
+
+def merge_ranges(ranges: Iterable[tuple[float, float, int]]) -> tuple[float, float, int]:
+    """(min, max, number of values) of all blocks; refuses no values or non-finite ones."""
+    lo, hi, n_values = np.inf, -np.inf, 0
+    for block_lo, block_hi, block_n in ranges:
+        lo, hi, n_values = min(lo, block_lo), max(hi, block_hi), n_values + block_n
+    if not n_values:
+        raise _no_values_error()
+    return (*_checked_finite_range(lo, hi), n_values)
+
+
+@dataclass(frozen=True, eq=False)
+class _BlockStats:
+    """A block's statistics per atom, for the atoms it has values in: count, sum and sum of
+    squares about the block's first value in the atom (its reference)."""
+
+    ids: np.ndarray
+    count: np.ndarray
+    reference: np.ndarray
+    sum: np.ndarray
+    sum_sq: np.ndarray
+
+    @classmethod
+    def of(cls, atoms: np.ndarray, values64: np.ndarray, n_atoms: int) -> _BlockStats:
+        count = np.bincount(atoms, minlength=n_atoms)
+        ids = np.flatnonzero(count)
+        reference = np.full(n_atoms, np.nan)
+        # Reversed so the first occurrence wins: the reference then does not depend on blocking.
+        reference[atoms[::-1]] = values64[::-1]
+        deviation = values64 - reference[atoms]
+        sums = np.bincount(atoms, weights=deviation, minlength=n_atoms)
+        squares = np.bincount(atoms, weights=deviation * deviation, minlength=n_atoms)
+        return cls(ids, count[ids], reference[ids], sums[ids], squares[ids])
+
+
+@dataclass(frozen=True)
+class HistogramOfValues:
+    """A block's level-1 bin statistics and its (min, max); refuses non-finite values."""
+
+    binning: _Binning
+
+    def __call__(self, values: np.ndarray) -> tuple[_BlockStats, float, float]:
         values64 = values.astype(np.float64, copy=False)
         block_min, block_max = float(values64.min()), float(values64.max())
         _checked_finite_range(block_min, block_max)
+        stats = _BlockStats.of(self.binning.bin_of(values64), values64, self.binning.n_bins)
+        return stats, block_min, block_max
+
+
+def _histogram_pass(source: ValueSource, lo: float, hi: float, n_bins: int):
+    binning = _Binning(lo, hi, n_bins)
+    stats = _StatsAccumulator(binning.n_bins)
+    v_min, v_max = np.inf, -np.inf
+    for block_stats, block_min, block_max in source.map(HistogramOfValues(binning)):
         v_min, v_max = min(v_min, block_min), max(v_max, block_max)
-        stats.add(binning.bin_of(values64), values64)
+        stats.merge(block_stats)
     if v_min > v_max:
         raise _no_values_error()
     return binning, stats, (v_min, v_max)
 
 
-def _values_in_bins(stream: _ValueStream, binning: _Binning, wanted_bins: np.ndarray):
-    """One pass yielding (values float64, their bins) of the values lying in the wanted bins."""
-    near = {np.dtype(t): binning.near_bins(wanted_bins, t) for t in (np.float32, np.float64)}
-    for values in stream.blocks():
-        values = values[near[values.dtype][binning.rough_bin_of(values)]]
-        values64 = values.astype(np.float64, copy=False)
-        bins = binning.bin_of(values64)
-        inside = wanted_bins[bins]
-        if inside.any():
-            yield values64[inside], bins[inside]
+@dataclass(frozen=True, eq=False)
+class _InBins:
+    """Picks the values of a block lying in some level-1 bins (for refining and gathering)."""
+
+    binning: _Binning
+    wanted_bins: np.ndarray
+    near32: np.ndarray
+    near64: np.ndarray
+
+    @classmethod
+    def of(cls, binning: _Binning, wanted_bins: np.ndarray) -> _InBins:
+        return cls(binning, wanted_bins, binning.near_bins(wanted_bins, np.float32),
+                   binning.near_bins(wanted_bins, np.float64))
+
+    def values(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(values float64, their bins) of the block's values lying in the wanted bins."""
+        near = self.near32 if values.dtype == np.float32 else self.near64
+        values64 = values[near[self.binning.rough_bin_of(values)]].astype(np.float64, copy=False)
+        bins = self.binning.bin_of(values64)
+        inside = self.wanted_bins[bins]
+        return values64[inside], bins[inside]
 
 
-def _refine_pass(stream: _ValueStream, binning: _Binning) -> _StatsAccumulator:
+@dataclass(frozen=True, eq=False)
+class RefineOfValues:
+    """A block's statistics per sub-bin of the split bins."""
+
+    in_bins: _InBins
+
+    def __call__(self, values: np.ndarray) -> _BlockStats:
+        binning = self.in_bins.binning
+        values64, bins = self.in_bins.values(values)
+        return _BlockStats.of(binning.sub_of(values64, bins), values64, binning.n_sub)
+
+
+def _refine_pass(source: ValueSource, binning: _Binning) -> _StatsAccumulator:
     stats = _StatsAccumulator(binning.n_sub)
-    for values64, bins in _values_in_bins(stream, binning, binning.is_split):
-        stats.add(binning.sub_of(values64, bins), values64)
+    for block_stats in source.map(RefineOfValues(_InBins.of(binning, binning.is_split))):
+        stats.merge(block_stats)
     return stats
 
 
-def _gather_pass(stream: _ValueStream, binning: _Binning, wanted_atoms: np.ndarray):
+@dataclass(frozen=True, eq=False)
+class DistinctOfValues:
+    """A block's distinct values (ascending float64) and their counts, in the wanted atoms."""
+
+    in_bins: _InBins
+    is_wanted: np.ndarray
+
+    def __call__(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        values64, bins = self.in_bins.values(values)
+        values64 = values64[self.is_wanted[self.in_bins.binning.atom_of(values64, bins)]]
+        return np.unique(values64, return_counts=True)
+
+
+def _gather_pass(source: ValueSource, binning: _Binning, wanted_atoms: np.ndarray):
     """Distinct values (ascending float64) and their counts (int64) of the wanted atoms."""
     wanted_bins = np.zeros(binning.n_bins, dtype=bool)
     wanted_bins[binning.atom_bin[wanted_atoms]] = True
@@ -454,11 +560,10 @@ def _gather_pass(stream: _ValueStream, binning: _Binning, wanted_atoms: np.ndarr
     is_wanted[wanted_atoms] = True
     parts: list[tuple[np.ndarray, np.ndarray]] = []
     held = 0
-    for values64, bins in _values_in_bins(stream, binning, wanted_bins):
-        values64 = values64[is_wanted[binning.atom_of(values64, bins)]]
-        if values64.size:
-            parts.append(np.unique(values64, return_counts=True))
-            held += parts[-1][0].size
+    for distinct in source.map(DistinctOfValues(_InBins.of(binning, wanted_bins), is_wanted)):
+        if distinct[0].size:
+            parts.append(distinct)
+            held += distinct[0].size
             if held > _GATHER_VALUES:
                 parts = [_merge_distinct(parts)]
                 held = parts[0][0].size
@@ -938,7 +1043,7 @@ def _feasible_cuts(sequence: _Sequence, atoms: _Atoms, no_inner_cut, n_clusters,
     return sets, upper
 
 
-def _solve(stream: _ValueStream, binning: _Binning, atoms: _Atoms, n_clusters: int):
+def _solve(stream: ValueSource, binning: _Binning, atoms: _Atoms, n_clusters: int):
     level1_stats = None
     excluded = np.zeros(binning.n_atoms, dtype=bool)  # atom ids that cannot hold an optimal cut
     refine_passes = 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from osgeo import gdal, ogr, osr
@@ -93,6 +94,29 @@ class AreaOfInterest:
             raise InvalidInputError(
                 f"Rasterizing the area of interest failed: {gdal.GetLastErrorMsg()}")
         return target.GetRasterBand(1).ReadAsArray().astype(bool)
+
+
+@dataclass(frozen=True)
+class AreaSource:
+    """An AreaOfInterest as block jobs open it: its grid, geometry and box (see AreaOfInterest).
+
+    Attributes:
+        scope: the run's scope (`engine.new_scope`).
+    """
+
+    grid: RasterGrid
+    geometry_wkt: str | None
+    bbox: tuple[float, float, float, float] | None
+    scope: str
+
+    @classmethod
+    def of(cls, grid: RasterGrid, *, geometry_wkt: str | None, bbox: BoundingBox | None,
+           scope: str) -> AreaSource:
+        box = None if bbox is None else tuple(float(value) for value in bbox)
+        return cls(grid, geometry_wkt, box, scope)
+
+    def open(self) -> AreaOfInterest:
+        return AreaOfInterest(self.grid, geometry_wkt=self.geometry_wkt, bbox=self.bbox)
 
 
 def _inside(inner: Window, outer: Window) -> bool:

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from osgeo import gdal
 
+from ..engine import opened
 from ..errors import InvalidInputError
-from ..progress import Progress
-from .area_of_interest import AreaOfInterest
+from .area_of_interest import AreaOfInterest, AreaSource, BoundingBox
 from .rasters import (
     BandValidity,
     RasterGrid,
@@ -106,21 +106,63 @@ class FeatureStack:
         self._datasets.clear()
 
 
-def iter_area_blocks(stack: FeatureStack, area: AreaOfInterest | None, window: Window,
-                     steps: Progress) -> Iterator[tuple[Window, np.ndarray, np.ndarray]]:
-    """(window, features, valid) for each block of `window`, valid also meaning "in the area"."""
-    rows = rows_per_block(width=window.width, n_bands=stack.n_features,
-                          block_height=stack.block_height)
-    blocks = list(iter_windows(window, rows))
-    for index, block in enumerate(blocks):
-        steps(index / len(blocks))
-        features, valid = stack.read(block)
-        if area is not None:
-            mask = area.mask(block)
+@dataclass(frozen=True)
+class StackSource:
+    """A FeatureStack as block jobs open it: its inputs, in order.
+
+    Attributes:
+        scope: the run's scope (`engine.new_scope`).
+        grid: the grid every input is aligned onto (None: the first input's).
+    """
+
+    inputs: tuple[RasterInput, ...]
+    scope: str
+    grid: RasterGrid | None = None
+
+    def open(self) -> FeatureStack:
+        return FeatureStack(self.inputs, grid=self.grid)
+
+
+@dataclass(frozen=True)
+class AreaBlocks:
+    """The features of a stack's blocks, valid only inside an area (None: everywhere)."""
+
+    stack: StackSource
+    area: AreaSource | None = None
+
+    def read(self, window: Window) -> tuple[np.ndarray, np.ndarray]:
+        """(features, valid) of `window`, as `FeatureStack.read`, valid also meaning "in the
+        area"; opened in this process once (`engine.opened`)."""
+        features, valid = opened(self.stack).read(window)
+        if self.area is not None:
+            mask = opened(self.area).mask(window)
             if mask is not None:
                 valid &= mask
-        yield block, features, valid
-    steps(1.0)
+        return features, valid
+
+
+def open_area_blocks(inputs: Sequence[RasterInput], scope: str, *,
+                     geometry_wkt: str | None = None,
+                     bbox: BoundingBox | None = None) -> tuple[AreaBlocks, FeatureStack,
+                                                                AreaOfInterest]:
+    """The features of `inputs` inside an area (the whole raster without geometry or box),
+    opened here first, so that a bad input or area is the caller's error before any job runs.
+
+    Returns:
+        (the AreaBlocks the jobs read, the opened stack, the opened area).
+    """
+    source = StackSource(tuple(inputs), scope)
+    stack = opened(source)
+    area_source = AreaSource.of(stack.grid, geometry_wkt=geometry_wkt, bbox=bbox, scope=scope)
+    return AreaBlocks(source, area_source), stack, opened(area_source)
+
+
+def area_windows(stack: FeatureStack, window: Window) -> list[Window]:
+    """The blocks in which `window` of the stack is read: full-width strips of whole file
+    blocks, about BLOCK_TARGET_PIXELS values each, top to bottom."""
+    rows = rows_per_block(width=window.width, n_bands=stack.n_features,
+                          block_height=stack.block_height)
+    return list(iter_windows(window, rows))
 
 
 def feature_names(described: list[tuple[str, str]]) -> list[str]:

@@ -104,6 +104,71 @@ def open_raster(path: str | os.PathLike, *, what: str = "raster") -> gdal.Datase
     return dataset
 
 
+@dataclass(frozen=True)
+class RasterFile:
+    """A raster a block job opens (read-only) by its GDAL source: a path or a GDAL URI.
+
+    Attributes:
+        source: what GDAL opens.
+        scope: the run's scope (`engine.new_scope`).
+        what: what the raster is, for the message when it cannot be opened.
+    """
+
+    source: str
+    scope: str
+    what: str = "raster"
+
+    def open(self) -> OpenedRaster:
+        return OpenedRaster(open_raster(self.source, what=self.what), self.source)
+
+
+class OpenedRaster:
+    """An open raster read by windows of its first band."""
+
+    def __init__(self, dataset: gdal.Dataset, source: str):
+        self._dataset = dataset  # keeps the band's dataset alive
+        self._band = dataset.GetRasterBand(1)
+        self._source = source
+
+    def read(self, window: Window) -> np.ndarray:
+        """The values of `window` of the first band.
+
+        Raises:
+            InvalidInputError: GDAL cannot read them.
+        """
+        values = self._band.ReadAsArray(window.col_off, window.row_off, window.width,
+                                        window.height)
+        if values is None:
+            raise InvalidInputError(f"Reading '{self._source}' failed: {gdal.GetLastErrorMsg()}")
+        return values
+
+
+def same_file(path_a: str | os.PathLike, path_b: str | os.PathLike) -> bool:
+    """Whether two paths name one file (links and case-insensitive file systems included)."""
+    a, b = os.fspath(path_a), os.fspath(path_b)
+    if os.path.normcase(os.path.realpath(a)) == os.path.normcase(os.path.realpath(b)):
+        return True
+    return os.path.exists(a) and os.path.exists(b) and os.path.samefile(a, b)
+
+
+def output_over_input_problem(output_path: str | os.PathLike, sources) -> str | None:
+    """The message refusing an output that is one of the inputs (GDAL sources), or None.
+
+    Writing onto an input would destroy it while it is being read.
+    """
+    for source in sources:
+        if os.path.exists(source) and same_file(source, output_path):
+            return f"The output '{output_path}' is one of the inputs; choose another file name."
+    return None
+
+
+def refuse_output_over_inputs(output_path: str | os.PathLike, sources) -> None:
+    """InvalidInputError when the output is one of the inputs (`output_over_input_problem`)."""
+    problem = output_over_input_problem(output_path, sources)
+    if problem:
+        raise InvalidInputError(problem)
+
+
 def check_north_up(grid: RasterGrid, path: str) -> None:
     """Refuse rotated grids, which the window arithmetic here does not handle."""
     if grid.geotransform[2] != 0 or grid.geotransform[4] != 0:

@@ -5,8 +5,9 @@ finishes what GDAL cannot, by true area (rows of different pixel areas, geograph
 groups of small regions that no large region touches. It streams: the raster is read in strips
 of rows twice, and memory grows with the number of regions, not with the raster's size.
 
-1. Label: within each strip, scipy labels the connected pixels of each class; a region crossing
-   strips gets one label per strip, joined through the rows where strips meet. Each label's area
+1. Label: within each strip (a block job, `label_strip`), scipy labels the connected pixels of
+   each class; a region crossing strips gets one label per strip, joined here, in strip order,
+   through the rows where strips meet. Each label's area
    is the sum of its rows' pixel areas, and every pair of touching labels is an edge.
 2. Resolve, in rounds on the graph (every round first fuses touching nodes of one class):
    - GDAL's rule: a small node (area < MIN_AREA) follows its largest neighbour, that one's
@@ -21,21 +22,25 @@ of rows twice, and memory grows with the number of regions, not with the raster'
    is alone in its patch of valid pixels. Large regions never lose a pixel. Of two regions of
    equal area, the one whose first pixel (top row first, then left) comes first counts as the
    larger, so the result does not depend on the strips.
-3. Write: the strips are labelled again, identically, and each label gets its final class.
+3. Write: the strips are labelled again, identically (`relabel_strip`), each label gets its
+   final class, and the strips are written here in order.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
-from typing import NamedTuple
+from dataclasses import dataclass
+from typing import NamedTuple, Protocol
 
 import numpy as np
 from scipy import ndimage
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+from ..engine import current_executor, opened
 from ..errors import RasterClusteringError
+from ..progress import Progress
 
 # Relative tolerance of area comparisons, so that a region of exactly MIN_AREA is kept despite
 # rounding (0.3 m pixels: 2.7 / 0.09 = 30.000000000000004).
@@ -45,58 +50,129 @@ _KEY_SHIFT = np.int64(32)
 # Above this many classes in a strip, labelling them all at once is faster than one by one.
 _MAX_CLASSES_LABELLED_ONE_BY_ONE = 24
 
-StripReader = Callable[[int, int], "tuple[np.ndarray, np.ndarray]"]
+
+
+class StripReader(Protocol):
+    """What `merge_small_regions` reads: the classes and validity of strips of rows."""
+
+    def read(self, first: int, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
+        """(classes, valid) of rows first..first + n_rows - 1: an integer array of the classes
+        and a bool array, False on nodata, both of shape (n_rows, columns)."""
+
+
+class Strips(Protocol):
+    """A descriptor of a StripReader, as block jobs open it (see `engine.cache`)."""
+
+    scope: str
+
+    def open(self) -> StripReader:
+        """Open the classes (and their validity)."""
 
 
 def merge_small_regions(
-    read_strip: StripReader,
+    strips: Strips,
     write_strip: Callable[[np.ndarray, int], None],
     *,
     row_areas_m2: np.ndarray,
     min_area_m2: float,
     connectivity: int,
     strip_rows: int = 256,
-    raise_if_cancelled: Callable[[], None] = lambda: None,
-    report: Callable[[float], None] = lambda fraction: None,
+    steps: Progress | None = None,
 ) -> None:
     """Write the classes with every region under `min_area_m2` merged as the module describes.
 
+    Both passes over the strips are block jobs (`label_strip`, `relabel_strip`) on the current
+    executor; the graph of regions is merged and resolved here, and the strips are written
+    here, in order.
+
     Args:
-        read_strip: (first row, row count) -> (classes, valid): an integer array of the classes
-            and a bool array, False on nodata, both of shape (row count, columns).
+        strips: the classes to sieve, opened by the jobs.
         write_strip: (classes, first row) -> None, called once per strip, top to bottom, with
             an array of the input's type; nodata pixels hold their input values.
         row_areas_m2: float64 (rows,), the area of one pixel of each row.
         min_area_m2: smallest region area to keep, m² (> 0).
         connectivity: 4 or 8.
         strip_rows: rows per strip.
-        raise_if_cancelled: called between strips; raises to stop.
-        report: called with the fraction done, 0..1.
+        steps: progress and cancellation (checked between strips).
     """
+    steps = steps or Progress()
     structure = ndimage.generate_binary_structure(2, 1 if connectivity == 4 else 2)
-    strips = list(row_strips(len(row_areas_m2), strip_rows))
-    graph = _region_graph(
-        read_strip, strips, row_areas_m2, structure, raise_if_cancelled,
-        lambda fraction: report(0.45 * fraction),
-    )
+    strip_list = list(row_strips(len(row_areas_m2), strip_rows))
+    job = _StripJob(strips, structure, row_areas_m2)
+    graph = _region_graph(current_executor().map_blocks(label_strip, job, strip_list,
+                                                        steps=steps.span(0.0, 0.45)), structure)
     final_class = resolve_merges(
         graph.region_class, graph.region_area, graph.edges, min_area_m2, graph.region_start
     )
-    report(0.5)
-    for index, (first, n_rows) in enumerate(strips):
-        raise_if_cancelled()
-        classes, valid = read_strip(first, n_rows)
-        labels_of_strip = slice(graph.strip_first_label[index], graph.strip_first_label[index + 1])
-        if np.array_equal(final_class[labels_of_strip], graph.region_class[labels_of_strip]):
-            write_strip(classes, first)  # no region of this strip changes: no need to label
-        else:
-            labels, _, _ = _label_strip(
-                classes, valid, structure, labels_of_strip.start, first_pixels=False
-            )
-            result = classes.copy()
-            result[valid] = final_class[labels[valid]].astype(classes.dtype)
-            write_strip(result, first)
-        report(0.5 + 0.5 * (index + 1) / len(strips))
+    steps(0.5)
+    relabelling = _Relabelling(job, graph.region_class, final_class)
+    items = [(first, n_rows, graph.strip_first_label[index], graph.strip_first_label[index + 1])
+             for index, (first, n_rows) in enumerate(strip_list)]
+    for (first, _, _, _), result in zip(items, current_executor().map_blocks(
+            relabel_strip, relabelling, items, steps=steps.span(0.5, 1.0)), strict=True):
+        write_strip(result, first)
+
+
+@dataclass(frozen=True, eq=False)
+class _StripJob:
+    """What a strip job needs: the classes, the connectivity's structure, the rows' areas, and
+    whether to find the pairs of touching labels within each strip (the sieve's graph; without
+    them only the seams join labels, all that numbering regions needs)."""
+
+    strips: Strips
+    structure: np.ndarray
+    row_areas_m2: np.ndarray
+    pairs_within_strips: bool = True
+
+
+class _StripRegions(NamedTuple):
+    """The regions of one strip, labelled 1..n within it: class, area in m² and first pixel's
+    flat index in the raster of each; the pairs of touching labels; the labels of its first
+    and last rows (0 on nodata), to join it with its neighbours."""
+
+    region_class: np.ndarray
+    region_area: np.ndarray
+    region_start: np.ndarray
+    edges: np.ndarray
+    first_row: np.ndarray
+    last_row: np.ndarray
+
+
+def label_strip(job: _StripJob, strip: tuple[int, int]) -> _StripRegions:
+    """Block job: the regions of strip (first row, row count), labelled from 1."""
+    first, n_rows = strip
+    classes, valid = opened(job.strips).read(first, n_rows)
+    labels, new_classes, starts = _label_strip(classes, valid, job.structure, 1)
+    weights = np.broadcast_to(job.row_areas_m2[first : first + n_rows, None], labels.shape)
+    areas = np.bincount(labels.ravel(), weights=weights.ravel(), minlength=len(new_classes) + 1)
+    edges = (_touching_pairs(classes, valid, labels, job.structure) if job.pairs_within_strips
+             else np.zeros((0, 2), dtype=np.int64))
+    return _StripRegions(new_classes, areas[1:], starts + first * classes.shape[1], edges,
+                         labels[0], labels[-1])
+
+
+@dataclass(frozen=True, eq=False)
+class _Relabelling:
+    """What a relabelling job needs: `_StripJob`'s, and the class of every label before and
+    after the merges."""
+
+    strips: _StripJob
+    region_class: np.ndarray
+    final_class: np.ndarray
+
+
+def relabel_strip(job: _Relabelling, strip: tuple[int, int, int, int]) -> np.ndarray:
+    """Block job: the classes of strip (first row, row count, its first label, one past its
+    last) after the merges; nodata pixels keep their values."""
+    first, n_rows, label_start, label_end = strip
+    classes, valid = opened(job.strips.strips).read(first, n_rows)
+    final_class = job.final_class[label_start:label_end]
+    if np.array_equal(final_class, job.region_class[label_start:label_end]):
+        return classes  # none of the strip's regions changes: no need to label it
+    labels, _, _ = _label_strip(classes, valid, job.strips.structure, 1, first_pixels=False)
+    result = classes.copy()
+    result[valid] = final_class[labels[valid] - 1].astype(classes.dtype)
+    return result
 
 
 def resolve_merges(
@@ -219,21 +295,9 @@ class _RegionGraph(NamedTuple):
     strip_first_label: list[int]
 
 
-def _region_graph(
-    read_strip: StripReader,
-    strips: list[tuple[int, int]],
-    row_areas_m2: np.ndarray,
-    structure: np.ndarray,
-    raise_if_cancelled: Callable[[], None],
-    report: Callable[[float], None],
-    *,
-    pairs_within_strips: bool = True,
-) -> _RegionGraph:
-    """Labels of all strips and the graph of their regions (see `_RegionGraph`).
-
-    Without `pairs_within_strips` the edges are only those across the seams of strips, which is
-    all that joins the labels of one region (within a strip a region has one label).
-    """
+def _region_graph(strips: Iterator[_StripRegions], structure: np.ndarray) -> _RegionGraph:
+    """The regions of all strips, numbered on from one strip to the next, and the graph of
+    those that touch (see `_RegionGraph`)."""
     region_class = [np.zeros(1, dtype=np.int64)]
     region_area = [np.zeros(1, dtype=np.float64)]
     region_start = [np.zeros(1, dtype=np.int64)]
@@ -241,29 +305,23 @@ def _region_graph(
     first_label = 1
     strip_first_label = [first_label]
     previous_row = None  # labels of the previous strip's last row
-    for index, (first, n_rows) in enumerate(strips):
-        raise_if_cancelled()
-        classes, valid = read_strip(first, n_rows)
-        labels, new_classes, starts = _label_strip(classes, valid, structure, first_label)
-        local = np.where(labels > 0, labels - (first_label - 1), 0)
-        weights = np.broadcast_to(row_areas_m2[first : first + n_rows, None], labels.shape)
-        areas = np.bincount(local.ravel(), weights=weights.ravel(), minlength=len(new_classes) + 1)
-        region_class.append(new_classes)
-        region_area.append(areas[1:])
-        region_start.append(starts + first * classes.shape[1])
-        if pairs_within_strips:
-            edges.append(_touching_pairs(classes, valid, labels, structure))
+    for strip in strips:
+        offset = first_label - 1
+        region_class.append(strip.region_class)
+        region_area.append(strip.region_area)
+        region_start.append(strip.region_start)
+        edges.append(strip.edges + offset)
+        first_row = np.where(strip.first_row > 0, strip.first_row + offset, 0)
         if previous_row is not None:
-            edges.append(_touching_pairs_across(previous_row, labels[0], structure))
-        previous_row = labels[-1]
-        first_label += len(new_classes)
+            edges.append(_touching_pairs_across(previous_row, first_row, structure))
+        previous_row = np.where(strip.last_row > 0, strip.last_row + offset, 0)
+        first_label += len(strip.region_class)
         strip_first_label.append(first_label)
         if first_label >= _MAX_LABELS:
             raise RasterClusteringError(
                 "the raster has too many separate regions for the sieve (over 2 billion); "
                 "sieve it in parts, or with a smaller MIN_AREA first"
             )
-        report((index + 1) / len(strips))
     all_edges = np.concatenate(edges)
     return _RegionGraph(
         np.concatenate(region_class),
@@ -445,30 +503,31 @@ class ConnectedRegions(NamedTuple):
 
 
 def connected_regions(
-    read_strip: StripReader,
-    strips: list[tuple[int, int]],
+    strips: Strips,
+    strip_list: list[tuple[int, int]],
     *,
     connectivity: int,
-    raise_if_cancelled: Callable[[], None] = lambda: None,
-    report: Callable[[float], None] = lambda fraction: None,
+    steps: Progress | None = None,
 ) -> ConnectedRegions:
     """Number the connected regions of one class, reading the raster once in strips.
 
-    The labels of one region in consecutive strips are joined through the rows where the strips
-    meet, as in the sieve's step 1; memory grows with the number of regions, not with the
-    raster's size. `region_numbers` then gives each pixel of a strip its region number.
+    The strips are labelled by block jobs (`label_strip`, without the pairs within strips: the
+    seams are all that joins one region's labels) on the current executor; their labels are
+    joined here through the rows where the strips meet, as in the sieve's step 1. Memory grows
+    with the number of regions, not with the raster's size. `region_numbers` then gives each
+    pixel of a strip its region number.
 
     Args:
-        read_strip: (first row, row count) -> (classes, valid), as for `merge_small_regions`.
-        strips: (first row, row count) of each strip, top to bottom (see `row_strips`).
+        strips: the classes, opened by the jobs (as for `merge_small_regions`).
+        strip_list: (first row, row count) of each strip, top to bottom (see `row_strips`).
         connectivity: 4 or 8.
-        raise_if_cancelled: called between strips; raises to stop.
-        report: called with the fraction done, 0..1.
+        steps: progress and cancellation (checked between strips).
     """
     structure = ndimage.generate_binary_structure(2, 1 if connectivity == 4 else 2)
-    n_rows = strips[-1][0] + strips[-1][1] if strips else 0
-    graph = _region_graph(read_strip, strips, np.ones(n_rows), structure, raise_if_cancelled,
-                          report, pairs_within_strips=False)
+    n_rows = strip_list[-1][0] + strip_list[-1][1] if strip_list else 0
+    job = _StripJob(strips, structure, np.ones(n_rows), pairs_within_strips=False)
+    graph = _region_graph(current_executor().map_blocks(label_strip, job, strip_list,
+                                                        steps=steps), structure)
     component, _ = _fuse_same_class(graph.edges, graph.region_class)
     n_regions = int(component.max()) if len(component) else 0
     region_class = np.zeros(n_regions + 1, dtype=np.int64)

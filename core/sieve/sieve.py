@@ -42,14 +42,20 @@ import re
 import traceback
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from osgeo import gdal
 
+from ..engine import current_executor, new_scope, opened, release, run_scope
 from ..errors import CancelledError, InvalidInputError, RasterClusteringError
 from ..io.pixel_area import pixel_areas_m2
+from ..io.rasters import same_file
+from ..parameters import CONNECTIVITY, MIN_REGION_AREA, Parameter
+from ..progress import Progress
 from .region_merge import AREA_RTOL, merge_small_regions, row_strips
+
+_PIXEL_AREA = Parameter("the pixel area", MIN_REGION_AREA.allowed)
 
 _INTEGER_TYPES = {
     gdal.GDT_Byte: "Byte",
@@ -108,8 +114,8 @@ def min_area_pixels(min_area_m2: float, pixel_area_m2: float) -> int:
     Raises:
         InvalidInputError: if either area is not a positive finite number.
     """
-    _check_positive_area(min_area_m2, "MIN_AREA")
-    _check_positive_area(pixel_area_m2, "the pixel area")
+    MIN_REGION_AREA.validate(min_area_m2)
+    _PIXEL_AREA.validate(pixel_area_m2)
     pixels = min_area_m2 * (1.0 - AREA_RTOL) / pixel_area_m2
     return max(1, math.ceil(min(pixels, 2.0**62)))
 
@@ -149,12 +155,8 @@ def sieve_raster(
         CancelledError: `is_cancelled` returned True; no output or temporary file is left.
         RasterClusteringError: GDAL failed to read or write (e.g. the disk is full).
     """
-    _check_positive_area(min_area_m2, "MIN_AREA")
-    if connectivity not in (4, 8) or isinstance(connectivity, bool):
-        raise InvalidInputError(
-            "connectivity must be 4 (pixels sharing an edge) or 8 (sharing an edge or a corner), "
-            f"got {connectivity!r}"
-        )
+    MIN_REGION_AREA.validate(min_area_m2)
+    CONNECTIVITY.validate(connectivity)
     input_path, output_path = _checked_paths(input_path, output_path)
     run = _Run(progress, is_cancelled)
     run.raise_if_cancelled()
@@ -192,15 +194,18 @@ def _sieve_file(
         )
         files = _StagedFiles(output_path, src_ds, src_band, messages)
         try:
-            if most <= 1:
-                result_path = files.create()
-                _copy_band(src_band, files.band(result_path), run, 0.0, 0.9)
-            else:
-                result_path = _sieve_stages(
-                    src_band, files, row_areas_m2, min_area_m2=min_area_m2,
-                    pixel_threshold=(fewest, most), connectivity=connectivity, run=run,
-                    messages=messages,
-                )
+            with run_scope() as scope:
+                src = ClassStrips.of(input_path, band, src_band, scope)
+                if most <= 1:
+                    result_path = files.create()
+                    _copy_band(src, files.band(result_path), run, 0.0, 0.9)
+                else:
+                    result_path = _sieve_stages(
+                        src, src_band, files, row_areas_m2, min_area_m2=min_area_m2,
+                        pixel_threshold=(fewest, most), connectivity=connectivity, run=run,
+                        messages=messages,
+                    )
+            # Reads back the file being written and repairs it in place: on this side.
             changed_pixels = _finish_output(src_band, files, result_path, run, 0.9, 1.0)
             files.publish(result_path)
         except BaseException as error:
@@ -220,8 +225,8 @@ def _sieve_file(
 
 
 def _sieve_stages(
-    src_band, files: _StagedFiles, row_areas_m2, *, min_area_m2, pixel_threshold, connectivity,
-    run: _Run, messages: _GdalMessages,
+    src: ClassStrips, src_band, files: _StagedFiles, row_areas_m2, *, min_area_m2,
+    pixel_threshold, connectivity, run: _Run, messages: _GdalMessages,
 ) -> str:
     """GDAL's sieve, then the exact step where GDAL cannot finish; returns the result's path.
 
@@ -230,7 +235,7 @@ def _sieve_stages(
     regions too small at any latitude, then the exact step compares true areas.
     """
     fewest, most = pixel_threshold
-    stage_path, stage_band = None, src_band
+    stage_path, stage = None, src
     if fewest > 1:
         constant_area = fewest == most
         stage_path, finished = _sieve_with_gdal(
@@ -239,43 +244,32 @@ def _sieve_stages(
         )
         if finished and constant_area:
             return stage_path
-        stage_band = files.band(stage_path)
-    result_path = _merge_by_region_graph(
-        stage_band, src_band, files, row_areas_m2, min_area_m2=min_area_m2,
-        connectivity=connectivity, run=run, start=0.5, end=0.9,
-    )
-    stage_band = None
+        # The jobs open the stage by its path: it must be complete on disk, so closed.
+        files.close(stage_path)
+        stage = replace(src, classes=stage_path, classes_band=1, scope=new_scope())
+    # The jobs read the input through datasets of their own: drop what this one holds in GDAL's
+    # block cache, so that the input is not cached twice.
+    src_band.FlushCache()
+    try:
+        result_path = _merge_by_region_graph(
+            stage, files, row_areas_m2, width=src_band.XSize, min_area_m2=min_area_m2,
+            connectivity=connectivity, run=run, start=0.5, end=0.9,
+        )
+    finally:
+        # Closed by the jobs before the stage file is deleted (Windows cannot delete an open file).
+        release(stage.scope)
+        current_executor().release(stage.scope)
     if stage_path is not None:
         files.discard(stage_path)
     return result_path
 
 
-def _check_positive_area(value: float, name: str) -> None:
-    """InvalidInputError unless `value` is a positive finite number of m²."""
-    try:
-        ok = not isinstance(value, bool) and math.isfinite(value) and value > 0
-    except TypeError:
-        ok = False
-    if not ok:
-        raise InvalidInputError(
-            f"{name} must be a positive area in m², got {value!r}; "
-            "for MIN_AREA enter the smallest region to keep, e.g. 5000 for half a hectare"
-        )
-
-
 def _checked_paths(input_path, output_path) -> tuple[str, str]:
     """Both paths as strings; refuses an output equal to the input or in a missing folder."""
     input_path, output_path = os.fspath(input_path), os.fspath(output_path)
-    same = os.path.normcase(os.path.realpath(input_path)) == os.path.normcase(
-        os.path.realpath(output_path)
-    )
-    if not same and os.path.exists(input_path) and os.path.exists(output_path):
-        same = os.path.samefile(input_path, output_path)
-    if same:
-        raise InvalidInputError(
-            f"the output {output_path} is the input raster; choose another output file "
-            "(the sieve never overwrites its input)"
-        )
+    if same_file(input_path, output_path):
+        raise InvalidInputError(f"The output '{output_path}' is one of the inputs; choose "
+                                "another file name (the sieve never overwrites its input).")
     folder = os.path.dirname(os.path.abspath(output_path))
     if not os.path.isdir(folder):
         raise InvalidInputError(
@@ -318,6 +312,11 @@ class _Run:
     def raise_if_cancelled(self) -> None:
         if self._is_cancelled is not None and self._is_cancelled():
             raise CancelledError("the sieve was cancelled; no output was written")
+
+    def steps(self, start: float, end: float) -> Progress:
+        """Progress and cancellation of the block jobs covering [start, end] of the run."""
+        return Progress(lambda fraction: self.report(start + (end - start) * fraction),
+                        self._is_cancelled)
 
     def gdal_callback(self, start: float, end: float):
         """A GDAL progress callback covering [start, end] that returns 0 (stop) when cancelled."""
@@ -373,28 +372,35 @@ def _open_raster(path: str, messages: _GdalMessages) -> gdal.Dataset:
     return dataset
 
 
-def integer_band(dataset: gdal.Dataset, band: int, path: str, *,
-                 needed_by: str = "the sieve") -> gdal.Band:
-    """Band `band` (1-based) of `dataset`; InvalidInputError if absent or not integer.
+def integer_band_problem(dataset: gdal.Dataset, band, name: str, *,
+                         needed_by: str = "a sieve needs") -> str | None:
+    """Why band `band` (1-based) of `dataset` (called `name`) holds no classes, or None.
 
     Args:
-        needed_by: what needs integer classes, for the message ("the sieve").
+        needed_by: what needs the classes, as the message's subject ("zone polygons need").
     """
     count = dataset.RasterCount
     if isinstance(band, bool) or not isinstance(band, (int, np.integer)) or not 1 <= band <= count:
-        raise InvalidInputError(
-            f"band {band!r} does not exist in {path}, which has {count} band(s); "
-            f"choose a band number from 1 to {count}"
-        )
-    raster_band = dataset.GetRasterBand(int(band))
-    data_type = raster_band.DataType
+        return (f"BAND {band!r} does not exist: '{name}' has {count} band(s); choose a band "
+                f"number from 1 to {count}.")
+    data_type = dataset.GetRasterBand(int(band)).DataType
     if data_type not in _INTEGER_TYPES:
-        raise InvalidInputError(
-            f"band {band} of {path} is {gdal.GetDataTypeName(data_type)}, but {needed_by} needs a "
-            f"classified integer raster ({', '.join(_INTEGER_TYPES.values())}); classify it "
-            "first, or convert it with Raster > Conversion > Translate to an integer type"
-        )
-    return raster_band
+        return (f"Band {band} of '{name}' holds {gdal.GetDataTypeName(data_type)} values, not "
+                f"integer classes: {needed_by} a classified raster "
+                f"({', '.join(_INTEGER_TYPES.values())}). Classify it first (e.g. Raster k-means "
+                "clustering), or convert it with Raster ▸ Conversion ▸ Translate to an integer "
+                "type.")
+    return None
+
+
+def integer_band(dataset: gdal.Dataset, band: int, path: str, *,
+                 needed_by: str = "a sieve needs") -> gdal.Band:
+    """Band `band` (1-based) of `dataset`; InvalidInputError if absent or not integer
+    (`integer_band_problem`)."""
+    problem = integer_band_problem(dataset, band, path, needed_by=needed_by)
+    if problem:
+        raise InvalidInputError(problem)
+    return dataset.GetRasterBand(int(band))
 
 
 def _check_classes_fit_old_gdal(band: gdal.Band, path: str) -> None:
@@ -445,7 +451,8 @@ class _StagedFiles:
         self._src_ds = src_ds
         self._src_band = src_band
         self._messages = messages
-        self._open: dict[str, gdal.Dataset] = {}
+        # Every temporary file, with its dataset while it is open for writing (None once closed).
+        self._open: dict[str, gdal.Dataset | None] = {}
 
     def create(self) -> str:
         """A new GeoTIFF with the input's type, grid, CRS and band metadata; returns its path."""
@@ -486,6 +493,10 @@ class _StagedFiles:
 
     def band(self, path: str) -> gdal.Band:
         return self._open[path].GetRasterBand(1)
+
+    def close(self, path: str) -> None:
+        """Close a file that is written (others may now read it); it stays to be removed."""
+        self._open[path] = None
 
     def discard(self, path: str) -> None:
         """Close and delete one temporary file."""
@@ -607,11 +618,17 @@ def _sieve_with_gdal(
     return previous_path, finished
 
 
-def _copy_band(src_band: gdal.Band, dst_band: gdal.Band, run: _Run, start, end) -> None:
-    for first, n_rows in row_strips(src_band.YSize, _STRIP_ROWS):
-        run.raise_if_cancelled()
-        _write_strip(dst_band, _read_strip(src_band, first, n_rows), first)
-        run.report(start + (end - start) * (first + n_rows) / src_band.YSize)
+def read_class_strip(classes: ClassStrips, strip: tuple[int, int]) -> np.ndarray:
+    """Block job: the classes of strip (first row, row count)."""
+    return opened(classes).read(*strip)[0]
+
+
+def _copy_band(classes: ClassStrips, dst_band: gdal.Band, run: _Run, start, end) -> None:
+    strips = list(row_strips(dst_band.YSize, _STRIP_ROWS))
+    copied = current_executor().map_blocks(read_class_strip, classes, strips,
+                                           steps=run.steps(start, end))
+    for (first, _), strip in zip(strips, copied, strict=True):
+        _write_strip(dst_band, strip, first)
 
 
 def _finish_output(
@@ -662,26 +679,72 @@ def _create_internal_mask(dataset: gdal.Dataset) -> gdal.Band:
     return dataset.GetRasterBand(1).GetMaskBand()
 
 
+@dataclass(frozen=True)
+class ClassStrips:
+    """Strips of a classified raster's band, with the validity of another raster's band (the
+    sieve's input), as the exact step's jobs open them (`region_merge.Strips`).
+
+    Attributes:
+        classes, classes_band: the raster (a GDAL source) and band holding the classes.
+        validity, validity_band: the raster and band whose validity mask tells nodata, or None
+            when every pixel is valid.
+        scope: the run's scope (`engine.new_scope`).
+    """
+
+    classes: str
+    classes_band: int
+    validity: str | None
+    validity_band: int
+    scope: str
+
+    @classmethod
+    def of(cls, path: str, band: int, raster_band: gdal.Band, scope: str) -> ClassStrips:
+        """Band `band` of `path` (opened here as `raster_band`) with its own validity."""
+        has_mask = _validity_mask(raster_band) is not None
+        return cls(path, band, path if has_mask else None, band, scope)
+
+    def open(self) -> _ClassStripReader:
+        return _ClassStripReader(self)
+
+
+class _ClassStripReader:
+    def __init__(self, spec: ClassStrips):
+        self._datasets = [_opened_for_reading(spec.classes)]
+        self._classes = self._datasets[0].GetRasterBand(spec.classes_band)
+        self._mask = None
+        if spec.validity is not None:
+            self._datasets.append(_opened_for_reading(spec.validity))
+            self._mask = _validity_mask(self._datasets[1].GetRasterBand(spec.validity_band))
+
+    def read(self, first: int, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
+        classes = _read_strip(self._classes, first, n_rows)
+        if self._mask is None:
+            return classes, np.ones(classes.shape, dtype=bool)
+        return classes, _read_strip(self._mask, first, n_rows) != 0
+
+
+def _opened_for_reading(path: str) -> gdal.Dataset:
+    try:
+        dataset = gdal.Open(path)
+    except RuntimeError:  # when another component turned GDAL exceptions on
+        dataset = None
+    if dataset is None:
+        raise RasterClusteringError(f"cannot open {path} ({gdal.GetLastErrorMsg()}); check that "
+                                    "the file exists and that GDAL can read it")
+    return dataset
+
+
 def _merge_by_region_graph(
-    stage_band, src_band, files: _StagedFiles, row_areas_m2: np.ndarray, *, min_area_m2,
-    connectivity, run: _Run, start, end,
+    classes: ClassStrips, files: _StagedFiles, row_areas_m2: np.ndarray, *, width: int,
+    min_area_m2, connectivity, run: _Run, start, end,
 ) -> str:
-    """The exact step (`region_merge`) from `stage_band` into a new file; returns its path."""
-    mask_band = _validity_mask(src_band)
+    """The exact step (`region_merge`) from `classes` into a new file; returns its path."""
     result_path = files.create()
     result_band = files.band(result_path)
-
-    def read(first: int, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
-        classes = _read_strip(stage_band, first, n_rows)
-        if mask_band is None:
-            return classes, np.ones(classes.shape, dtype=bool)
-        return classes, _read_strip(mask_band, first, n_rows) != 0
-
     merge_small_regions(
-        read, lambda strip, first: _write_strip(result_band, strip, first),
+        classes, lambda strip, first: _write_strip(result_band, strip, first),
         row_areas_m2=row_areas_m2, min_area_m2=min_area_m2, connectivity=connectivity,
-        strip_rows=max(1, min(_STRIP_ROWS, _EXACT_STRIP_PIXELS // stage_band.XSize)),
-        raise_if_cancelled=run.raise_if_cancelled,
-        report=lambda fraction: run.report(start + (end - start) * fraction),
+        strip_rows=max(1, min(_STRIP_ROWS, _EXACT_STRIP_PIXELS // width)),
+        steps=run.steps(start, end),
     )
     return result_path

@@ -40,8 +40,9 @@ from osgeo import gdal, ogr, osr
 from ..errors import InvalidInputError, RasterClusteringError
 from ..io.feature_stack import RasterInput
 from ..io.pixel_area import step_lengths_m
-from ..io.rasters import RasterGrid, check_output_folder
+from ..io.rasters import RasterGrid, check_output_folder, refuse_output_over_inputs
 from ..io.vectors import atomic_vector_output, vector_driver
+from ..parameters import CONNECTIVITY, SMOOTHING
 from ..progress import Progress
 from .arcs import densify, split_arcs
 from .attributes import ZoneField, zone_fields
@@ -57,7 +58,8 @@ from .smoothing import (
 )
 from .zone_raster import ClassifiedRaster, ZoneLabels, label_zones
 
-MAX_SMOOTHING = len(LEVEL_ITERATIONS) - 1
+MAX_SMOOTHING = int(SMOOTHING.allowed.high)
+assert len(LEVEL_ITERATIONS) == MAX_SMOOTHING + 1, "one iteration count per level"
 # Corner points of the zones processed together: large enough for numpy, small for memory.
 _BATCH_POINTS = 200_000
 _EXACT_LAYER = "zones"
@@ -103,12 +105,8 @@ class ZonePolygonsReport:
 
 def check_zone_options(connectivity: int, smoothing: int) -> None:
     """Refuse a connectivity other than 4 or 8 and a smoothing level outside 0-3."""
-    if connectivity not in (4, 8) or isinstance(connectivity, bool):
-        raise InvalidInputError(f"CONNECTIVITY must be 4 or 8, not {connectivity!r}.")
-    if isinstance(smoothing, bool) or smoothing not in range(MAX_SMOOTHING + 1):
-        raise InvalidInputError(
-            f"SMOOTHING must be a whole number from 0 (exact pixel edges) to {MAX_SMOOTHING} "
-            f"(smoothest), not {smoothing!r}.")
+    CONNECTIVITY.validate(connectivity)
+    SMOOTHING.validate(smoothing)
 
 
 def polygonize_zones(classes_path: str | os.PathLike, output_path: str | os.PathLike, *,
@@ -143,9 +141,8 @@ def polygonize_zones(classes_path: str | os.PathLike, output_path: str | os.Path
     vector_driver(output_path)
     output_path = Path(output_path)
     check_output_folder(output_path)
-    if _same_file(classes_path, output_path):
-        raise InvalidInputError(f"The output {output_path} is the classified raster; choose "
-                                "another output file.")
+    refuse_output_over_inputs(output_path, [os.fspath(classes_path),
+                                            *(raster.source for raster in features)])
     steps = Progress(progress, is_cancelled)
     steps.check()
     raster = ClassifiedRaster(os.fspath(classes_path), band)
@@ -175,11 +172,6 @@ def polygonize_zones(classes_path: str | os.PathLike, output_path: str | os.Path
         raise
     steps(1.0)
     return report
-
-
-def _same_file(one, other) -> bool:
-    one, other = os.path.realpath(os.fspath(one)), os.path.realpath(os.fspath(other))
-    return os.path.normcase(one) == os.path.normcase(other)
 
 
 @contextmanager

@@ -79,7 +79,7 @@ def test_cancelled_error(make_raster, tmp_path):
     expected = core_message(CancelledError, cluster_rasters, [RasterInput(str(values))],
                             tmp_path / "core.tif", settings=KMeansSettings(n_clusters=3),
                             is_cancelled=lambda: True)
-    assert "cancelled" in expected
+    assert "Cancelled" in expected
     feedback = QgsProcessingFeedback()
     feedback.cancel()
     out = tmp_path / "out"
@@ -90,3 +90,40 @@ def test_cancelled_error(make_raster, tmp_path):
         feedback)
     assert message == expected
     assert file_names(out) == []
+
+
+def test_number_parameters_take_their_type_bounds_and_default_from_the_core_rules(provider):
+    from qgis.core import QgsProcessingModelAlgorithm, QgsProcessingParameterNumber
+    from raster_clustering.core.parameters import Options
+
+    checked = 0
+    for algorithm in provider.algorithms():
+        if isinstance(algorithm, QgsProcessingModelAlgorithm):
+            continue  # a bundled model's inputs feed the algorithms, which check them
+        for definition in algorithm.parameterDefinitions():
+            if not isinstance(definition, QgsProcessingParameterNumber):
+                continue
+            rule = getattr(algorithm, "_rules", {}).get(definition.name())
+            assert rule is not None, f"{algorithm.id()} {definition.name()} has no core rule"
+            allowed = rule.allowed
+            values = allowed.values if isinstance(allowed, Options) else None
+            low = min(values) if values else allowed.low
+            high = max(values) if values else allowed.high
+            assert definition.defaultValue() == rule.default
+            assert definition.minimum() == low
+            if high is not None:
+                assert definition.maximum() == high
+            whole = values is not None or allowed.whole
+            assert (definition.dataType() == QgsProcessingParameterNumber.Integer) == whole
+            checked += 1
+    assert checked >= 12
+
+
+def test_the_provider_version_is_that_of_metadata_txt(provider):
+    import configparser
+    from pathlib import Path
+
+    metadata = configparser.ConfigParser(interpolation=None)
+    metadata.read(Path(__file__).resolve().parents[2] / "metadata.txt", encoding="utf-8")
+    assert provider.versionInfo() == metadata["general"]["version"]
+    assert provider.longName().endswith(metadata["general"]["version"])

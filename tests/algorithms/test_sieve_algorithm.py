@@ -359,7 +359,7 @@ def test_bad_parameters_are_refused(provider, tmp_path, make_raster, parameters,
 
 
 @pytest.mark.parametrize("array, options, message", [
-    (np.ones((10, 10), dtype=np.float32), {}, "does not hold integer classes"),
+    (np.ones((10, 10), dtype=np.float32), {}, "not integer classes"),
     (np.ones((10, 10), dtype=np.uint8), {"epsg": 4978}, "neither geographic nor measured in a "
                                                         "linear unit"),
     (np.ones((10, 10), dtype=np.uint8), {"epsg": None}, "has no CRS"),

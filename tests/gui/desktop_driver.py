@@ -22,6 +22,7 @@ from qgis.core import (
     QgsProcessingContext,
     QgsProcessingModelAlgorithm,
     QgsProject,
+    QgsProviderRegistry,
     QgsRectangle,
 )
 from qgis.PyQt.QtCore import QEventLoop, QSize, Qt, QTimer
@@ -156,11 +157,17 @@ def help_blocks(dialog):
 
 # --- what the run left in the project -----------------------------------------------------------
 
+def layer_file(layer) -> str:
+    """The file a layer reads, without QGIS's options."""
+    return QgsProviderRegistry.instance().decodeUri(layer.providerType(),
+                                                    layer.source()).get("path") or ""
+
+
 def layer_report(layer, results):
     """What the Layers panel and the renderer show of one loaded layer."""
     report = {"name": layer.name(), "source": layer.source(),
               "outputs": sorted(name for name, value in results.items()
-                                if {layer.id(), layer.source(), layer.source().split("|")[0]}
+                                if {layer.id(), layer.source(), layer_file(layer)}
                                 & set(value if isinstance(value, list) else [value]))}
     if layer.type() == QgsMapLayerType.RasterLayer:
         renderer = layer.renderer()

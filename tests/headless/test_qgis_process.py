@@ -69,7 +69,7 @@ def test_out_of_range_number_names_the_allowed_range(qgis_process, scene, tmp_pa
         f"OUTPUT={tmp_path / 'o.tif'}", f"CENTROIDS={tmp_path / 'o.json'}",
         f"STATISTICS={tmp_path / 'o.csv'}"])
     assert completed.returncode != 0
-    assert "CLUSTERS (Number of clusters) must be a whole number from 2 to 255, not 300." in (
+    assert "CLUSTERS must be a whole number from 2 to 255, not 300." in (
         completed.stdout + completed.stderr)
     assert not (tmp_path / "o.tif").exists()
 

@@ -38,7 +38,7 @@ C2_PREFIX = "LC08_L2SP_047027_20201204_20210313_02_T1"
         ("B12.jp2", "B12"),
         ("/data/GRANULE/IMG_DATA/R20m/T33UXX_20210527T102021_B11_20m.jp2", "B11"),
         (r"C:\data\LC08_L1TP_188018_20200927_20201005_02_T1_B5.TIF", "B5"),
-        ("/data/LC08_L1TP_188018_20200927_20201005_02_T1_B5.TIF|layername=x", "B5"),
+        ("/vsizip//data/LC08_L1TP_188018_20200927_20201005_02_T1.zip/x_B5.TIF", "B5"),
         ("sur_refl_b01.tif", "B1"),
         ("B4_copy_B04.tif", "B4"),  # the same band twice is still one band
         ("B4_B5_ratio.tif", None),  # two bands: no single code

@@ -15,9 +15,15 @@ from raster_clustering.core.clustering.choose_k import (
     recommend_k,
 )
 from raster_clustering.core.clustering.kmeans import sample_valid_pixels
+from raster_clustering.core.engine import opened, run_scope
 from raster_clustering.core.errors import CancelledError, InvalidInputError
-from raster_clustering.core.io.area_of_interest import AreaOfInterest
-from raster_clustering.core.io.feature_stack import FeatureStack, RasterInput
+from raster_clustering.core.io.feature_stack import (
+    AreaBlocks,
+    FeatureStack,
+    RasterInput,
+    StackSource,
+    area_windows,
+)
 from raster_clustering.core.progress import Progress
 from sklearn.cluster import KMeans
 
@@ -151,10 +157,11 @@ def read_pixels(path):
 
 def test_the_silhouette_sample_is_the_head_of_the_fit_sample(make_raster):
     path = blobs_raster(make_raster)
-    stack = FeatureStack([RasterInput(str(path))])
-    area = AreaOfInterest(stack.grid)
-    small = sample_valid_pixels(stack, area, 700, 5, Progress())
-    large = sample_valid_pixels(stack, area, 7000, 5, Progress())
+    with run_scope() as scope:
+        source = StackSource((RasterInput(str(path)),), scope)
+        windows = area_windows(opened(source), opened(source).grid.full_window)
+        small = sample_valid_pixels(AreaBlocks(source), windows, 700, 5, Progress())
+        large = sample_valid_pixels(AreaBlocks(source), windows, 7000, 5, Progress())
     assert np.array_equal(large[:700], small)
 
 

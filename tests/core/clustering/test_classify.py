@@ -6,20 +6,21 @@ import pytest
 from helpers import read_raster, three_level_field
 from raster_clustering.core.clustering.centroid_model import CentroidModel
 from raster_clustering.core.clustering.classify import write_classified_raster
-from raster_clustering.core.io.feature_stack import FeatureStack, RasterInput
+from raster_clustering.core.engine import opened, run_scope
+from raster_clustering.core.io.feature_stack import AreaBlocks, RasterInput, StackSource
 from raster_clustering.core.progress import Progress
 
 CENTRES = np.array([[0.15], [0.45], [0.8]])
 
 
 def classify(path, output, *, min_area_m2=None):
-    stack = FeatureStack([RasterInput(str(path))])
-    try:
+    with run_scope() as scope:
+        source = StackSource((RasterInput(str(path)),), scope)
+        stack = opened(source)
         model = CentroidModel(("values",), CENTRES)
-        return write_classified_raster(stack, model, output, stack.grid.full_window, None,
-                                       min_area_m2=min_area_m2, connectivity=8, steps=Progress())
-    finally:
-        stack.close()
+        return write_classified_raster(stack, AreaBlocks(source), model, output,
+                                       stack.grid.full_window, min_area_m2=min_area_m2,
+                                       connectivity=8, steps=Progress())
 
 
 def assert_statistics_describe(written, labels, values):

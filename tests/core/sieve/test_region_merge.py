@@ -4,17 +4,37 @@ Oracles: hand-worked graphs, scipy.ndimage.label (tests/helpers.py) and the same
 strip.
 """
 
+from dataclasses import dataclass
+
 import numpy as np
 import pytest
 from helpers import label_regions, small_regions_with_neighbours
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from raster_clustering.core.engine import run_scope
+from raster_clustering.core.errors import CancelledError
+from raster_clustering.core.progress import Progress
 from raster_clustering.core.sieve import region_merge
 from raster_clustering.core.sieve.region_merge import (
     _first_pixels,
     merge_small_regions,
     resolve_merges,
 )
+
+
+@dataclass(frozen=True, eq=False)
+class ArrayStrips:
+    """Strips of in-memory classes, as merge_small_regions's jobs open them."""
+
+    classes: np.ndarray
+    valid: np.ndarray
+    scope: str = "tests"
+
+    def open(self):
+        return self
+
+    def read(self, first, n_rows):
+        return self.classes[first : first + n_rows], self.valid[first : first + n_rows]
 
 
 def merged(classes, valid=None, *, min_pixels, connectivity=8, strip_rows=256, row_areas=None):
@@ -28,11 +48,12 @@ def merged(classes, valid=None, *, min_pixels, connectivity=8, strip_rows=256, r
         result[first : first + len(strip)] = strip
         written.append(first)
 
-    merge_small_regions(
-        lambda first, n: (classes[first : first + n], valid[first : first + n]), write,
-        row_areas_m2=row_areas, min_area_m2=min_pixels, connectivity=connectivity,
-        strip_rows=strip_rows,
-    )
+    with run_scope() as scope:
+        merge_small_regions(
+            ArrayStrips(classes, valid, scope), write,
+            row_areas_m2=row_areas, min_area_m2=min_pixels, connectivity=connectivity,
+            strip_rows=strip_rows,
+        )
     assert written == list(range(0, classes.shape[0], strip_rows))
     return result
 
@@ -141,17 +162,16 @@ def test_cancelling_stops_before_the_next_strip():
     classes = np.ones((10, 3), np.uint8)
     calls = []
 
-    def raise_if_cancelled():
+    def is_cancelled():
         calls.append(1)
-        if len(calls) > 3:
-            raise KeyboardInterrupt
+        return len(calls) > 3
 
-    with pytest.raises(KeyboardInterrupt):
-        merge_small_regions(lambda first, n: (classes[first : first + n],
-                                              np.ones((n, 3), bool)),
+    with pytest.raises(CancelledError):
+        merge_small_regions(ArrayStrips(classes, np.ones((10, 3), bool)),
                             lambda strip, first: pytest.fail("nothing may be written"),
                             row_areas_m2=np.ones(10), min_area_m2=3, connectivity=8,
-                            strip_rows=2, raise_if_cancelled=raise_if_cancelled)
+                            strip_rows=2, steps=Progress(is_cancelled=is_cancelled))
+    assert len(calls) == 4, "stopped at the first check that saw the cancel"
 
 
 @st.composite
@@ -233,7 +253,9 @@ def test_connected_regions_are_scipys_numbered_by_class_then_first_pixel(
     def read(first, n):
         return classes[first:first + n], valid[first:first + n]
 
-    regions = region_merge.connected_regions(read, strips, connectivity=connectivity)
+    with run_scope() as scope:
+        regions = region_merge.connected_regions(ArrayStrips(classes, valid, scope), strips,
+                                                 connectivity=connectivity)
     numbers = np.concatenate([region_merge.region_numbers(regions, index, *read(first, n))
                               for index, (first, n) in enumerate(strips)])
     expected = numbered_zones(classes, valid, connectivity)

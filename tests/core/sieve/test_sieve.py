@@ -161,9 +161,9 @@ def test_min_area_pixels_rounds_to_gdal_threshold(min_area_m2, pixel_area_m2, ex
 
 @pytest.mark.parametrize("bad", [0, -5, float("nan"), float("inf"), None, "10", True])
 def test_min_area_pixels_refuses_non_positive_areas(bad):
-    with pytest.raises(InvalidInputError, match="positive area"):
+    with pytest.raises(InvalidInputError, match="must be an area in m² greater than 0"):
         sieve.min_area_pixels(bad, 100)
-    with pytest.raises(InvalidInputError, match="positive area"):
+    with pytest.raises(InvalidInputError, match="must be an area in m² greater than 0"):
         sieve.min_area_pixels(100, bad)
 
 
@@ -629,12 +629,12 @@ def classes_tif(tmp_path):
 @pytest.mark.parametrize(
     ("kwargs", "fragment"),
     [
-        (dict(min_area_m2=0), "positive area"),
-        (dict(min_area_m2=-100), "positive area"),
-        (dict(min_area_m2=float("nan")), "positive area"),
-        (dict(min_area_m2=100, connectivity=6), "connectivity must be 4"),
-        (dict(min_area_m2=100, connectivity=True), "connectivity must be 4"),
-        (dict(min_area_m2=100, band=2), "band 2 does not exist"),
+        (dict(min_area_m2=0), "must be an area in m² greater than 0"),
+        (dict(min_area_m2=-100), "must be an area in m² greater than 0"),
+        (dict(min_area_m2=float("nan")), "must be an area in m² greater than 0"),
+        (dict(min_area_m2=100, connectivity=6), "CONNECTIVITY must be 4 or 8"),
+        (dict(min_area_m2=100, connectivity=True), "CONNECTIVITY must be 4 or 8"),
+        (dict(min_area_m2=100, band=2), "BAND 2 does not exist"),
         (dict(min_area_m2=100, band=0), "does not exist"),
     ],
 )
@@ -659,10 +659,10 @@ def test_raster_without_crs_is_refused(tmp_path):
 
 def test_output_equal_to_input_is_refused(tmp_path, classes_tif):
     before = Path(classes_tif).read_bytes()
-    with pytest.raises(InvalidInputError, match="is the input"):
+    with pytest.raises(InvalidInputError, match="one of the inputs"):
         sieve.sieve_raster(classes_tif, classes_tif, min_area_m2=100)
     same_file = tmp_path / "." / "classes.tif"
-    with pytest.raises(InvalidInputError, match="is the input"):
+    with pytest.raises(InvalidInputError, match="one of the inputs"):
         sieve.sieve_raster(classes_tif, same_file, min_area_m2=100)
     assert Path(classes_tif).read_bytes() == before
 

@@ -283,7 +283,7 @@ def test_bad_inputs_are_refused_and_nothing_is_written(classes_file, tmp_path):
         (dict(smoothing=-1), "SMOOTHING"),
         (dict(smoothing=4), "SMOOTHING"),
         (dict(connectivity=6), "CONNECTIVITY"),
-        (dict(band=2), "band 2 does not exist"),
+        (dict(band=2), "BAND 2 does not exist"),
         (dict(output_path=tmp_path / "missing" / "zones.gpkg"), "does not exist"),
         (dict(output_path=tmp_path / "zones.csv"), r"\.gpkg"),
         (dict(output_path=source), r"\.gpkg"),
