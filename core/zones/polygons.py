@@ -7,7 +7,8 @@ not with the raster's size:
 
 1. `zone_raster.label_zones`: the zones (connected regions of one class, 4- or 8-connected)
    numbered by class then first pixel, written as a temporary raster of zone numbers, with their
-   areas and feature statistics.
+   areas and feature statistics. Its two passes are block jobs (`core.engine`), so any
+   executor may run them.
 2. GDAL's polygonizer makes polygons of the zone raster in a temporary GeoPackage, always
    4-connected: the zone numbers already hold the connectivity, and an 8-connected zone comes
    as its 4-connected pieces, which meet at corners and together form the zone's multipolygon
@@ -20,6 +21,11 @@ not with the raster's size:
    sets each arc's level; the second pass smooths.
 4. Each zone in zone order, or each class as the multipolygon of its zones' parts, is written
    with its attributes (`attributes`) under a temporary name, renamed into place on success.
+
+Steps 2-4 stay in this process, not on the block-job seam: GDAL's polygonizer traces each ring
+across the whole raster in one sequential pass (strips would cut rings at their seams, to be
+stitched again), and the arcs, smoothing and writing read its output, a temporary GeoPackage in
+this run's workspace beside the output, which other processes do not see.
 """
 
 from __future__ import annotations

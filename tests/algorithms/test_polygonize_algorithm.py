@@ -237,10 +237,11 @@ def bad_inputs(aber):
 
 
 @pytest.mark.parametrize("overrides, message", [
-    (lambda aber, bad: {"INPUT": str(aber / "ndvi.tif")}, "does not hold integer classes"),
+    (lambda aber, bad: {"INPUT": str(aber / "ndvi.tif")}, "holds Float32 values, not integer "
+                                                          "classes: zone polygons need"),
     (lambda aber, bad: {"INPUT": bad["many"]}, "distinct values"),
-    (lambda aber, bad: {"SMOOTHING": -1}, r"SMOOTHING \(Smoothing\) must be a whole number from "
-                                          "0 to 3"),
+    (lambda aber, bad: {"SMOOTHING": -1}, "SMOOTHING must be a whole number from 0 to 3, "
+                                          "not -1; 0 keeps the exact pixel edges"),
     (lambda aber, bad: {"SMOOTHING": 4}, "from 0 to 3, not 4"),
     (lambda aber, bad: {"BAND": 2}, "BAND 2 does not exist"),
     (lambda aber, bad: {"CONNECTIVITY": 6}, "CONNECTIVITY must be 4 or 8"),
