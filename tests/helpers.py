@@ -245,6 +245,16 @@ def run_algorithm(algorithm, parameters, feedback=None, context=None):
     raise QgsProcessingException(message)
 
 
+def loading_output(path):
+    """(a processing context of the current project, an output definition of `path` loaded in
+    it on completion): what a dialog's output with "Open output file" submits."""
+    from qgis.core import QgsProcessingContext, QgsProcessingOutputLayerDefinition, QgsProject
+
+    context = QgsProcessingContext()
+    context.setProject(QgsProject.instance())
+    return context, QgsProcessingOutputLayerDefinition(str(path), QgsProject.instance())
+
+
 def vector_rows(layer):
     """The attribute rows of a vector layer, or of the vector file at a path, as dicts."""
     from qgis.core import QgsVectorLayer

@@ -9,7 +9,14 @@ import json
 
 import numpy as np
 import pytest
-from helpers import assert_metadata_complete, rasterized, read_raster, run_algorithm, write_raster
+from helpers import (
+    assert_metadata_complete,
+    loading_output,
+    rasterized,
+    read_raster,
+    run_algorithm,
+    write_raster,
+)
 from osgeo import gdal
 from zone_oracles import (
     assert_smoothed_map,
@@ -176,16 +183,11 @@ def test_temporal_naip_zones_number_long_feature_names(shared_data, tmp_path):
 
 
 def test_zones_algorithm_passes_zone_polygons_through(scene, tmp_path):
-    from qgis.core import QgsProcessingContext, QgsProcessingOutputLayerDefinition, QgsProject
-
-    context = QgsProcessingContext()
-    context.setProject(QgsProject.instance())
     path = str(tmp_path / "zone_polygons.geojson")
+    context, zones = loading_output(path)
     result = run_algorithm("rasterclustering:zones", {
         "INPUT": [str(scene.scene)], "SENSOR": 4, "CLUSTERS": 3, "MIN_AREA": 1000,
-        "OUTPUT": str(tmp_path / "zones.tif"),
-        "ZONES": QgsProcessingOutputLayerDefinition(path, QgsProject.instance())},
-        context=context)
+        "OUTPUT": str(tmp_path / "zones.tif"), "ZONES": zones}, context=context)
     assert result["ZONES"] == path
     classes = read_raster(tmp_path / "zones.tif")
     np.testing.assert_array_equal(rasterized(path, tmp_path / "zones.tif", "class"), classes)
@@ -195,20 +197,11 @@ def test_zones_algorithm_passes_zone_polygons_through(scene, tmp_path):
 
 
 def test_the_geopackage_loads_styled_through_the_post_processor(aber, tmp_path):
-    from qgis.core import (
-        QgsCategorizedSymbolRenderer,
-        QgsProcessingContext,
-        QgsProcessingFeedback,
-        QgsProcessingOutputLayerDefinition,
-        QgsProject,
-        QgsVectorLayer,
-    )
+    from qgis.core import QgsCategorizedSymbolRenderer, QgsProcessingFeedback, QgsVectorLayer
 
-    context = QgsProcessingContext()
-    context.setProject(QgsProject.instance())
     path = str(tmp_path / "zones.gpkg")
-    run_algorithm(ALGORITHM, {"INPUT": str(aber / "classes.tif"), "OUTPUT":
-                              QgsProcessingOutputLayerDefinition(path, QgsProject.instance())},
+    context, output = loading_output(path)
+    run_algorithm(ALGORITHM, {"INPUT": str(aber / "classes.tif"), "OUTPUT": output},
                   context=context)
     processor = context.layerToLoadOnCompletionDetails(path).postProcessor()
     options = QgsVectorLayer.LayerOptions()
