@@ -186,7 +186,7 @@ class ZonesAlgorithm(RasterClusteringAlgorithm):
                 "OUTPUT": output, "CENTROIDS": centroids,
                                 "STATISTICS": parameters.get(self.STATISTICS)}
 
-    def processAlgorithm(self, parameters, context, feedback):
+    def process(self, parameters, context, feedback):
         """Band math into the index, then k-means on it; no file of the run is left on failure."""
         import processing  # QGIS's Processing plugin: loaded by QGIS and qgis_process
 
