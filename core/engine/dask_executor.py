@@ -14,6 +14,7 @@ import concurrent.futures
 import os
 import re
 import shutil
+import sys
 import tempfile
 import threading
 import uuid
@@ -325,13 +326,27 @@ def _connect(distributed, address: str):
 def _start_local_cluster(distributed, n_workers: int):
     """A LocalCluster of `n_workers` single-threaded worker processes on the loopback."""
     import multiprocessing
-    import sys
 
-    # Worker processes start from the Python executable; inside QGIS that is QGIS itself.
-    if not Path(sys.executable).name.startswith("python"):
-        multiprocessing.set_executable(shutil.which("python3") or "/usr/bin/python3")
+    python = python_executable()
+    if python != sys.executable:
+        multiprocessing.set_executable(python)  # the worker processes are started with it
     return distributed.LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
                                     host="127.0.0.1", dashboard_address=None)
+
+
+def python_executable() -> str:
+    """The Python this interpreter is: `sys.executable`, unless a program that embeds Python
+    (QGIS, qgis_process) left there itself or another Python found on PATH."""
+    executable = Path(sys.executable)
+    prefixes = {Path(sys.prefix).resolve(), Path(sys.base_prefix).resolve()}
+    if executable.name.startswith("python") and prefixes & set(executable.resolve().parents):
+        return sys.executable
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    for candidate in (Path(sys.base_exec_prefix) / "bin" / f"python{version}",
+                      Path(sys.base_exec_prefix) / "python.exe"):
+        if candidate.is_file():
+            return str(candidate)
+    return sys.executable
 
 
 def install_plugin_code(client) -> None:
