@@ -1,13 +1,8 @@
 """Helpers shared by the tests: rasters and files, oracles (handbook formulas, region labels),
 running algorithms and building models as QGIS does, the checks every algorithm passes."""
 
-import os
 import re
 import shutil
-import socket
-import subprocess
-import tempfile
-from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -174,7 +169,6 @@ def landsat_toa_ndvi(folder, scene):
 def write_safe_tree(root, metadata_source, metadata_name, band_relative):
     """A minimal Sentinel-2 .SAFE folder under `root`: a copy of real product metadata named
     `metadata_name` and an empty band file at `band_relative`; returns the band's path."""
-    import shutil
 
     product = Path(root) / "PRODUCT.SAFE"
     product.mkdir(parents=True)
@@ -325,45 +319,3 @@ def build_model(path, inputs, steps):
     loaded = QgsProcessingModelAlgorithm()
     assert loaded.fromFile(str(path))
     return loaded
-
-
-@contextmanager
-def dask_processes(n_workers=2, *, worker_environment=None, worker_options=()):
-    """`dask scheduler` and `dask worker` processes on 127.0.0.1, started as an operator would
-    (Debian's /usr/bin/dask, the system Python, no PYTHONPATH: the workers get the plugin code
-    from the client), torn down afterwards. Yields the scheduler's address."""
-    import distributed
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    address = f"tcp://127.0.0.1:{port}"
-    folder = Path(tempfile.mkdtemp(prefix="dask_processes_"))
-    environment = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
-    log = (folder / "dask.log").open("wb")
-    processes = [subprocess.Popen(
-        [DASK, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
-        cwd=folder, env=environment, stdout=log, stderr=subprocess.STDOUT)]
-    try:
-        processes += [subprocess.Popen(
-            [DASK, "worker", address, "--nthreads", "1", "--no-dashboard", "--local-directory",
-             str(folder / f"worker{index}"), *worker_options], cwd=folder,
-            env={**environment, **(worker_environment or {})}, stdout=log,
-            stderr=subprocess.STDOUT) for index in range(n_workers)]
-        with distributed.Client(address, timeout=30, set_as_default=False) as client:
-            client.wait_for_workers(n_workers, timeout=60)
-        yield address
-    finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
-        log.close()
-        shutil.rmtree(folder, ignore_errors=True)
-
-
-DASK = shutil.which("dask") or "/usr/bin/dask"

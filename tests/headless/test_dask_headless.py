@@ -6,7 +6,7 @@ the process, and the log names the engine."""
 from xml.etree.ElementTree import canonicalize
 
 import pytest
-from helpers import dask_processes
+from dask_processes import dask_processes
 from raster_clustering.core.engine.dask_executor import SCHEDULER_VARIABLE
 
 pytest.importorskip("distributed")

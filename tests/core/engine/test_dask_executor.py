@@ -16,7 +16,8 @@ import time
 
 import numpy as np
 import pytest
-from helpers import dask_processes, write_raster
+from dask_processes import dask_processes
+from helpers import write_raster
 from raster_clustering.core.clustering.kmeans import KMeansSettings, cluster_rasters
 from raster_clustering.core.engine import dask_executor, plugin_code, use_executor
 from raster_clustering.core.engine.dask_executor import (
