@@ -1,15 +1,18 @@
 """Where the algorithms' block jobs run: the provider's "Dask scheduler" setting and the
 RASTERCLUSTERING_DASK_SCHEDULER variable; every algorithm writes and returns the same on the
-session's two-worker Dask cluster as in this process; an unreachable scheduler fails at once."""
+session's two-worker Dask cluster as in this process; the faults a run meets there (an
+unreachable scheduler, a worker that cannot read the input, a cancel) fail it cleanly and leave
+nothing."""
 
 import os
 import socket
 import time
 
 import pytest
+from dask_processes import dask_processes
 from helpers import run_algorithm, vector_rows
 from osgeo import gdal
-from qgis.core import QgsProcessingException
+from qgis.core import QgsProcessingException, QgsProcessingFeedback
 from raster_clustering.algorithms.executor_choice import (
     SCHEDULER_SETTING,
     register_scheduler_setting,
@@ -185,3 +188,52 @@ def test_an_unreachable_scheduler_fails_within_30_s_naming_it_and_writes_nothing
             "CENTROIDS": str(tmp_path / "k.json")})
     assert time.monotonic() - start < 30
     assert os.listdir(tmp_path) == []
+
+
+def _kmeans(inputs, folder, feedback=None):
+    """k-means of the six-band scene (many blocks in each pass), written into `folder`."""
+    return run_algorithm("rasterclustering:kmeans", {
+        "INPUT": [inputs["scene"]], "CLUSTERS": 4, "MIN_AREA": 300,
+        "OUTPUT": str(folder / "k.tif"), "CENTROIDS": str(folder / "k.json"),
+        "STATISTICS": str(folder / "k.csv")}, feedback)
+
+
+def test_a_worker_that_cannot_read_the_input_fails_the_run_with_its_message_and_writes_nothing(
+        inputs, small_blocks, monkeypatch, tmp_path):
+    # The worker's GDAL has no GeoTIFF driver, as a worker without the right GDAL, or that
+    # sees another filesystem, cannot open the file the client can.
+    with dask_processes(1, worker_environment={"GDAL_SKIP": "GTiff"}) as address:
+        monkeypatch.setenv(SCHEDULER_VARIABLE, address)
+        with pytest.raises(QgsProcessingException) as raised:
+            _kmeans(inputs, tmp_path)
+    message = str(raised.value)
+    assert message.startswith("Dask worker tcp://127.0.0.1:"), message
+    assert inputs["scene"] in message
+    assert os.listdir(tmp_path) == []
+
+
+def test_cancelling_a_run_on_the_cluster_leaves_nothing_and_the_workers_free_for_the_next(
+        inputs, small_blocks, dask_cluster, dask_executor, monkeypatch, tmp_path):
+    here, cancelled, there = tmp_path / "here", tmp_path / "cancelled", tmp_path / "there"
+    for folder in (here, cancelled, there):
+        folder.mkdir()
+    monkeypatch.setenv(SCHEDULER_VARIABLE, "")
+    _kmeans(inputs, here)
+    monkeypatch.setenv(SCHEDULER_VARIABLE, dask_executor.address)
+    feedback = QgsProcessingFeedback()
+    feedback.progressChanged.connect(lambda percent: percent > 20 and feedback.cancel())
+    with pytest.raises(QgsProcessingException, match="Cancelled by the user"):
+        _kmeans(inputs, cancelled, feedback)
+    assert feedback.isCanceled() and os.listdir(cancelled) == []
+
+    def idle():
+        return not dask_cluster.scheduler.tasks and not any(
+            dask_executor.client.processing().values())
+
+    deadline = time.monotonic() + 20
+    while not idle() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert idle(), "jobs of the cancelled run stayed on the cluster"
+    _kmeans(inputs, there)
+    assert {path.name: path.read_bytes() for path in there.iterdir()} == {
+        path.name: path.read_bytes() for path in here.iterdir()}

@@ -11,6 +11,7 @@ import os
 import pickle
 import shutil
 import signal
+import subprocess
 import sys
 import time
 
@@ -66,6 +67,18 @@ def test_without_dask_an_empty_setting_runs_here_and_a_scheduler_names_the_packa
     assert executor_for("") is IN_PROCESS
     with pytest.raises(EngineError, match="python3-dask python3-distributed"):
         executor_for("local:1")
+
+
+def test_local_workers_start_with_this_python_even_inside_a_program_that_embeds_it(
+        monkeypatch):
+    assert dask_executor.python_executable() == sys.executable
+    # Inside qgis_process sys.executable is qgis_process itself, and python3 on PATH may be
+    # another Python, without GDAL.
+    monkeypatch.setattr(sys, "executable", "/usr/bin/qgis_process.bin")
+    python = dask_executor.python_executable()
+    reported = subprocess.run([python, "-c", "import sys, osgeo; print(sys.version_info[:2])"],
+                              capture_output=True, text=True, check=True).stdout.strip()
+    assert reported == str(sys.version_info[:2])
 
 
 def _scheduler_tasks(cluster) -> int:
