@@ -4,9 +4,9 @@ in this process and on 1 and 2 `dask worker` processes started as an operator st
 
 Each run is a client process of its own (`measure`): wall time and the client's peak memory.
 The client counts, through a wrapper around the executor it runs on, the block jobs and the
-bytes that travel (pickled descriptors out, the jobs' results back, by `dask.sizeof`). An
-empty-job probe gives the cluster's own cost per job. `python bench/on_dask.py 2000` runs the
-same cases on a 2000² tile (a smoke test).
+bytes that travel (pickled descriptors out, the jobs' results back, by `dask.sizeof`), and
+its own CPU time during the run. An empty-job probe gives the cluster's own cost per job.
+`python bench/on_dask.py 2000` runs the same cases on a 2000² tile (a smoke test).
 """
 
 from __future__ import annotations
@@ -49,13 +49,14 @@ class Counting:
 
 start = time.perf_counter()
 executor = Counting(executor_for({scheduler!r}))
-connected = time.perf_counter()
+connected, cpu = time.perf_counter(), time.process_time()
 with use_executor(executor):
 {run}
 done = time.perf_counter()
 print("COUNTS " + json.dumps({{"jobs": executor.jobs, "sent": executor.sent,
                               "back": executor.back, "connect_s": connected - start,
-                              "run_s": done - connected}}))
+                              "run_s": done - connected,
+                              "client_cpu_s": time.process_time() - cpu}}))
 """
 
 _KMEANS = """\
@@ -161,9 +162,10 @@ def bench_dask(size: int = TILE) -> list[dict]:
 
 
 def _print(rows: list[dict], probes: dict[int, float], steps: dict[str, float]) -> None:
-    print("\n| case | engine | wall time (s) | of which run (s) | client peak (MiB) | jobs "
-          "| bytes out / px | bytes back / px | parallel efficiency | same output |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("\n| case | engine | wall time (s) | of which run (s) | client CPU (s) "
+          "| client peak (MiB) | jobs | bytes out / px | bytes back / px | parallel efficiency "
+          "| same output |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for row in rows:
         one = next((other for other in rows if other["label"] == row["label"]
                     and other["engine"] == "1 worker(s)"), None)
@@ -171,7 +173,8 @@ def _print(rows: list[dict], probes: dict[int, float], steps: dict[str, float]) 
         efficiency = (f"{one['run_s'] / (workers * row['run_s']):.2f}"
                       if one and row["engine"] != "in-process" else "")
         print(f"| {row['label']} | {row['engine']} | {row['seconds']:.1f} | {row['run_s']:.1f} "
-              f"| {row['peak_mib']:.0f} | {row['jobs']} | {row['sent'] / row['pixels']:.4f} "
+              f"| {row['client_cpu_s']:.1f} | {row['peak_mib']:.0f} | {row['jobs']} "
+              f"| {row['sent'] / row['pixels']:.4f} "
               f"| {row['back'] / row['pixels']:.3f} | {efficiency} "
               f"| {'yes' if row['identical'] else 'NO'} |")
     print("\nEmpty jobs: " + ", ".join(f"{workers} worker(s) {seconds * 1e3:.2f} ms per job"
