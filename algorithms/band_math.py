@@ -14,15 +14,8 @@ from qgis.core import (
 )
 
 from ..core.bandmath.expression import syntax_help
-from ..core.bandmath.raster import (
-    AUTO_SENSOR,
-    RESAMPLINGS,
-    RESOLUTIONS,
-    band_math_to_raster,
-    compile_band_math,
-    display_style,
-    layer_bands,
-)
+from ..core.bandmath.plan import AUTO_SENSOR, compile_band_math, layer_bands
+from ..core.bandmath.raster import RESAMPLINGS, RESOLUTIONS, band_math_to_raster, display_style
 from ..core.bandmath.spectral_indices import SENSOR_TITLES, SENSORS, alias_help
 from ..core.errors import RasterClusteringError
 from .base import (

@@ -60,7 +60,7 @@ def release(scope: str) -> None:
             del _opened[key]
 
 
-def opened_count() -> int:
-    """How many objects are kept (for tests)."""
+def opened_count(scope: str) -> int:
+    """How many objects are kept for descriptors of `scope`, in every thread."""
     with _lock:
-        return len(_opened)
+        return sum(1 for descriptor, _ in _opened if descriptor.scope == scope)

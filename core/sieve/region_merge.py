@@ -105,15 +105,11 @@ def merge_small_regions(
         graph.region_class, graph.region_area, graph.edges, min_area_m2, graph.region_start
     )
     steps(0.5)
-    relabelling = []
-    for index, (first, n_rows) in enumerate(strip_list):
-        labels_of_strip = slice(graph.strip_first_label[index], graph.strip_first_label[index + 1])
-        changed = not np.array_equal(final_class[labels_of_strip],
-                                     graph.region_class[labels_of_strip])
-        # A strip none of whose regions changes is written as it is read, without labelling.
-        relabelling.append((first, n_rows, final_class[labels_of_strip] if changed else None))
-    for (first, _, _), result in zip(relabelling, current_executor().map_blocks(
-            relabel_strip, job, relabelling, steps=steps.span(0.5, 1.0)), strict=True):
+    relabelling = _Relabelling(job, graph.region_class, final_class)
+    items = [(first, n_rows, graph.strip_first_label[index], graph.strip_first_label[index + 1])
+             for index, (first, n_rows) in enumerate(strip_list)]
+    for (first, _, _, _), result in zip(items, current_executor().map_blocks(
+            relabel_strip, relabelling, items, steps=steps.span(0.5, 1.0)), strict=True):
         write_strip(result, first)
 
 
@@ -151,14 +147,25 @@ def label_strip(job: _StripJob, strip: tuple[int, int]) -> _StripRegions:
                          labels[0], labels[-1])
 
 
-def relabel_strip(job: _StripJob, strip: tuple[int, int, np.ndarray | None]) -> np.ndarray:
-    """Block job: the classes of strip (first row, row count, final class of each of its labels
-    or None when none changes) after the merges; nodata pixels keep their values."""
-    first, n_rows, final_class = strip
-    classes, valid = opened(job.strips).read(first, n_rows)
-    if final_class is None:
-        return classes
-    labels, _, _ = _label_strip(classes, valid, job.structure, 1, first_pixels=False)
+@dataclass(frozen=True, eq=False)
+class _Relabelling:
+    """What a relabelling job needs: `_StripJob`'s, and the class of every label before and
+    after the merges."""
+
+    strips: _StripJob
+    region_class: np.ndarray
+    final_class: np.ndarray
+
+
+def relabel_strip(job: _Relabelling, strip: tuple[int, int, int, int]) -> np.ndarray:
+    """Block job: the classes of strip (first row, row count, its first label, one past its
+    last) after the merges; nodata pixels keep their values."""
+    first, n_rows, label_start, label_end = strip
+    classes, valid = opened(job.strips.strips).read(first, n_rows)
+    final_class = job.final_class[label_start:label_end]
+    if np.array_equal(final_class, job.region_class[label_start:label_end]):
+        return classes  # none of the strip's regions changes: no need to label it
+    labels, _, _ = _label_strip(classes, valid, job.strips.structure, 1, first_pixels=False)
     result = classes.copy()
     result[valid] = final_class[labels[valid] - 1].astype(classes.dtype)
     return result

@@ -248,6 +248,9 @@ def _sieve_stages(
         # The jobs open the stage by its path: it must be complete on disk, so closed.
         files.close(stage_path)
         stage = replace(src, classes=stage_path, classes_band=1, scope=new_scope())
+    # The jobs read the input through datasets of their own: drop what this one holds in GDAL's
+    # block cache, so that the input is not cached twice.
+    src_band.FlushCache()
     try:
         result_path = _merge_by_region_graph(
             stage, files, row_areas_m2, width=src_band.XSize, min_area_m2=min_area_m2,

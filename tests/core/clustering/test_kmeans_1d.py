@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from osgeo import gdal
-from raster_clustering.core.clustering import kmeans_1d
+from raster_clustering.core.clustering import kmeans_1d, optimal_cuts
 from raster_clustering.core.clustering.kmeans_1d import fit_kmeans_1d, kmeans_1d_exact, label_values
 from raster_clustering.core.errors import CancelledError, InvalidInputError
 from sklearn.cluster import KMeans
@@ -106,9 +106,15 @@ FORCED = {
 
 @pytest.fixture(params=list(FORCED))
 def forced(request, monkeypatch):
-    for name, value in FORCED[request.param].items():
-        monkeypatch.setattr(kmeans_1d, name, value)
+    force(monkeypatch, FORCED[request.param])
     return request.param
+
+
+def force(monkeypatch, settings):
+    """Set module settings of the fit (kmeans_1d) or of its cut bounds (optimal_cuts)."""
+    for name, value in settings.items():
+        module = optimal_cuts if hasattr(optimal_cuts, name) else kmeans_1d
+        monkeypatch.setattr(module, name, value)
 
 
 SMALL_DATA = {
@@ -149,8 +155,7 @@ def clumps(seed):
 @pytest.mark.parametrize("seed", [606, 612, 972, 1334, 1346, 2220, 2681, 2864])
 def test_cuts_inside_bins_beside_near_ties(monkeypatch, seed):
     values, n_clusters, n_bins = clumps(seed)
-    monkeypatch.setattr(kmeans_1d, "_HISTOGRAM_BINS", n_bins)
-    monkeypatch.setattr(kmeans_1d, "_COARSEST_VIEW_ATOMS", 2)
+    force(monkeypatch, {"_HISTOGRAM_BINS": n_bins, "_COARSEST_VIEW_ATOMS": 2})
     expected_cost, expected_centres = brute_force_kmeans(values, n_clusters)
     result = kmeans_1d_exact(values, n_clusters)
     assert result.inertia == pytest.approx(expected_cost, rel=1e-9)
@@ -159,8 +164,7 @@ def test_cuts_inside_bins_beside_near_ties(monkeypatch, seed):
 
 def test_forced_settings_do_take_extra_passes(monkeypatch):
     """The re-binning settings above really exercise the re-binning passes."""
-    for name, value in FORCED["rebinning"].items():
-        monkeypatch.setattr(kmeans_1d, name, value)
+    force(monkeypatch, FORCED["rebinning"])
     monkeypatch.setattr(kmeans_1d, "_CACHE_VALUES", 0)
     values = mixture(3, 300)
     calls = []

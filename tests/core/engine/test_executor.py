@@ -94,7 +94,6 @@ def test_another_thread_keeps_the_default(tmp_path):
 
 def test_what_jobs_open_is_opened_once_per_scope_and_thread_and_released(make_raster):
     path = str(make_raster("a.tif", np.arange(12, dtype=np.uint8).reshape(3, 4)))
-    before = cache.opened_count()
     with run_scope() as scope:
         first = opened(RasterFile(path, scope))
         assert opened(RasterFile(path, scope)) is first
@@ -104,8 +103,8 @@ def test_what_jobs_open_is_opened_once_per_scope_and_thread_and_released(make_ra
         thread.start()
         thread.join()
         assert elsewhere[0] is not first, "GDAL datasets are not shared between threads"
-        assert cache.opened_count() == before + 2
-    assert cache.opened_count() == before
+        assert cache.opened_count(scope) == 2
+    assert cache.opened_count(scope) == 0
 
 
 def test_a_new_scope_opens_a_rewritten_file_again(make_raster):

@@ -11,6 +11,7 @@ import pytest
 from helpers import label_regions, small_regions_with_neighbours
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from raster_clustering.core.engine import run_scope
 from raster_clustering.core.errors import CancelledError
 from raster_clustering.core.progress import Progress
 from raster_clustering.core.sieve import region_merge
@@ -27,7 +28,7 @@ class ArrayStrips:
 
     classes: np.ndarray
     valid: np.ndarray
-    scope: str = "test"
+    scope: str = "tests"
 
     def open(self):
         return self
@@ -47,11 +48,12 @@ def merged(classes, valid=None, *, min_pixels, connectivity=8, strip_rows=256, r
         result[first : first + len(strip)] = strip
         written.append(first)
 
-    merge_small_regions(
-        ArrayStrips(classes, valid), write,
-        row_areas_m2=row_areas, min_area_m2=min_pixels, connectivity=connectivity,
-        strip_rows=strip_rows,
-    )
+    with run_scope() as scope:
+        merge_small_regions(
+            ArrayStrips(classes, valid, scope), write,
+            row_areas_m2=row_areas, min_area_m2=min_pixels, connectivity=connectivity,
+            strip_rows=strip_rows,
+        )
     assert written == list(range(0, classes.shape[0], strip_rows))
     return result
 
