@@ -16,6 +16,7 @@ from qgis.PyQt.QtGui import QIcon
 from .algorithms import ALGORITHM_CLASSES
 from .algorithms.base import RASTER_OUTPUT_EXTENSIONS
 from .algorithms.bundled_models import BundledModel, bundled_model_paths
+from .algorithms.executor_choice import register_scheduler_setting, remove_scheduler_setting
 from .algorithms.zone_polygons import VECTOR_OUTPUT_EXTENSIONS
 
 PLUGIN_DIR = os.path.dirname(__file__)
@@ -53,6 +54,16 @@ class RasterClusteringProvider(QgsProcessingProvider):
 
     def svgIconPath(self):
         return os.path.join(PLUGIN_DIR, "icons", "provider.svg")
+
+    def load(self):
+        """Add the provider's "Dask scheduler" setting, then load the algorithms."""
+        register_scheduler_setting(self)
+        return super().load()
+
+    def unload(self):
+        """Remove the setting; close the Dask clients and local clusters runs started."""
+        remove_scheduler_setting()
+        super().unload()
 
     def supportedOutputRasterLayerExtensions(self):
         """Only GeoTIFF: the file dialogs offer it, and other extensions are refused."""

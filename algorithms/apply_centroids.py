@@ -144,7 +144,7 @@ class ApplyCentroidsAlgorithm(RasterClusteringAlgorithm):
             return False, str(error)
         return True, ""
 
-    def processAlgorithm(self, parameters, context, feedback):
+    def process(self, parameters, context, feedback):
         """Label, sieve, style, and write the statistics table."""
         layers, inputs = self.input_rasters(parameters, context)
         centroids_path = self.parameterAsFile(parameters, self.CENTROIDS, context)

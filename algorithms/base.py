@@ -34,6 +34,7 @@ from ..core.errors import CancelledError, RasterClusteringError
 from ..core.io.feature_stack import RasterInput
 from ..core.io.rasters import output_over_input_problem
 from ..core.parameters import Options, Parameter
+from .executor_choice import chosen_executor
 
 ICON_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), "icons")
 
@@ -152,6 +153,17 @@ class RasterClusteringAlgorithm(QgsProcessingAlgorithm):
             if problem:
                 return problem
         return None
+
+    def processAlgorithm(self, parameters, context, feedback):
+        """`process` with the run's block jobs on the executor the provider's settings choose
+        (in this process, or on a Dask cluster: `executor_choice`)."""
+        with core_errors_as_processing_exceptions():
+            with chosen_executor(feedback):
+                return self.process(parameters, context, feedback)
+
+    def process(self, parameters, context, feedback) -> dict:
+        """The algorithm's work (QGIS's processAlgorithm), wherever its block jobs run."""
+        raise NotImplementedError
 
     def createInstance(self):
         """A fresh copy for each run (QGIS runs algorithms in threads)."""

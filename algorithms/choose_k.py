@@ -150,7 +150,7 @@ class ChooseKAlgorithm(RasterClusteringAlgorithm):
             return False, problem
         return super().checkParameterValues(parameters, context)
 
-    def processAlgorithm(self, parameters, context, feedback):
+    def process(self, parameters, context, feedback):
         """Fit and score every k, then write the table and the report."""
         layers, inputs = self.input_rasters(parameters, context)
         report_path = self.parameterAsFileOutput(parameters, self.REPORT, context)

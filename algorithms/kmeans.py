@@ -177,7 +177,7 @@ class KMeansAlgorithm(RasterClusteringAlgorithm):
     def _clip_quantiles(self, parameters, context):
         return optional_range(self, parameters, self.CLIP_QUANTILES, context)
 
-    def processAlgorithm(self, parameters, context, feedback):
+    def process(self, parameters, context, feedback):
         """Fit, label, style, and write the centroid JSON and the statistics table."""
         layers, inputs = self.input_rasters(parameters, context)
         output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)

@@ -136,7 +136,7 @@ class SieveAlgorithm(RasterClusteringAlgorithm):
             return False, problem
         return super().checkParameterValues(parameters, context)
 
-    def processAlgorithm(self, parameters, context, feedback):
+    def process(self, parameters, context, feedback):
         """Sieve with the core, log the thresholds, copy the input's paletted style."""
         layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
         source = gdal_source(layer, self.INPUT)

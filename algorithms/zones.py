@@ -204,7 +204,7 @@ class ZonesAlgorithm(RasterClusteringAlgorithm):
                                 "STATISTICS": parameters.get(self.STATISTICS),
                 "ZONES": zones, "ZONES_PER_CLASS": parameters.get(self.ZONES_PER_CLASS, False)}
 
-    def processAlgorithm(self, parameters, context, feedback):
+    def process(self, parameters, context, feedback):
         """Band math into the index, then k-means on it; no file of the run is left on failure."""
         import processing  # QGIS's Processing plugin: loaded by QGIS and qgis_process
 

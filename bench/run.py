@@ -3,7 +3,7 @@
 Each measured command runs in its own process so its peak memory (max RSS) is its own.
 Results are printed as a Markdown table; copy them into bench/README.md with the date.
 Run one case with `python bench/run.py kmeans` (names: kmeans, calibrate, band_math, sieve,
-polygonize, peers).
+polygonize, peers, dask).
 """
 
 from __future__ import annotations
@@ -242,6 +242,16 @@ def make_once(path: Path, message: str, code: str) -> Path:
     return path
 
 
+def make_classes_in_degrees(size: int) -> Path:
+    """The classes of `make_classes` in degrees (a VRT): 0.0001° pixels from 60.5°N, so a
+    pixel's area changes by 4 % from top to bottom at 10980²."""
+    geographic = WORK / "sieve" / f"classes_degrees_{size}.vrt"
+    gdal_translate = ["gdal_translate", "-q", "-of", "VRT", "-a_srs", "EPSG:4326", "-a_ullr",
+                      "10", "60.5", str(10 + size * 1e-4), str(60.5 - size * 1e-4)]
+    subprocess.run([*gdal_translate, str(make_classes(size)), str(geographic)], check=True)
+    return geographic
+
+
 def bench_sieve() -> list[dict]:
     """Minimum-area sieve (2000 m² = 20 pixels of 10 m, 8-connected) beside gdal_sieve.py."""
     classes = make_classes(TILE)
@@ -257,12 +267,8 @@ def bench_sieve() -> list[dict]:
     # gdal_sieve.py ships with GDAL's Python utilities, which the system Python has.
     reference = measure("gdal_sieve.py -st 20 -8 (one pass)", gdal_utility("gdal_sieve", [
         "-q", "-st", "20", "-8", "-of", "GTiff", str(classes), str(output / "gdal_sieve.tif")]))
-    # The same classes in degrees (0.0001° pixels from 60.5°N, so a pixel's area changes by 4 %
-    # from top to bottom): GDAL's one pass, then the exact step over the whole raster.
-    geographic = WORK / "sieve" / "classes_degrees.vrt"
-    gdal_translate = ["gdal_translate", "-q", "-of", "VRT", "-a_srs", "EPSG:4326", "-a_ullr",
-                      "10", "60.5", str(10 + TILE * 1e-4), str(60.5 - TILE * 1e-4)]
-    subprocess.run([*gdal_translate, str(classes), str(geographic)], check=True)
+    # The same classes in degrees: GDAL's one pass, then the exact step over the whole raster.
+    geographic = make_classes_in_degrees(TILE)
     exact = measure("rasterclustering sieve in degrees (GDAL pass + exact step)", (
         "from raster_clustering.core.sieve.sieve import sieve_raster\n"
         f"report = sieve_raster({str(geographic)!r}, {str(output / 'degrees.tif')!r}, "
@@ -342,8 +348,16 @@ def bench_peers() -> list[dict]:
             for row in rows if "seconds" in row]
 
 
+def bench_dask() -> list[dict]:
+    """The Dask executor against the in-process one (bench/on_dask.py prints its own table)."""
+    import on_dask
+
+    return on_dask.bench_dask()
+
+
 CASES = {"kmeans": bench_kmeans, "calibrate": bench_calibrate, "band_math": bench_band_math,
-         "sieve": bench_sieve, "polygonize": bench_polygonize, "peers": bench_peers}
+         "sieve": bench_sieve, "polygonize": bench_polygonize, "peers": bench_peers,
+         "dask": bench_dask}
 
 
 def main(names: list[str]) -> int:

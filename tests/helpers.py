@@ -2,6 +2,7 @@
 running algorithms and building models as QGIS does, the checks every algorithm passes."""
 
 import re
+import shutil
 from pathlib import Path
 
 
@@ -168,7 +169,6 @@ def landsat_toa_ndvi(folder, scene):
 def write_safe_tree(root, metadata_source, metadata_name, band_relative):
     """A minimal Sentinel-2 .SAFE folder under `root`: a copy of real product metadata named
     `metadata_name` and an empty band file at `band_relative`; returns the band's path."""
-    import shutil
 
     product = Path(root) / "PRODUCT.SAFE"
     product.mkdir(parents=True)

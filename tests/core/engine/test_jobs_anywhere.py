@@ -1,6 +1,7 @@
 """Every streaming entry point (zone polygons too) gives byte-identical outputs whatever runs
-its block jobs: in this process in block order (the default), in reverse order, or in other
-processes (pickled jobs that open the rasters themselves), as a distributed executor would.
+its block jobs: in this process in block order (the default), in reverse order, in other
+processes (pickled jobs that open the rasters themselves), or on a Dask cluster's workers
+(`DaskExecutor`).
 
 The inputs are read in many small blocks and strips, so every merge has many results to merge.
 """
@@ -67,9 +68,15 @@ def pool():
         yield processes
 
 
-@pytest.fixture(params=["reversed", "processes"])
-def other_executor(request, pool):
-    return ReversedExecutor() if request.param == "reversed" else ProcessPoolExecutor(pool)
+@pytest.fixture(params=["reversed", "processes", "dask"])
+def other_executor(request):
+    """Each other way to run the jobs; "dask" is the distributed executor on the session's
+    two-worker LocalCluster (`dask_cluster`)."""
+    if request.param == "reversed":
+        return ReversedExecutor()
+    if request.param == "processes":
+        return ProcessPoolExecutor(request.getfixturevalue("pool"))
+    return request.getfixturevalue("dask_executor")
 
 
 @pytest.fixture(scope="module")
