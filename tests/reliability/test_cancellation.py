@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from helpers import run_algorithm
-from osgeo import gdal
+from osgeo import gdal, gdal_array
 from reliability_tools import (
     LANDSAT,
     left_behind,
@@ -44,7 +44,8 @@ def read_counter(monkeypatch):
         total = 0
         after_cancel = 0
 
-    original = gdal.Band.ReadAsArray
+    # gdal_array.BandReadAsArray does the reading of every Band.ReadAsArray call.
+    original = gdal_array.BandReadAsArray
 
     def counting(band, *args, **kwargs):
         Counter.total += 1
@@ -52,7 +53,7 @@ def read_counter(monkeypatch):
             Counter.after_cancel += 1
         return original(band, *args, **kwargs)
 
-    monkeypatch.setattr(gdal.Band, "ReadAsArray", counting)
+    monkeypatch.setattr(gdal_array, "BandReadAsArray", counting)
     return Counter
 
 
