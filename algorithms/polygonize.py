@@ -158,7 +158,7 @@ class PolygonizeAlgorithm(RasterClusteringAlgorithm):
             return False, too_many_classes_message(f"'{layer.name()}'", count)
         return True, message
 
-    def processAlgorithm(self, parameters, context, feedback):
+    def process(self, parameters, context, feedback):
         """Polygonize with the core, log what was done, style the layer like the raster."""
         layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
         source = gdal_source(layer, self.INPUT)

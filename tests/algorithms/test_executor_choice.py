@@ -128,11 +128,15 @@ def _cases(inputs, out, shared_data):
             "INPUT": [inputs["scene"]], "SENSOR": 4, "CLUSTERS": 3, "MIN_AREA": 800,
             "OUTPUT": f"{out}/zones.tif", "CENTROIDS": f"{out}/zones.json",
             "STATISTICS": f"{out}/zones.csv", "INDEX": f"{out}/index.tif"}),
+        # GeoJSON: GeoPackage and Shapefile store the time they were written.
+        "zone polygons": ("polygonize", {"INPUT": inputs["classes_degrees"], "SMOOTHING": 1,
+                                         "OUTPUT": f"{out}/zones.geojson"}),
     }
 
 
 CASES = ["kmeans one band, AOI, sieve", "kmeans six bands, clipped quantiles", "apply centroids",
-         "choose k, one band", "choose k, six bands", "band math", "calibrate", "sieve", "zones"]
+         "choose k, one band", "choose k, six bands", "band math", "calibrate", "sieve", "zones",
+         "zone polygons"]
 
 
 def _outcome(algorithm, parameters, folder, feedback=None):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from helpers import run_algorithm
-from osgeo import gdal, gdal_array
+from osgeo import gdal_array
 from reliability_tools import (
     LANDSAT,
     left_behind,
