@@ -16,6 +16,8 @@ from qgis.PyQt.QtGui import QIcon
 from .algorithms import ALGORITHM_CLASSES
 from .algorithms.base import RASTER_OUTPUT_EXTENSIONS
 from .algorithms.bundled_models import BundledModel, bundled_model_paths
+from .algorithms.executor_choice import register_scheduler_setting, remove_scheduler_setting
+from .algorithms.zone_polygons import VECTOR_OUTPUT_EXTENSIONS
 
 PLUGIN_DIR = os.path.dirname(__file__)
 
@@ -53,9 +55,27 @@ class RasterClusteringProvider(QgsProcessingProvider):
     def svgIconPath(self):
         return os.path.join(PLUGIN_DIR, "icons", "provider.svg")
 
+    def load(self):
+        """Add the provider's "Dask scheduler" setting, then load the algorithms."""
+        register_scheduler_setting(self)
+        return super().load()
+
+    def unload(self):
+        """Remove the setting; close the Dask clients and local clusters runs started."""
+        remove_scheduler_setting()
+        super().unload()
+
     def supportedOutputRasterLayerExtensions(self):
         """Only GeoTIFF: the file dialogs offer it, and other extensions are refused."""
         return list(RASTER_OUTPUT_EXTENSIONS)
+
+    def supportedOutputVectorLayerExtensions(self):
+        """The polygon files the plugin writes (zone polygons): GeoPackage first."""
+        return list(VECTOR_OUTPUT_EXTENSIONS)
+
+    def defaultVectorFileExtension(self, has_geometry=True):
+        """GeoPackage, which keeps the style in the file."""
+        return VECTOR_OUTPUT_EXTENSIONS[0]
 
     def loadAlgorithms(self):
         """Register each algorithm; one that fails to load is logged, not fatal to the others."""

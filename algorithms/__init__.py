@@ -8,9 +8,11 @@ from .choose_k import ChooseKAlgorithm
 from .fuzzy_cmeans import FuzzyCMeansAlgorithm
 from .isodata import IsodataAlgorithm
 from .kmeans import KMeansAlgorithm
+from .polygonize import PolygonizeAlgorithm
 from .sieve import SieveAlgorithm
 from .zones import ZonesAlgorithm
 
 ALGORITHM_CLASSES = [KMeansAlgorithm, CalibrateAlgorithm, BandMathAlgorithm, SieveAlgorithm,
                      ApplyCentroidsAlgorithm, ChooseKAlgorithm, ZonesAlgorithm,
-                     FuzzyCMeansAlgorithm, IsodataAlgorithm, CopyModelAlgorithm]
+                     FuzzyCMeansAlgorithm, IsodataAlgorithm, CopyModelAlgorithm,
+                     PolygonizeAlgorithm]

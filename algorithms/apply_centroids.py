@@ -35,6 +35,12 @@ from .common_outputs import (
     write_class_statistics,
 )
 from .styling import class_abstract, name_on_load, style_on_load, write_class_style
+from .zone_polygons import (
+    add_zone_outputs,
+    classes_to_zone_polygons,
+    zone_output_problem,
+    zone_step_feedback,
+)
 
 HELP = """<p>Classifies rasters with the <b>centres saved by Raster k-means clustering</b> (its
 Centroids JSON; also those of Fuzzy c-means zones and ISODATA clustering) instead of fitting new
@@ -68,6 +74,8 @@ nodata outside the area; when off, the whole raster is classified.</li>
 <li><b>Minimum zone area</b> (MIN_AREA, m², default 0 = off) and <b>Connectivity of zones</b>
 (CONNECTIVITY, 4 or 8): as in K-means, zones smaller than the area are merged into their largest
 neighbour after labelling.</li>
+<li><b>One multipolygon per class</b> (ZONES_PER_CLASS, advanced, default no): the zone polygons
+hold one feature per class instead of one per connected zone.</li>
 </ul>
 <h3>Outputs</h3>
 <ul><li><b>Classes</b> (OUTPUT): UInt8 GeoTIFF, nodata 0, classes numbered as in the JSON and
@@ -79,7 +87,11 @@ suggest rasters in other units than the centres'.</li>
 <li><b>Distance to the class centre</b> (DISTANCE, optional): Float32 GeoTIFF of each pixel's
 distance to its class's centre, in the units and norm of the run that saved the centres; NaN
 where nodata. On another date it shows where the saved centres no longer fit (clouds, new
-crops).</li></ul>
+crops).</li>
+<li><b>Zone polygons</b> (ZONES, optional): one polygon per connected zone of the classes, on the
+exact pixel edges, with its zone number, class, class centre, area in m², perimeter in m and the
+mean/min/max/std of every input band within it, styled like the classes (GeoPackage, Shapefile
+or GeoJSON), as K-means writes them.</li></ul>
 """
 
 
@@ -123,9 +135,13 @@ class ApplyCentroidsAlgorithm(RasterClusteringAlgorithm):
             createByDefault=True),
             self.tr("Float32 GeoTIFF: each pixel's distance to its class's saved centre, in the "
                     "units of the run that saved them; NaN where nodata."))
+        add_zone_outputs(self)
 
     def checkParameterValues(self, parameters, context):
         """Refuse an unreadable JSON or a band count that differs from the centres' up front."""
+        problem = zone_output_problem(self, parameters, self.ZONES)
+        if problem:
+            return False, problem
         ok, message = super().checkParameterValues(parameters, context)
         if not ok:
             return ok, message
@@ -142,16 +158,18 @@ class ApplyCentroidsAlgorithm(RasterClusteringAlgorithm):
             return False, str(error)
         return True, ""
 
-    def processAlgorithm(self, parameters, context, feedback):
+    def process(self, parameters, context, feedback):
         """Label, sieve, style, and write the statistics table."""
         layers, inputs = self.input_rasters(parameters, context)
         centroids_path = self.parameterAsFile(parameters, self.CENTROIDS, context)
         output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
         distance = optional_output_layer(self, parameters, self.DISTANCE, context)
+        pixel_outputs = PixelOutputs(distance_path=distance)
         for path in (output, distance):
             refuse_output_over_inputs(path, inputs)
         geometry_wkt, bbox = area_of_run(self, parameters, context, feedback, layers[0].crs())
-        progress, is_cancelled = feedback_callables(feedback)
+        steps = zone_step_feedback(self, parameters, feedback)
+        progress, is_cancelled = feedback_callables(steps)
         with core_errors_as_processing_exceptions():
             result = apply_centroids(
                 inputs, centroids_path, output, geometry_wkt=geometry_wkt, bbox=bbox,
@@ -159,8 +177,7 @@ class ApplyCentroidsAlgorithm(RasterClusteringAlgorithm):
                 strict_names=self.parameterAsBool(parameters, self.STRICT_NAMES, context),
                 min_area_m2=optional_min_area(self, parameters, self.MIN_AREA, context),
                 connectivity=self.parameterAsInt(parameters, self.CONNECTIVITY, context),
-                pixel_outputs=PixelOutputs(distance_path=distance),
-                progress=progress, is_cancelled=is_cancelled)
+                pixel_outputs=pixel_outputs, progress=progress, is_cancelled=is_cancelled)
         for message in result.messages:
             feedback.pushWarning(message)
         report_sieve(feedback, result.sieve)
@@ -168,15 +185,19 @@ class ApplyCentroidsAlgorithm(RasterClusteringAlgorithm):
         feedback.pushInfo(f"Applied {model.n_clusters} saved centres of "
                           f"{', '.join(model.feature_names)} from {centroids_path}.")
         report_classes(feedback, model, result.statistics)
+        title = (f"{layers_title(layers, model.feature_names)} · {model.n_clusters} classes of "
+                 "saved centres")
+        zones = classes_to_zone_polygons(self, parameters, context, steps, classes=output,
+                                         inputs=inputs, model=model, title=title,
+                                         pixel_outputs=pixel_outputs)
         try:
             qml = write_class_style(output, model)
         except OSError as error:
             raise QgsProcessingException(f"Styling the output failed: {error}") from None
-        title = (f"{layers_title(layers, model.feature_names)} · {model.n_clusters} classes of "
-                 "saved centres")
         style_on_load(context, output, qml, layer_name=title, abstract=class_abstract(model))
         statistics_id = write_class_statistics(self, parameters, self.STATISTICS, context,
                                                result.statistics, model)
         name_on_load(context, statistics_id, f"{title}: statistics")
-        style_pixel_outputs(self, context, PixelOutputs(distance_path=distance), result, title)
-        return {self.OUTPUT: output, self.STATISTICS: statistics_id, self.DISTANCE: distance}
+        style_pixel_outputs(self, context, pixel_outputs, result, title)
+        return {self.OUTPUT: output, self.STATISTICS: statistics_id, self.DISTANCE: distance,
+                self.ZONES: zones}

@@ -186,7 +186,7 @@ class BandMathAlgorithm(RasterClusteringAlgorithm):
     def _sensor(self, parameters, context) -> str:
         return SENSOR_CHOICES[self.parameterAsEnum(parameters, self.SENSOR, context)]
 
-    def processAlgorithm(self, parameters, context, feedback):
+    def process(self, parameters, context, feedback):
         """Align, calibrate if asked, evaluate block by block, style the result."""
         layers, inputs = self.input_rasters(parameters, context)
         output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)

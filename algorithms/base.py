@@ -34,6 +34,7 @@ from ..core.errors import CancelledError, RasterClusteringError
 from ..core.io.feature_stack import RasterInput
 from ..core.io.rasters import output_over_input_problem
 from ..core.parameters import Options, Parameter
+from .executor_choice import chosen_executor
 
 ICON_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), "icons")
 
@@ -66,6 +67,8 @@ class RasterClusteringAlgorithm(QgsProcessingAlgorithm):
     EXPRESSION = "EXPRESSION"
     SENSOR = "SENSOR"
     BAND = "BAND"
+    ZONES = "ZONES"
+    ZONES_PER_CLASS = "ZONES_PER_CLASS"
     # Those whose values the core's rules check (`core.parameters`).
     CLUSTERS = rules.CLUSTERS.name
     SEED = rules.SEED.name
@@ -154,6 +157,17 @@ class RasterClusteringAlgorithm(QgsProcessingAlgorithm):
             if problem:
                 return problem
         return None
+
+    def processAlgorithm(self, parameters, context, feedback):
+        """`process` with the run's block jobs on the executor the provider's settings choose
+        (in this process, or on a Dask cluster: `executor_choice`)."""
+        with core_errors_as_processing_exceptions():
+            with chosen_executor(feedback):
+                return self.process(parameters, context, feedback)
+
+    def process(self, parameters, context, feedback) -> dict:
+        """The algorithm's work (QGIS's processAlgorithm), wherever its block jobs run."""
+        raise NotImplementedError
 
     def createInstance(self):
         """A fresh copy for each run (QGIS runs algorithms in threads)."""
@@ -263,7 +277,7 @@ _INPUT_TYPES = ("raster", "multilayer", "file", "source", "vector")
 _URI_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:")  # memory:, ogr:, postgres://, …
 
 
-def _output_file(value) -> str | None:
+def output_file(value) -> str | None:
     """The file a destination parameter's value names, None for temporary or non-file outputs."""
     if isinstance(value, QgsProcessingOutputLayerDefinition):
         sink = value.sink
@@ -306,7 +320,7 @@ def output_file_problem(algorithm, parameters, context) -> str | None:
     outputs: dict[str, str] = {}
     for definition in algorithm.destinationParameterDefinitions():
         name = definition.name()
-        path = _output_file(parameters.get(name))
+        path = output_file(parameters.get(name))
         if path is None or definition.type() == "folderDestination":
             continue
         target = os.path.realpath(path)

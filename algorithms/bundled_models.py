@@ -100,7 +100,8 @@ models folder is kept unless this is on.</li>
         self.addOutput(QgsProcessingOutputFile(self.OUTPUT, self.tr("Copied model")))
 
     def processAlgorithm(self, parameters, context, feedback):
-        """Copy the file, then make the Models provider list it."""
+        """Copy the file, then make the Models provider list it (no block jobs: QGIS's own
+        processAlgorithm, without choosing an executor)."""
         from processing.modeler.ModelerUtils import ModelerUtils
 
         paths = bundled_model_paths()

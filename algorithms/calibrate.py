@@ -184,7 +184,7 @@ class CalibrateAlgorithm(RasterClusteringAlgorithm):
             return ""
         return self.parameterAsOutputLayer(parameters, self.OUTPUT, context) or ""
 
-    def processAlgorithm(self, parameters, context, feedback):
+    def process(self, parameters, context, feedback):
         """Build every band's calibrator, stream the bands to GeoTIFF, style them."""
         problem = self._parameter_problem(parameters, context)
         if problem:

@@ -191,7 +191,7 @@ class ChooseKAlgorithm(RasterClusteringAlgorithm):
             fuzziness=self.parameterAsDouble(parameters, self.FUZZINESS, context),
             distance_metric=distance_metric(self, parameters, context))
 
-    def processAlgorithm(self, parameters, context, feedback):
+    def process(self, parameters, context, feedback):
         """Fit and score every k, then write the table and the report."""
         layers, inputs = self.input_rasters(parameters, context)
         report_path = self.parameterAsFileOutput(parameters, self.REPORT, context)

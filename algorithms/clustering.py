@@ -1,6 +1,6 @@
 """What the clustering algorithms (k-means, fuzzy c-means, ISODATA) share: the inputs, the area,
-the sample, the sieve, the outputs and the run; each subclass adds its method's parameters and
-settings."""
+the sample, the sieve, the outputs (zone polygons included) and the run; each subclass adds its
+method's parameters and settings."""
 
 from __future__ import annotations
 
@@ -41,6 +41,12 @@ from .styling import (
     style_on_load,
     write_class_style,
     write_pseudocolour_style,
+)
+from .zone_polygons import (
+    add_zone_outputs,
+    classes_to_zone_polygons,
+    zone_output_problem,
+    zone_step_feedback,
 )
 
 
@@ -92,6 +98,7 @@ class ClusteringAlgorithm(RasterClusteringAlgorithm):
             self.tr("Float32 GeoTIFF: each pixel's distance to its class's centre, in the units "
                     "the fit measured (standardized when standardizing); NaN where nodata."))
         self.add_method_outputs()
+        add_zone_outputs(self)
 
     def add_method_parameters(self):
         """Declare the method's own parameters, shown after the inputs."""
@@ -132,7 +139,8 @@ class ClusteringAlgorithm(RasterClusteringAlgorithm):
         valid, message = super().checkParameterValues(parameters, context)
         if not valid:
             return valid, message
-        problem = self.method_problem(parameters, context)
+        problem = (zone_output_problem(self, parameters, self.ZONES)
+                   or self.method_problem(parameters, context))
         if problem:
             return False, problem
         try:
@@ -145,8 +153,9 @@ class ClusteringAlgorithm(RasterClusteringAlgorithm):
         """A problem with the method's parameters the core's settings cannot see, or None."""
         return None
 
-    def processAlgorithm(self, parameters, context, feedback):
-        """Fit, label, style, and write the centroid JSON and the statistics table."""
+    def process(self, parameters, context, feedback):
+        """Fit, label, style, and write the centroid JSON, the statistics table and the zone
+        polygons."""
         layers, inputs = self.input_rasters(parameters, context)
         output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
         centroids_path = self.parameterAsFileOutput(parameters, self.CENTROIDS, context)
@@ -156,7 +165,8 @@ class ClusteringAlgorithm(RasterClusteringAlgorithm):
             refuse_output_over_inputs(path, inputs)
         geometry_wkt, bbox = area_of_run(self, parameters, context, feedback, layers[0].crs())
         settings = self.fit_settings(parameters, context)
-        progress, is_cancelled = feedback_callables(feedback)
+        steps = zone_step_feedback(self, parameters, feedback)
+        progress, is_cancelled = feedback_callables(steps)
         with core_errors_as_processing_exceptions():
             result = cluster_rasters(
                 inputs, output, settings=settings, geometry_wkt=geometry_wkt, bbox=bbox,
@@ -174,6 +184,9 @@ class ClusteringAlgorithm(RasterClusteringAlgorithm):
         report_classes(feedback, model, result.statistics)
         title = (f"{layers_title(layers, model.feature_names)} · {model.n_clusters} "
                  f"{self.CLASSES_NAME}")
+        zones = classes_to_zone_polygons(self, parameters, context, steps, classes=output,
+                                         inputs=inputs, model=model, title=title,
+                                         pixel_outputs=pixel_outputs)
         qml = write_class_style(output, model)
         style_on_load(context, output, qml, layer_name=title, abstract=class_abstract(model))
         if centroids_path:
@@ -184,7 +197,7 @@ class ClusteringAlgorithm(RasterClusteringAlgorithm):
         style_pixel_outputs(self, context, pixel_outputs, result, title)
         return {self.OUTPUT: output, self.CENTROIDS: centroids_path or None,
                 self.STATISTICS: statistics_id, self.DISTANCE: pixel_outputs.distance_path,
-                **self.method_results(result, pixel_outputs)}
+                self.ZONES: zones, **self.method_results(result, pixel_outputs)}
 
 
 def style_pixel_outputs(algorithm, context, pixel_outputs: PixelOutputs, result,

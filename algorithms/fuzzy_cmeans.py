@@ -55,6 +55,8 @@ each to unit variance before measuring distances.</li>
 <li><b>Minimum zone area</b> (MIN_AREA, m², default 0 = off) and <b>Connectivity of zones</b>
 (CONNECTIVITY, 4 or 8): as in k-means, zones smaller than the area are merged into their largest
 neighbour after labelling.</li>
+<li><b>One multipolygon per class</b> (ZONES_PER_CLASS, advanced, default no): the zone polygons
+hold one feature per class instead of one per connected zone.</li>
 </ul>
 <h3>Method</h3>
 <p>Bezdek's alternating optimisation on the seeded sample, vectorised: from k-means++ centres,
@@ -75,7 +77,10 @@ pixels (mean_membership: near 1 for a crisp zone).</li>
 centre in the fit's norm and units.</li>
 <li><b>Memberships</b> (MEMBERSHIP, optional): Float32 GeoTIFF with one band per zone, each
 pixel's membership in it; the bands sum to 1 on valid pixels, NaN elsewhere. With a minimum zone
-area, a merged pixel keeps its memberships (its zone changes, not its values).</li></ul>
+area, a merged pixel keeps its memberships (its zone changes, not its values).</li>
+<li><b>Zone polygons</b> (ZONES, optional): as k-means's, one polygon per connected zone of the
+final zones with its class, centre, area, perimeter and band statistics (GeoPackage, Shapefile or
+GeoJSON).</li></ul>
 """
 
 

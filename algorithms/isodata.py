@@ -60,6 +60,8 @@ the features' own units otherwise.</li>
 <li><b>Minimum zone area</b> (MIN_AREA, m², default 0 = off) and <b>Connectivity of zones</b>
 (CONNECTIVITY, 4 or 8): as in k-means, zones smaller than the area are merged into their largest
 neighbour after labelling.</li>
+<li><b>One multipolygon per class</b> (ZONES_PER_CLASS, advanced, default no): the zone polygons
+hold one feature per class instead of one per connected zone.</li>
 </ul>
 <h3>Method</h3>
 <p>From seeded k-means++ centres, each iteration assigns the sampled pixels to their nearest
@@ -74,7 +76,9 @@ is too small and no two are too close, so the result is a k-means fixed point. E
 then labelled with its nearest centre, and the classes are numbered and styled as k-means's.</p>
 <h3>Outputs</h3>
 <ul><li><b>Classes</b> (OUTPUT), <b>Centroids</b> (CENTROIDS), <b>Class statistics</b>
-(STATISTICS) and <b>Distance to the class centre</b> (DISTANCE, optional): as k-means's.</li>
+(STATISTICS), <b>Distance to the class centre</b> (DISTANCE, optional) and <b>Zone
+polygons</b> (ZONES, optional; one per connected zone, GeoPackage, Shapefile or GeoJSON): as
+k-means's.</li>
 <li><b>Final number of classes</b> (FINAL_CLUSTERS): a number; in a model, feed it to another
 step.</li></ul>
 """

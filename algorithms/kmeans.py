@@ -54,6 +54,8 @@ allowed. The statistics describe the sieved zones; the centres stay those of the
 <li><b>Connectivity of zones</b> (CONNECTIVITY, 4 or 8, default 8): whether pixels touching only by
 a
 corner belong to the same zone.</li>
+<li><b>One multipolygon per class</b> (ZONES_PER_CLASS, advanced, default no): the zone polygons
+hold one feature per class instead of one per connected zone.</li>
 </ul>
 <h3>Method</h3>
 <p>One feature: the centres are the <b>exact optimum</b> of 1-D k-means over all valid pixels of
@@ -77,7 +79,13 @@ mean/std/min/max of every input band within the class.</li>
 distance to the centre of its class (after the sieve), in the units the fit measured: the band's
 own for one feature, standardized units when standardizing several, after clipping to the
 percentiles; NaN where the class is nodata. Large distances show where the centres fit badly
-(clouds, a new crop); styled from 0 to its 98th percentile.</li></ul>
+(clouds, a new crop); styled from 0 to its 98th percentile.</li>
+<li><b>Zone polygons</b> (ZONES, optional): the management zones as polygons, one per connected
+zone of the final classes (after the minimum zone area, joined by the connectivity of zones) on
+the exact pixel edges, with its zone number, class, class centre, area in m², perimeter in m and
+the mean/min/max/std of every input band within it; styled like the classes. A GeoPackage,
+Shapefile or GeoJSON file. <i>Classes to zone polygons</i> makes them from any classified
+raster, also smoothed.</li></ul>
 """
 
 

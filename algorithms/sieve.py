@@ -106,15 +106,7 @@ class SieveAlgorithm(RasterClusteringAlgorithm):
 
     def initAlgorithm(self, config=None):
         """Declare the parameters (their names are the public API of models and qgis_process)."""
-        self.add_with_help(QgsProcessingParameterRasterLayer(
-            self.INPUT, self.tr("Classified raster")),
-            self.tr("Integer classes (Byte … Int32), e.g. a K-means output; a file GDAL reads."))
-        # Optional only because QGIS 3.22 does not fall back to the default of a missing band:
-        # qgis_process would demand BAND (QGIS issue 54370, fixed later by PR 54414).
-        self.add_with_help(QgsProcessingParameterBand(
-            self.BAND, self.tr("Band"), defaultValue=1, parentLayerParameterName=self.INPUT,
-            optional=True),
-            self.tr("The band holding the classes (default, or empty: 1)."))
+        add_classified_raster_parameters(self)
         # minValue is inclusive in QGIS: 0 passes it, and checkParameterValues refuses it.
         self.add_number(MIN_REGION_AREA, self.tr("Minimum region area (m²)"),
                         self.tr("Regions smaller than this many square metres on the ground (> 0) "
@@ -138,22 +130,13 @@ class SieveAlgorithm(RasterClusteringAlgorithm):
 
     def checkParameterValues(self, parameters, context):
         """Refuse what cannot work before any work starts (QGIS's own checks come after)."""
-        problem = self.rule_problem(parameters)  # before the layer's own problems
-        if problem:
-            return False, problem
-        layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
-        try:
-            source = gdal_source(layer, self.INPUT)
-            dataset = open_raster(source.source, what="classified raster")
-        except (QgsProcessingException, InvalidInputError) as error:
-            return False, str(error)
-        problem = integer_band_problem(dataset, self.parameterAsInt(parameters, self.BAND, context),
-                                       layer.name())
+        problem = self.rule_problem(parameters) or classified_raster_problem(
+            self, parameters, context, needed_by="a sieve needs")
         if problem:
             return False, problem
         return super().checkParameterValues(parameters, context)
 
-    def processAlgorithm(self, parameters, context, feedback):
+    def process(self, parameters, context, feedback):
         """Sieve with the core, log the thresholds, copy the input's paletted style."""
         layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
         source = gdal_source(layer, self.INPUT)
@@ -187,7 +170,7 @@ class SieveAlgorithm(RasterClusteringAlgorithm):
     def _style(self, layer, band, output, context, feedback):
         """The input's paletted style as a .qml beside the output, applied when it loads."""
         try:
-            qml = copy_paletted_style(_layer_as_shown(layer, context), output, band=band)
+            qml = copy_paletted_style(layer_as_shown(layer, context), output, band=band)
         except OSError as error:
             # The output is complete and carries its colour table: a missing .qml is no failure.
             feedback.pushWarning(f"The output is written, but its style could not be: {error}")
@@ -196,7 +179,38 @@ class SieveAlgorithm(RasterClusteringAlgorithm):
             style_on_load(context, output, qml)
 
 
-def _layer_as_shown(layer: QgsRasterLayer, context) -> QgsRasterLayer:
+def add_classified_raster_parameters(algorithm) -> None:
+    """Declare INPUT (a classified raster) and BAND (the band holding its classes)."""
+    algorithm.add_with_help(QgsProcessingParameterRasterLayer(
+        algorithm.INPUT, algorithm.tr("Classified raster")),
+        algorithm.tr("Integer classes (Byte … Int32), e.g. a K-means output; a file GDAL reads."))
+    # Optional only because QGIS 3.22 does not fall back to the default of a missing band:
+    # qgis_process would demand BAND (QGIS issue 54370, fixed later by PR 54414).
+    algorithm.add_with_help(QgsProcessingParameterBand(
+        algorithm.BAND, algorithm.tr("Band"), defaultValue=1,
+        parentLayerParameterName=algorithm.INPUT, optional=True),
+        algorithm.tr("The band holding the classes (default, or empty: 1)."))
+
+
+def classified_raster_problem(algorithm, parameters, context, *, needed_by: str) -> str | None:
+    """What is wrong with INPUT and BAND (a layer GDAL cannot read, a missing band, no integer
+    classes: `integer_band_problem`), or None.
+
+    Args:
+        needed_by: what needs the classes, as the message's subject ("a sieve needs").
+    """
+    layer = algorithm.parameterAsRasterLayer(parameters, algorithm.INPUT, context)
+    try:
+        source = gdal_source(layer, algorithm.INPUT)
+        dataset = open_raster(source.source, what="classified raster")
+    except (QgsProcessingException, InvalidInputError) as error:
+        return str(error)
+    return integer_band_problem(dataset, algorithm.parameterAsInt(parameters, algorithm.BAND,
+                                                                  context),
+                                layer.name(), needed_by=needed_by)
+
+
+def layer_as_shown(layer: QgsRasterLayer, context) -> QgsRasterLayer:
     """The layer with the style QGIS shows it with.
 
     A project layer is shown as it is. A file path given as INPUT is loaded by Processing

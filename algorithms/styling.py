@@ -21,6 +21,7 @@ from qgis.core import (
     QgsSingleBandGrayRenderer,
     QgsSingleBandPseudoColorRenderer,
     QgsStyle,
+    QgsVectorLayer,
 )
 from qgis.PyQt.QtGui import QColor
 from qgis.PyQt.QtXml import QDomDocument
@@ -65,12 +66,17 @@ class LoadStylePostProcessor(QgsProcessingLayerPostProcessorInterface):
         self.abstract = abstract
 
     def postProcessLayer(self, layer, context, feedback):
-        """Apply the saved style and the abstract."""
-        if isinstance(layer, QgsRasterLayer) and os.path.exists(self.qml_path):
+        """Apply the saved style and the abstract; a vector layer without a .qml gets its
+        file's own default style (a GeoPackage's style table)."""
+        if os.path.exists(self.qml_path):
             layer.loadNamedStyle(self.qml_path)
-            if self.abstract:
-                layer.setAbstract(self.abstract)
-            layer.triggerRepaint()
+        elif isinstance(layer, QgsVectorLayer):
+            layer.loadDefaultStyle()
+        else:
+            return
+        if self.abstract:
+            layer.setAbstract(self.abstract)
+        layer.triggerRepaint()
 
 
 def style_on_load(context, output_path: str, qml_path: str, *, layer_name: str = "",

@@ -38,6 +38,12 @@ from .common_outputs import (
     add_sieve_parameters,
 )
 from .styling import name_on_load, style_on_load, style_path
+from .zone_polygons import (
+    add_zone_outputs,
+    zone_output_problem,
+    zone_polygons_requested,
+    zone_style_path,
+)
 
 BAND_MATH = "rasterclustering:bandmath"
 KMEANS = "rasterclustering:kmeans"
@@ -85,6 +91,8 @@ are merged into their largest neighbour. The reference clustering API accepts
 corner
 belong to one zone.</li>
 <li><b>Random seed</b> (SEED): the same inputs and seed give identical outputs.</li>
+<li><b>One multipolygon per class</b> (ZONES_PER_CLASS, advanced, default no): the zone polygons
+hold one feature per class instead of one per connected zone.</li>
 </ul>
 <h3>Outputs</h3>
 <ul>
@@ -95,6 +103,10 @@ with one colour per zone labelled with its centre.</li>
 mean/std/min/max of the index.</li>
 <li><b>Index raster</b> (INDEX, optional, off by default): the Float32 index the zones were made
 from; when not requested it is a temporary file, removed at the end.</li>
+<li><b>Zone polygons</b> (ZONES, optional): one polygon per connected zone, on the exact pixel
+edges, with its zone number, class, index centre, area in m², perimeter in m and the
+mean/min/max/std of the index within it, styled like the zones (GeoPackage, Shapefile or
+GeoJSON).</li>
 </ul>
 <p>Index resolution and resampling are band math's defaults (finest input, nearest neighbour);
 the k-means output is clipped to the area. Run <i>Band math</i> and <i>Raster k-means clustering</i>
@@ -163,6 +175,7 @@ class ZonesAlgorithm(RasterClusteringAlgorithm):
             self.INDEX, self.tr("Index raster"), optional=True, createByDefault=False),
             self.tr("The Float32 index the zones come from; a removed temporary file when not "
                     "requested."))
+        add_zone_outputs(self)
 
     def checkParameterValues(self, parameters, context):
         """Refuse what cannot work before any work starts, with the children's own checks.
@@ -173,13 +186,17 @@ class ZonesAlgorithm(RasterClusteringAlgorithm):
         valid, message = super().checkParameterValues(parameters, context)
         if not valid:
             return valid, message
+        problem = zone_output_problem(self, parameters, self.ZONES)
+        if problem:
+            return False, problem
         step = self._clustering_step(parameters, context)
         for algorithm_id, child_parameters in (
                 (BAND_MATH, self._band_math_parameters(parameters, QgsProcessing.TEMPORARY_OUTPUT)),
                 (step, self._clustering_parameters(parameters, parameters.get(self.INPUT),
                                                    step=step,
                                                    output=QgsProcessing.TEMPORARY_OUTPUT,
-                                                   centroids=QgsProcessing.TEMPORARY_OUTPUT))):
+                                                   centroids=QgsProcessing.TEMPORARY_OUTPUT,
+                                                   zones=parameters.get(self.ZONES)))):
             child = QgsApplication.processingRegistry().createAlgorithmById(algorithm_id)
             if child is None:
                 return False, (f"The algorithm {algorithm_id} is not available: reinstall or "
@@ -200,7 +217,8 @@ class ZonesAlgorithm(RasterClusteringAlgorithm):
     def _clustering_step(self, parameters, context) -> str:
         return CLUSTERING_STEPS[self.parameterAsEnum(parameters, self.METHOD, context)]
 
-    def _clustering_parameters(self, parameters, index, *, step, output, centroids) -> dict:
+    def _clustering_parameters(self, parameters, index, *, step, output, centroids,
+                               zones=None) -> dict:
         fuzzy = ({self.FUZZINESS: parameters[self.FUZZINESS]} if step == FUZZY_CMEANS
                  and parameters.get(self.FUZZINESS) not in (None, "") else {})
         return {"INPUT": index if isinstance(index, list) else [index], **fuzzy,
@@ -211,15 +229,18 @@ class ZonesAlgorithm(RasterClusteringAlgorithm):
                 "CONNECTIVITY": parameters.get(self.CONNECTIVITY, rules.CONNECTIVITY.default),
                 "SEED": parameters.get(self.SEED, rules.SEED.default),
                 "OUTPUT": output, "CENTROIDS": centroids,
-                "STATISTICS": parameters.get(self.STATISTICS)}
+                "STATISTICS": parameters.get(self.STATISTICS),
+                "ZONES": zones, "ZONES_PER_CLASS": parameters.get(self.ZONES_PER_CLASS, False)}
 
-    def processAlgorithm(self, parameters, context, feedback):
-        """Band math into the index, then k-means on it; no file of the run is left on failure."""
+    def process(self, parameters, context, feedback):
+        """Band math into the index, then its clustering step; no file of the run is left on
+        failure."""
         import processing  # QGIS's Processing plugin: loaded by QGIS and qgis_process
 
         layers, inputs = self.input_rasters(parameters, context)
         output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
         centroids = self.parameterAsFileOutput(parameters, self.CENTROIDS, context)
+        zones = zone_polygons_requested(self, parameters, context, self.ZONES)
         refuse_output_over_inputs(output, inputs)
         index_requested = parameters.get(self.INDEX) not in (None, "")
         if index_requested:
@@ -247,7 +268,7 @@ class ZonesAlgorithm(RasterClusteringAlgorithm):
             step = self._clustering_step(parameters, context)
             results = processing.run(
                 step, self._clustering_parameters(parameters, index, step=step, output=output,
-                                                  centroids=centroids or None),
+                                                  centroids=centroids or None, zones=zones),
                 context=context, feedback=steps, is_child_algorithm=True)
             run_files.completed(output, *([centroids] if centroids else []))
         except BaseException:
@@ -263,9 +284,12 @@ class ZonesAlgorithm(RasterClusteringAlgorithm):
                  f"{self.parameterAsString(parameters, self.EXPRESSION, context)} zones")
         style_on_load(context, output, style_path(output), layer_name=title)
         name_on_load(context, results.get("STATISTICS"), f"{title}: statistics")
+        if zones:
+            style_on_load(context, zones, zone_style_path(zones),
+                          layer_name=f"{title}: zone polygons")
         return {self.OUTPUT: output, self.CENTROIDS: centroids or None,
                 self.STATISTICS: results.get("STATISTICS"),
-                self.INDEX: index if index_requested else None}
+                self.INDEX: index if index_requested else None, self.ZONES: zones}
 
 
 def _stop_if_cancelled(feedback) -> None:

@@ -3,7 +3,7 @@
 Each measured command runs in its own process so its peak memory (max RSS) is its own.
 Results are printed as a Markdown table; copy them into bench/README.md with the date.
 Run one case with `python bench/run.py kmeans` (names: kmeans, calibrate, band_math, sieve,
-peers).
+polygonize, peers, dask).
 """
 
 from __future__ import annotations
@@ -195,15 +195,22 @@ def bench_band_math() -> list[dict]:
             {**calc, "size": TILE}]
 
 
+def gdal_utility(name: str, arguments: list[str]) -> list[str]:
+    """The command running one of GDAL's Python utilities (`osgeo_utils.<name>`, which the
+    system Python has) with `arguments`; it fails unless the utility returns 0."""
+    return ["/usr/bin/python3", "-c", (
+        "import warnings\nwarnings.simplefilter('ignore')\n"
+        f"from osgeo_utils.{name} import main\n"
+        f"status = main({[name + '.py', *arguments]!r})\n"
+        "assert status == 0, status\n")]
+
+
 def make_classes(size: int) -> Path:
     """A 5-class UInt8 map of the large NDVI (cut at its quintiles, as 1-D k-means cuts between
     centres), nodata 0, tiled and compressed: made once, block by block, and cached."""
     ndvi, _ = make_inputs(size)
     classes = WORK / "sieve" / f"classes_{size}.tif"
-    if not classes.exists():
-        classes.parent.mkdir(parents=True, exist_ok=True)
-        print(f"  generating {classes.name} ({size}×{size} UInt8, 5 classes)", flush=True)
-        subprocess.run([sys.executable, "-c", (
+    return make_once(classes, f"generating {classes.name} ({size}×{size} UInt8, 5 classes)", (
             "import numpy as np\nfrom osgeo import gdal\n"
             "from raster_clustering.core.io import rasters as io\n"
             f"source = gdal.Open({str(ndvi)!r})\n"
@@ -221,8 +228,28 @@ def make_classes(size: int) -> Path:
             "    labels = (np.searchsorted(edges, values) + 1).astype(np.uint8)\n"
             "    labels[(values == nodata) | ~np.isfinite(values)] = 0\n"
             "    io.write_block(target.GetRasterBand(1), labels, window, grid.full_window)\n"
-            "target = None\n")], env=dict(os.environ, PYTHONPATH=python_path()), check=True)
-    return classes
+            "target = None\n"))
+
+
+def make_once(path: Path, message: str, code: str) -> Path:
+    """`path`, made by running `code` in a child process unless it exists (inputs are cached
+    in bench/work)."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        print(f"  {message}", flush=True)
+        subprocess.run([sys.executable, "-c", code],
+                       env=dict(os.environ, PYTHONPATH=python_path()), check=True)
+    return path
+
+
+def make_classes_in_degrees(size: int) -> Path:
+    """The classes of `make_classes` in degrees (a VRT): 0.0001° pixels from 60.5°N, so a
+    pixel's area changes by 4 % from top to bottom at 10980²."""
+    geographic = WORK / "sieve" / f"classes_degrees_{size}.vrt"
+    gdal_translate = ["gdal_translate", "-q", "-of", "VRT", "-a_srs", "EPSG:4326", "-a_ullr",
+                      "10", "60.5", str(10 + size * 1e-4), str(60.5 - size * 1e-4)]
+    subprocess.run([*gdal_translate, str(make_classes(size)), str(geographic)], check=True)
+    return geographic
 
 
 def bench_sieve() -> list[dict]:
@@ -238,19 +265,10 @@ def bench_sieve() -> list[dict]:
         "min_area_m2=2000, connectivity=8)\n"
         "print('changed pixels:', report.changed_pixels, 'threshold:', report.pixel_threshold)\n"))
     # gdal_sieve.py ships with GDAL's Python utilities, which the system Python has.
-    reference = measure("gdal_sieve.py -st 20 -8 (one pass)", [
-        "/usr/bin/python3", "-c", (
-            "import warnings\nwarnings.simplefilter('ignore')\n"
-            "from osgeo_utils.gdal_sieve import main\n"
-            f"status = main(['gdal_sieve.py', '-q', '-st', '20', '-8', '-of', 'GTiff', "
-            f"{str(classes)!r}, {str(output / 'gdal_sieve.tif')!r}])\n"
-            "assert status == 0, status\n")])
-    # The same classes in degrees (0.0001° pixels from 60.5°N, so a pixel's area changes by 4 %
-    # from top to bottom): GDAL's one pass, then the exact step over the whole raster.
-    geographic = WORK / "sieve" / "classes_degrees.vrt"
-    gdal_translate = ["gdal_translate", "-q", "-of", "VRT", "-a_srs", "EPSG:4326", "-a_ullr",
-                      "10", "60.5", str(10 + TILE * 1e-4), str(60.5 - TILE * 1e-4)]
-    subprocess.run([*gdal_translate, str(classes), str(geographic)], check=True)
+    reference = measure("gdal_sieve.py -st 20 -8 (one pass)", gdal_utility("gdal_sieve", [
+        "-q", "-st", "20", "-8", "-of", "GTiff", str(classes), str(output / "gdal_sieve.tif")]))
+    # The same classes in degrees: GDAL's one pass, then the exact step over the whole raster.
+    geographic = make_classes_in_degrees(TILE)
     exact = measure("rasterclustering sieve in degrees (GDAL pass + exact step)", (
         "from raster_clustering.core.sieve.sieve import sieve_raster\n"
         f"report = sieve_raster({str(geographic)!r}, {str(output / 'degrees.tif')!r}, "
@@ -259,6 +277,65 @@ def bench_sieve() -> list[dict]:
     return [{**ours, "size": TILE},
             {**reference, "size": TILE},
             {**exact, "size": TILE}]
+
+
+def make_sieved_classes(size: int, min_area_m2: int) -> Path:
+    """The 5-class map of `make_classes`, sieved to `min_area_m2` (8-connected): the zones a
+    k-means run with MIN_AREA gives, made once and cached."""
+    classes = make_classes(size)
+    sieved = WORK / "polygonize" / f"classes_{size}_sieved_{min_area_m2}.tif"
+    return make_once(sieved, f"sieving {classes.name} to {min_area_m2} m² into {sieved.name}", (
+        "from raster_clustering.core.sieve.sieve import sieve_raster\n"
+        f"sieve_raster({str(classes)!r}, {str(sieved)!r}, min_area_m2={min_area_m2})\n"))
+
+
+def polygonize_code(classes: Path, output: Path, *, smoothing: int = 0,
+                    features: Path | None = None, cache_mib: int | None = None) -> str:
+    inputs = f"[RasterInput({str(features)!r})]" if features else "[]"
+    cache = f"from osgeo import gdal\ngdal.SetCacheMax({cache_mib} * 2**20)\n" if cache_mib else ""
+    return cache + (
+        "from raster_clustering.core.io.feature_stack import RasterInput\n"
+        "from raster_clustering.core.zones.polygons import polygonize_zones\n"
+        f"report = polygonize_zones({str(classes)!r}, {str(output)!r}, smoothing={smoothing}, "
+        f"features={inputs})\n"
+        "print('zones:', report.zones, 'largest area change %:', "
+        "round(report.area_change_max_percent, 2), 'smoothed arcs:', report.smoothed_arcs, "
+        "'of', report.shared_arcs)\n")
+
+
+def bench_polygonize() -> list[dict]:
+    """Zone polygons of sieved 10980² class maps (2000 m²: about 100,000 zones; 500 m²: about
+    500,000), beside gdal_polygonize.py on the same maps; GeoPackage outputs."""
+    ndvi, _ = make_inputs(TILE)
+    output = WORK / "polygonize" / "out"
+    output.mkdir(parents=True, exist_ok=True)
+    rows = []
+    # (SMOOTHING, FEATURES, GDAL block cache in MiB or None for GDAL's default, 5 % of RAM)
+    for min_area_m2, runs in ((2000, ((0, None, None), (0, None, 256), (0, ndvi, None),
+                                      (2, None, None), (3, None, None))),
+                              (500, ((0, None, None), (2, None, None)))):
+        classes = make_sieved_classes(TILE, min_area_m2)
+        for old in output.iterdir():
+            old.unlink()
+        print(f"zone polygons, {TILE}×{TILE} UInt8, 5 classes sieved to {min_area_m2} m², "
+              "8-connected, GeoPackage", flush=True)
+        rows.append(measure(
+            f"gdal_polygonize.py -8 (value field only), map sieved to {min_area_m2} m²",
+            gdal_utility("gdal_polygonize", ["-q", "-8", str(classes), "-f", "GPKG",
+                                             str(output / "gdal.gpkg"), "zones", "class"])))
+        for smoothing, features, cache_mib in runs:
+            what = f"SMOOTHING={smoothing}" if smoothing else "exact"
+            if features:
+                what += ", NDVI statistics per zone"
+            if cache_mib:
+                what += f", GDAL cache {cache_mib} MiB"
+            measured = measure(
+                f"rasterclustering polygonize, {what}, map sieved to {min_area_m2} m²",
+                polygonize_code(classes, output / f"ours_{smoothing}.gpkg", smoothing=smoothing,
+                                features=features, cache_mib=cache_mib))
+            print("   ", measured["stdout"].strip(), flush=True)
+            rows.append(measured)
+    return [{**row, "size": TILE} for row in rows]
 
 
 def bench_peers() -> list[dict]:
@@ -271,8 +348,16 @@ def bench_peers() -> list[dict]:
             for row in rows if "seconds" in row]
 
 
+def bench_dask() -> list[dict]:
+    """The Dask executor against the in-process one (bench/on_dask.py prints its own table)."""
+    import on_dask
+
+    return on_dask.bench_dask()
+
+
 CASES = {"kmeans": bench_kmeans, "calibrate": bench_calibrate, "band_math": bench_band_math,
-         "sieve": bench_sieve, "peers": bench_peers}
+         "sieve": bench_sieve, "polygonize": bench_polygonize, "peers": bench_peers,
+         "dask": bench_dask}
 
 
 def main(names: list[str]) -> int:

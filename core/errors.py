@@ -19,3 +19,8 @@ class ExpressionError(RasterClusteringError):
 
 class CancelledError(RasterClusteringError):
     """The user cancelled the run; partial outputs have been removed."""
+
+
+class EngineError(RasterClusteringError):
+    """The engine cannot run the block jobs where it was asked to: Dask is not installed, the
+    scheduler cannot be reached, a worker runs other plugin code or a job failed on a worker."""

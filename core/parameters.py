@@ -160,3 +160,7 @@ SPLIT_STD = Parameter("SPLIT_STD", Interval(0, None, low_open=True), default=0.4
 MERGE_DISTANCE = Parameter("MERGE_DISTANCE", Interval(0, None), default=1.0)
 #: ISODATA's I, split-and-merge iterations.
 ISODATA_ITERATIONS = Parameter("MAX_ITERATIONS", Interval(1, 1000, whole=True), default=20)
+#: Zone polygons: 0 keeps the exact pixel edges, each level above smooths them more.
+SMOOTHING = Parameter("SMOOTHING", Interval(0, 3, whole=True), default=0,
+                      hint="0 keeps the exact pixel edges, 1 cuts the corners, 2 rounds them, "
+                           "3 draws the straightest lines the pixels allow")

@@ -60,6 +60,9 @@ NDVI_ZONES_HELP = {
     "kmeans:zones": "The zones: UInt8 GeoTIFF, classes 1..k in ascending NDVI, styled.",
     "kmeans:centroids": "Zone centres as JSON: {\"NDVI\": [[1, [0.171]], …]}.",
     "kmeans:statistics": "One row per zone: centre, pixel count, area (m²), NDVI statistics.",
+    "kmeans:zone_polygons": ("Optional: the zones as polygons (GeoPackage, Shapefile or "
+                             "GeoJSON), one per connected zone, with class, NDVI centre, area, "
+                             "perimeter and NDVI statistics; styled like the zones."),
 }
 
 
@@ -104,14 +107,15 @@ def _child(algorithm_id: str, child_id: str, description: str, sources: dict,
 
 
 def _model_outputs(child: QgsProcessingModelChildAlgorithm, outputs: dict[str, tuple[str, str]],
-                   *, x: float, y: float) -> None:
-    """Expose child outputs: {child output name: (model output name, description)}."""
+                   *, x: float, y: float, optional: tuple[str, ...] = ()) -> None:
+    """Expose child outputs: {child output name: (model output name, description)}; those
+    named in `optional` are written only when asked for."""
     exposed = {}
     for offset, (child_output, (name, description)) in enumerate(outputs.items()):
         output = QgsProcessingModelOutput(name, description)
         output.setChildId(child.childId())
         output.setChildOutputName(child_output)
-        output.setMandatory(True)
+        output.setMandatory(child_output not in optional)
         output.setPosition(QPointF(x + 220 * offset, y))
         exposed[name] = output
     child.setModelOutputs(exposed)
@@ -154,7 +158,9 @@ def ndvi_zones_in_a_field() -> QgsProcessingModelAlgorithm:
                     "CONNECTIVITY": _static(8)}, (720, 400))
     _model_outputs(zones, {"OUTPUT": ("zones", "NDVI zones"),
                            "CENTROIDS": ("centroids", "Zone centroids (JSON)"),
-                           "STATISTICS": ("statistics", "Zone statistics")}, x=500, y=540)
+                           "STATISTICS": ("statistics", "Zone statistics"),
+                           "ZONES": ("zone_polygons", "Zone polygons")}, x=500, y=540,
+                   optional=("ZONES",))
     for child in (calibrate, zones):
         model.addChildAlgorithm(child)
     model.setParameterOrder(["bands", "metadata", "field", "clusters", "min_area", "method"])

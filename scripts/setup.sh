@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 DEBIAN_PACKAGES=(qgis python3-qgis qgis-providers python3-gdal gdal-bin python3-sklearn
                  python3-scipy python3-venv python3-pip
                  python3-skimage  # the colour-difference oracle of the palette test
-                 xvfb)            # a virtual screen for the QGIS desktop tests (tests/gui)
+                 xvfb             # a virtual screen for the QGIS desktop tests (tests/gui)
+                 python3-dask python3-distributed)  # the optional Dask executor, for its tests
 missing=()
 for package in "${DEBIAN_PACKAGES[@]}" "$@"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" \

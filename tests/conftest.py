@@ -90,6 +90,34 @@ def qgis_process(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def dask_cluster():
+    """A dask.distributed LocalCluster of two single-threaded worker processes on the loopback,
+    for the whole session; skips where Dask is not installed. Runs use it by its address
+    (`executor_for`, RASTERCLUSTERING_DASK_SCHEDULER), as they would a remote scheduler."""
+    distributed = pytest.importorskip("distributed")
+    from raster_clustering.core.engine.dask_executor import close_clients
+
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                       host="127.0.0.1", dashboard_address=None)
+    try:
+        yield cluster
+    finally:
+        close_clients()
+        cluster.close()
+
+
+@pytest.fixture
+def dask_executor(dask_cluster):
+    """The executor runs get for the session cluster's address, with both workers up (a test
+    may have killed one: its nanny starts another)."""
+    from raster_clustering.core.engine.dask_executor import executor_for
+
+    executor = executor_for(dask_cluster.scheduler_address)
+    executor.client.wait_for_workers(2, timeout=60)
+    return executor
+
+
+@pytest.fixture(scope="session")
 def provider(qgis_app, qgis_processing):
     """The plugin's processing provider, registered once for the whole session."""
     from qgis.core import QgsApplication

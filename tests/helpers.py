@@ -2,6 +2,7 @@
 running algorithms and building models as QGIS does, the checks every algorithm passes."""
 
 import re
+import shutil
 from pathlib import Path
 
 
@@ -168,7 +169,6 @@ def landsat_toa_ndvi(folder, scene):
 def write_safe_tree(root, metadata_source, metadata_name, band_relative):
     """A minimal Sentinel-2 .SAFE folder under `root`: a copy of real product metadata named
     `metadata_name` and an empty band file at `band_relative`; returns the band's path."""
-    import shutil
 
     product = Path(root) / "PRODUCT.SAFE"
     product.mkdir(parents=True)
@@ -179,15 +179,23 @@ def write_safe_tree(root, metadata_source, metadata_name, band_relative):
     return band
 
 
-def rasterized(vector_path, like_raster):
-    """An independent mask of a polygon file on a raster's grid (GDAL, pixel centres)."""
-    from osgeo import gdal
+def rasterized(vector_path, like_raster, attribute=None):
+    """An independent mask of a polygon file on a raster's grid (GDAL, pixel centres); with
+    `attribute`, that attribute's (integer) values burnt instead, 0 outside the polygons."""
+    from osgeo import gdal, ogr
 
     like = gdal.Open(str(like_raster))
     target = gdal.GetDriverByName("MEM").Create("", like.RasterXSize, like.RasterYSize, 1,
-                                                gdal.GDT_Byte)
+                                                gdal.GDT_Int32 if attribute else gdal.GDT_Byte)
     target.SetGeoTransform(like.GetGeoTransform())
     target.SetProjection(like.GetProjection())
+    if attribute:
+        # The first layer: a styled GeoPackage also holds its style table.
+        source = ogr.Open(str(vector_path))
+        layer = source.GetLayer(0).GetName()
+        assert gdal.Rasterize(target, str(vector_path), attribute=attribute,
+                              layers=[layer]) is not None
+        return target.GetRasterBand(1).ReadAsArray()
     gdal.Rasterize(target, str(vector_path), burnValues=[1])
     return target.GetRasterBand(1).ReadAsArray().astype(bool)
 
@@ -235,6 +243,16 @@ def run_algorithm(algorithm, parameters, feedback=None, context=None):
     except QgsProcessingException as error:
         message = str(error)
     raise QgsProcessingException(message)
+
+
+def loading_output(path):
+    """(a processing context of the current project, an output definition of `path` loaded in
+    it on completion): what a dialog's output with "Open output file" submits."""
+    from qgis.core import QgsProcessingContext, QgsProcessingOutputLayerDefinition, QgsProject
+
+    context = QgsProcessingContext()
+    context.setProject(QgsProject.instance())
+    return context, QgsProcessingOutputLayerDefinition(str(path), QgsProject.instance())
 
 
 def vector_rows(layer):

@@ -124,18 +124,42 @@ class ClassStatisticsAccumulator:
         self.count[present] += block.counts
 
     def result(self) -> list[ClassStatistics]:
-        rows = []
-        for number in range(1, self.n_classes + 1):
-            count = int(self.count[number])
-            empty = count == 0
-            nan = np.full(self.mean.shape[1], np.nan)
-            rows.append(ClassStatistics(
-                number, count, float(self.area_m2[number]),
-                nan if empty else self.mean[number].copy(),
-                nan if empty else np.sqrt(self.m2[number] / count),
-                nan if empty else self.minimum[number].copy(),
-                nan if empty else self.maximum[number].copy()))
-        return rows
+        arrays = self.arrays()
+        return [ClassStatistics(number, int(arrays.count[number - 1]),
+                                float(arrays.area_m2[number - 1]), arrays.mean[number - 1],
+                                arrays.std[number - 1], arrays.minimum[number - 1],
+                                arrays.maximum[number - 1])
+                for number in range(1, self.n_classes + 1)]
+
+    def arrays(self) -> StatisticsArrays:
+        """The statistics of classes 1..n as arrays (row i: class i + 1), for many classes
+        (e.g. every zone of a map) where one object per class would be slow."""
+        count = self.count[1:].copy()
+        empty = count == 0
+        with np.errstate(invalid="ignore", divide="ignore"):
+            std = np.sqrt(self.m2[1:] / count[:, None])
+
+        def blank(values):
+            values = values.copy()
+            values[empty] = np.nan
+            return values
+
+        return StatisticsArrays(count, self.area_m2[1:].copy(), blank(self.mean[1:]),
+                                blank(std), blank(self.minimum[1:]), blank(self.maximum[1:]))
+
+
+@dataclass(frozen=True)
+class StatisticsArrays:
+    """The statistics of n classes as arrays: count and area_m2 of shape (n,); mean, std (the
+    population standard deviation), minimum and maximum of shape (n, n_bands), NaN where a
+    class has no pixel."""
+
+    count: np.ndarray
+    area_m2: np.ndarray
+    mean: np.ndarray
+    std: np.ndarray
+    minimum: np.ndarray
+    maximum: np.ndarray
 
 
 def statistics_table(statistics: Sequence[ClassStatistics], *, band_names: Sequence[str],

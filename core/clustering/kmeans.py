@@ -14,7 +14,7 @@ import os
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import numpy as np
 
@@ -344,41 +344,63 @@ def draw_fit_sample(blocks: AreaBlocks, windows: list[Window], names, settings,
                         clip=(clip_lower, clip_upper, settings.clip_quantiles))
 
 
+#: A sampling job returns only the keys below KEY_MARGIN × sample_size / (pixels of the area):
+#: about KEY_MARGIN × sample_size keys in all when every pixel is valid, instead of every
+#: valid pixel of each block. Exact while at least sample_size keys fall below the limit
+#: (an area at least 1/KEY_MARGIN valid); otherwise the pass runs again keeping every key.
+KEY_MARGIN = 4.0
+
+
 @dataclass(frozen=True)
 class _Sampling:
-    """What a sampling job needs: the blocks, the sample size and the seed."""
+    """What a sampling job needs: the blocks, the sample size, the seed, and the largest key
+    it returns (1.0: every key)."""
 
     blocks: AreaBlocks
     sample_size: int
     seed: int
+    key_limit: float = 1.0
 
 
-def sample_block(sampling: _Sampling, block: tuple[int, Window]) -> tuple[np.ndarray, np.ndarray]:
+class _BlockSample(NamedTuple):
+    """A sampling job's result: the keys below the limit (at most sample_size, the smallest),
+    their features, and the number of valid pixels of the block."""
+
+    keys: np.ndarray
+    values: np.ndarray
+    n_valid: int
+
+
+def sample_block(sampling: _Sampling, block: tuple[int, Window]) -> _BlockSample:
     """Block job: the random keys of the valid pixels of block (index, window), drawn from a
-    generator seeded by the seed and the block's index, and their features; only the
-    `sample_size` smallest keys, which hold every key of the block the sample can keep.
+    generator seeded by the seed and the block's index, and their features; only the keys
+    under the limit, and of those the `sample_size` smallest, which hold every key of the
+    block the sample can keep.
 
     Returns:
-        keys: float64 (n,); values: (n, n_features) in the stack's dtype.
+        keys: float64 (n,); values: (n, n_features) in the stack's dtype; n_valid.
     """
     index, window = block
     features, valid = sampling.blocks.read(window)
-    keys = np.random.default_rng([sampling.seed, index]).random(int(valid.sum()))
-    values = features[:, valid].T
+    n_valid = int(valid.sum())
+    keys = np.random.default_rng([sampling.seed, index]).random(n_valid)
+    below = keys < sampling.key_limit
+    keys, values = keys[below], features[:, valid][:, below].T
     if len(keys) > sampling.sample_size:
         kept = np.argpartition(keys, sampling.sample_size - 1)[:sampling.sample_size]
         keys, values = keys[kept], values[kept]
-    return keys, values
+    return _BlockSample(keys, values, n_valid)
 
 
 def sample_valid_pixels(blocks: AreaBlocks, windows: list[Window], sample_size: int, seed: int,
                         steps: Progress) -> np.ndarray:
-    """A seeded uniform random sample of the valid pixels of `blocks` in `windows`, in one pass.
+    """A seeded uniform random sample of the valid pixels of `blocks` in `windows`, in one pass
+    (two when fewer than 1/KEY_MARGIN of the area's pixels are valid).
 
     Each valid pixel draws a random key (from a generator seeded by `seed` and the block's
     index, `sample_block`); the `sample_size` smallest keys are kept (bottom-k sampling), so
     the sample is uniform without knowing the number of pixels beforehand, and identical for
-    the same seed whatever ran the blocks.
+    the same seed whatever ran the blocks and whatever the key limit.
 
     Returns:
         float64 array (n_sampled, n_features), in key order.
@@ -386,11 +408,33 @@ def sample_valid_pixels(blocks: AreaBlocks, windows: list[Window], sample_size: 
     Raises:
         InvalidInputError: the area has no valid pixel.
     """
+    pixels = sum(window.width * window.height for window in windows)
+    key_limit = min(1.0, KEY_MARGIN * sample_size / max(pixels, 1))
+    keys, values, n_valid = _bottom_keys(blocks, windows, _Sampling(blocks, sample_size, seed,
+                                                                     key_limit), steps)
+    if len(keys) < min(sample_size, n_valid):
+        # Fewer keys under the limit than the sample needs: it may miss some of the smallest.
+        keys, values, n_valid = _bottom_keys(blocks, windows, _Sampling(blocks, sample_size,
+                                                                         seed), steps)
+    if len(keys) == 0:
+        raise InvalidInputError(
+            "There is no valid pixel in the area: every pixel is nodata, NaN or outside the "
+            "area of interest. Check the inputs' nodata and the area.")
+    order = np.argsort(keys)
+    return values[order]
+
+
+def _bottom_keys(blocks: AreaBlocks, windows: list[Window], sampling: _Sampling,
+                 steps: Progress) -> _BlockSample:
+    """The `sampling.sample_size` smallest keys the jobs return, their features (float64) and
+    the number of valid pixels of every block."""
+    sample_size = sampling.sample_size
     keys = np.empty(0)
     values = np.empty((0, opened(blocks.stack).n_features))
-    for block_keys, block_values in current_executor().map_blocks(
-            sample_block, _Sampling(blocks, sample_size, seed), list(enumerate(windows)),
-            steps=steps):
+    n_valid = 0
+    for block_keys, block_values, block_valid in current_executor().map_blocks(
+            sample_block, sampling, list(enumerate(windows)), steps=steps):
+        n_valid += block_valid
         if len(keys) >= sample_size:
             wanted = block_keys < keys.max()
             block_keys, block_values = block_keys[wanted], block_values[wanted]
@@ -399,9 +443,4 @@ def sample_valid_pixels(blocks: AreaBlocks, windows: list[Window], sample_size: 
         if len(keys) > sample_size:
             kept = np.argpartition(keys, sample_size - 1)[:sample_size]
             keys, values = keys[kept], values[kept]
-    if len(keys) == 0:
-        raise InvalidInputError(
-            "There is no valid pixel in the area: every pixel is nodata, NaN or outside the "
-            "area of interest. Check the inputs' nodata and the area.")
-    order = np.argsort(keys)
-    return values[order]
+    return _BlockSample(keys, values, n_valid)

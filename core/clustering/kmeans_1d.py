@@ -355,6 +355,17 @@ class _Binning:
     def n_sub(self) -> int:
         return self._sub_lower.size
 
+    # Pickled (to block jobs in other processes) without what `_rebuild` derives: megabytes.
+    _DERIVED = ("is_split", "_sub_start", "_sub_count", "_sub_lower", "_sub_upper", "sub_bin",
+                "atom_start", "n_atoms", "atom_bin", "atom_of_sub")
+
+    def __getstate__(self) -> dict:
+        return {key: value for key, value in self.__dict__.items() if key not in self._DERIVED}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._rebuild()
+
     def _rebuild(self) -> None:
         split_bins = np.array(sorted(self.sub_edges), dtype=np.intp)
         counts = np.array([self.sub_edges[b].size - 1 for b in split_bins], dtype=np.intp)
@@ -507,6 +518,9 @@ class _InBins:
     def of(cls, binning: _Binning, wanted_bins: np.ndarray) -> _InBins:
         return cls(binning, wanted_bins, binning.near_bins(wanted_bins, np.float32),
                    binning.near_bins(wanted_bins, np.float64))
+
+    def __reduce__(self):
+        return _InBins.of, (self.binning, self.wanted_bins)  # the near bins are derived
 
     def values(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(values float64, their bins) of the block's values lying in the wanted bins."""

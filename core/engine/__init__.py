@@ -10,6 +10,7 @@ in use is chosen in one place, `use_executor` (as joblib's `parallel_backend`), 
 entry points never know which it is.
 """
 
+from . import plugin_code  # noqa: F401 - its fingerprint is of the code imported with the engine
 from .cache import new_scope, opened, release
 from .executor import Executor, InProcessExecutor, current_executor, run_scope, use_executor
 

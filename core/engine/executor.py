@@ -22,6 +22,9 @@ class Executor(Protocol):
 
     name: str
 
+    def describe(self) -> str:
+        """Where the jobs run, for the run's log (engine, scheduler address, workers)."""
+
     def map_blocks(self, job: Callable[[Shared, Block], Result], shared: Shared,
                    blocks: Sequence[Block], *, steps: Progress | None = None) -> Iterator[Result]:
         """`job(shared, block)` for every block, the results yielded in the order of `blocks`.
@@ -44,6 +47,9 @@ class InProcessExecutor:
     so memory holds one block's result beside what the caller keeps."""
 
     name = "in-process"
+
+    def describe(self) -> str:
+        return "in-process (block jobs run one after another in this process)"
 
     def map_blocks(self, job: Callable[[Shared, Block], Result], shared: Shared,
                    blocks: Sequence[Block], *, steps: Progress | None = None) -> Iterator[Result]:

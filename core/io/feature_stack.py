@@ -41,21 +41,22 @@ class FeatureStack:
     invalid. A pixel is valid only when every feature is valid: not nodata, not masked, finite.
     """
 
-    def __init__(self, inputs: Sequence[RasterInput]):
+    def __init__(self, inputs: Sequence[RasterInput], *, grid: RasterGrid | None = None):
+        """Args: inputs; grid: the grid to align every input onto, instead of the first's."""
         if not inputs:
             raise InvalidInputError("No input raster given: select at least one raster layer.")
         self._datasets: list[gdal.Dataset] = []
         self._bands: list[BandValidity] = []
         described: list[tuple[str, str]] = []  # (band description, layer-based name)
         first = open_raster(inputs[0].source, what="input raster")
-        self.grid = RasterGrid.of(first)
+        self.grid = grid or RasterGrid.of(first)
         check_north_up(self.grid, inputs[0].source)
         self.dtype = np.float32
         for index, raster in enumerate(inputs):
             dataset = first if index == 0 else open_raster(raster.source, what="input raster")
             float64 = any(needs_float64(dataset.GetRasterBand(b + 1))
                           for b in range(dataset.RasterCount))
-            if index > 0 and not self.grid.same_as(RasterGrid.of(dataset)):
+            if (index > 0 or grid) and not self.grid.same_as(RasterGrid.of(dataset)):
                 dataset = warp_onto_grid(dataset, self.grid, float64=float64)
             if float64:
                 self.dtype = np.float64
@@ -124,13 +125,15 @@ class StackSource:
 
     Attributes:
         scope: the run's scope (`engine.new_scope`).
+        grid: the grid every input is aligned onto (None: the first input's).
     """
 
     inputs: tuple[RasterInput, ...]
     scope: str
+    grid: RasterGrid | None = None
 
     def open(self) -> FeatureStack:
-        return FeatureStack(self.inputs)
+        return FeatureStack(self.inputs, grid=self.grid)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""Ground area in m² of one pixel in each row of a raster, for projected and geographic CRSs.
+"""Ground area in m² of one pixel in each row of a raster, for projected and geographic CRSs,
+and ground lengths of short steps on the raster's grid (perimeters of zones).
 
 Geographic rows use the exact area of the lat/lon cell on the CRS's ellipsoid (authalic q function).
 """
@@ -57,6 +58,52 @@ def pixel_areas_m2(
     metres_per_unit = _metres_per_linear_unit(srs)
     area_m2 = abs(gt[1] * gt[5] - gt[2] * gt[4]) * metres_per_unit**2
     return np.full(n_rows, area_m2, dtype=np.float64)
+
+
+def step_lengths_m(
+    geotransform: Sequence[float], crs_wkt: str, *, d_cols: np.ndarray, d_rows: np.ndarray,
+    mid_rows: np.ndarray
+) -> np.ndarray:
+    """Ground length in metres of straight steps on the raster's grid, in pixel units.
+
+    Projected (or local) CRS: the step through the geotransform, converted from the CRS's
+    linear unit. Geographic CRS: on the CRS's ellipsoid with the meridian and prime-vertical
+    radii of curvature at the step's middle latitude, sqrt((M·Δφ)² + (N·cosφ·Δλ)²): exact along
+    a parallel, and within about Δφ² (relative) of the meridian arc along a meridian, so for
+    steps of a few pixels it is exact to far below a millimetre.
+
+    Args:
+        geotransform: GDAL geotransform (x0, a, b, y0, d, e).
+        crs_wkt: WKT of the raster's CRS.
+        d_cols, d_rows: float arrays of equal shape, the step in columns and rows.
+        mid_rows: the row (fractional) at the middle of each step, for geographic CRSs.
+
+    Returns:
+        float64 array of the shape of `d_cols`, metres.
+
+    Raises:
+        InvalidInputError: as `pixel_areas_m2`.
+    """
+    gt = _checked_geotransform(geotransform)
+    srs = _spatial_reference(crs_wkt)
+    d_x = np.asarray(d_cols, dtype=np.float64) * gt[1] + np.asarray(d_rows) * gt[2]
+    d_y = np.asarray(d_cols, dtype=np.float64) * gt[4] + np.asarray(d_rows) * gt[5]
+    if not srs.IsGeographic():
+        return np.hypot(d_x, d_y) * _metres_per_linear_unit(srs)
+    if gt[4] != 0:
+        raise InvalidInputError(
+            "the geographic raster is rotated; warp it to a north-up grid (Raster > "
+            "Projections > Warp (Reproject))")
+    radians_per_unit = srs.GetAngularUnits()
+    semi_major_m, semi_minor_m = srs.GetSemiMajor(), srs.GetSemiMinor()
+    e2 = 1.0 - (semi_minor_m / semi_major_m) ** 2
+    latitude = np.clip((gt[3] + np.asarray(mid_rows, dtype=np.float64) * gt[5])
+                       * radians_per_unit, -np.pi / 2, np.pi / 2)
+    w2 = 1.0 - e2 * np.sin(latitude) ** 2
+    meridian_m = semi_major_m * (1.0 - e2) / w2**1.5
+    prime_vertical_m = semi_major_m / np.sqrt(w2)
+    return np.hypot(meridian_m * d_y * radians_per_unit,
+                    prime_vertical_m * np.cos(latitude) * d_x * radians_per_unit)
 
 
 def describe_pixel_area(geotransform: Sequence[float], crs_wkt: str, *, n_rows: int) -> str:

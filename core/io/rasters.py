@@ -316,6 +316,15 @@ def remove_raster_files(path: str | os.PathLike) -> None:
             pass
 
 
+def check_output_folder(path: Path) -> None:
+    """Refuse an output whose folder is missing or read-only (InvalidInputError)."""
+    if not path.parent.is_dir():
+        raise InvalidInputError(f"The output folder '{path.parent}' does not exist.")
+    if not os.access(path.parent, os.W_OK):
+        raise InvalidInputError(
+            f"The output folder '{path.parent}' is not writable; choose another output path.")
+
+
 @contextmanager
 def atomic_raster_output(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path to write; rename it (and its sidecars) to `path` only on success.
@@ -324,11 +333,7 @@ def atomic_raster_output(path: str | os.PathLike) -> Iterator[Path]:
     is left as it was.
     """
     final = Path(path)
-    if not final.parent.is_dir():
-        raise InvalidInputError(f"The output folder '{final.parent}' does not exist.")
-    if not os.access(final.parent, os.W_OK):
-        raise InvalidInputError(
-            f"The output folder '{final.parent}' is not writable; choose another output path.")
+    check_output_folder(final)
     temporary = temporary_path_for(final)
     try:
         yield temporary

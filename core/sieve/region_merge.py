@@ -115,11 +115,14 @@ def merge_small_regions(
 
 @dataclass(frozen=True, eq=False)
 class _StripJob:
-    """What a strip job needs: the classes, the connectivity's structure, the rows' areas."""
+    """What a strip job needs: the classes, the connectivity's structure, the rows' areas, and
+    whether to find the pairs of touching labels within each strip (the sieve's graph; without
+    them only the seams join labels, all that numbering regions needs)."""
 
     strips: Strips
     structure: np.ndarray
     row_areas_m2: np.ndarray
+    pairs_within_strips: bool = True
 
 
 class _StripRegions(NamedTuple):
@@ -142,8 +145,9 @@ def label_strip(job: _StripJob, strip: tuple[int, int]) -> _StripRegions:
     labels, new_classes, starts = _label_strip(classes, valid, job.structure, 1)
     weights = np.broadcast_to(job.row_areas_m2[first : first + n_rows, None], labels.shape)
     areas = np.bincount(labels.ravel(), weights=weights.ravel(), minlength=len(new_classes) + 1)
-    return _StripRegions(new_classes, areas[1:], starts + first * classes.shape[1],
-                         _touching_pairs(classes, valid, labels, job.structure),
+    edges = (_touching_pairs(classes, valid, labels, job.structure) if job.pairs_within_strips
+             else np.zeros((0, 2), dtype=np.int64))
+    return _StripRegions(new_classes, areas[1:], starts + first * classes.shape[1], edges,
                          labels[0], labels[-1])
 
 
@@ -474,6 +478,78 @@ def _unique_pairs(one: np.ndarray, other: np.ndarray) -> np.ndarray:
     high = np.maximum(one[apart], other[apart]).astype(np.int64)
     keys = np.unique((low << _KEY_SHIFT) | high)
     return np.stack([keys >> _KEY_SHIFT, keys & np.int64(2**32 - 1)], axis=1)
+
+
+class ConnectedRegions(NamedTuple):
+    """The connected regions of a raster read in strips, numbered 1..n by class (ascending),
+    then by first pixel in reading order (top row first, then left), whatever the strips.
+
+    Attributes:
+        number_of_label: int64 (n_labels + 1,) region number of each strip label; 0 for label 0
+            (nodata).
+        region_class: int64 (n + 1,) class of each region; entry 0 is 0.
+        strip_first_label: the first label of each strip (and one past the last).
+        structure: the structuring element of the connectivity.
+    """
+
+    number_of_label: np.ndarray
+    region_class: np.ndarray
+    strip_first_label: list[int]
+    structure: np.ndarray
+
+    @property
+    def count(self) -> int:
+        return len(self.region_class) - 1
+
+
+def connected_regions(
+    strips: Strips,
+    strip_list: list[tuple[int, int]],
+    *,
+    connectivity: int,
+    steps: Progress | None = None,
+) -> ConnectedRegions:
+    """Number the connected regions of one class, reading the raster once in strips.
+
+    The strips are labelled by block jobs (`label_strip`, without the pairs within strips: the
+    seams are all that joins one region's labels) on the current executor; their labels are
+    joined here through the rows where the strips meet, as in the sieve's step 1. Memory grows
+    with the number of regions, not with the raster's size. `region_numbers` then gives each
+    pixel of a strip its region number.
+
+    Args:
+        strips: the classes, opened by the jobs (as for `merge_small_regions`).
+        strip_list: (first row, row count) of each strip, top to bottom (see `row_strips`).
+        connectivity: 4 or 8.
+        steps: progress and cancellation (checked between strips).
+    """
+    structure = ndimage.generate_binary_structure(2, 1 if connectivity == 4 else 2)
+    n_rows = strip_list[-1][0] + strip_list[-1][1] if strip_list else 0
+    job = _StripJob(strips, structure, np.ones(n_rows), pairs_within_strips=False)
+    graph = _region_graph(current_executor().map_blocks(label_strip, job, strip_list,
+                                                        steps=steps), structure)
+    component, _ = _fuse_same_class(graph.edges, graph.region_class)
+    n_regions = int(component.max()) if len(component) else 0
+    region_class = np.zeros(n_regions + 1, dtype=np.int64)
+    region_class[component] = graph.region_class
+    region_start = np.full(n_regions + 1, np.iinfo(np.int64).max)
+    np.minimum.at(region_start, component, graph.region_start)
+    order = np.lexsort((region_start[1:], region_class[1:])) + 1
+    number = np.zeros(n_regions + 1, dtype=np.int64)
+    number[order] = np.arange(1, n_regions + 1)
+    return ConnectedRegions(number[component], np.concatenate([[0], region_class[order]]),
+                            graph.strip_first_label, structure)
+
+
+def region_numbers(
+    regions: ConnectedRegions, strip_index: int, classes: np.ndarray, valid: np.ndarray
+) -> np.ndarray:
+    """int64 region number of each pixel of strip `strip_index` (0 on nodata): the strip is
+    labelled again exactly as `connected_regions` labelled it."""
+    first_label = regions.strip_first_label[strip_index]
+    labels, _, _ = _label_strip(classes, valid, regions.structure, first_label,
+                                first_pixels=False)
+    return regions.number_of_label[labels]
 
 
 def row_strips(n_rows: int, strip_rows: int) -> Iterator[tuple[int, int]]:

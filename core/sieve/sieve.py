@@ -181,7 +181,7 @@ def _sieve_file(
     """`sieve_raster` after its parameters are checked."""
     with _GdalMessages() as messages:
         src_ds = _open_raster(input_path, messages)
-        src_band = _integer_band(src_ds, band, input_path)
+        src_band = integer_band(src_ds, band, input_path)
         _check_classes_fit_old_gdal(src_band, input_path)
         row_areas_m2 = pixel_areas_m2(
             src_ds.GetGeoTransform(), src_ds.GetProjection(), n_rows=src_ds.RasterYSize
@@ -195,8 +195,7 @@ def _sieve_file(
         files = _StagedFiles(output_path, src_ds, src_band, messages)
         try:
             with run_scope() as scope:
-                has_mask = _validity_mask(src_band) is not None
-                src = ClassStrips(input_path, band, input_path if has_mask else None, band, scope)
+                src = ClassStrips.of(input_path, band, src_band, scope)
                 if most <= 1:
                     result_path = files.create()
                     _copy_band(src, files.band(result_path), run, 0.0, 0.9)
@@ -373,8 +372,13 @@ def _open_raster(path: str, messages: _GdalMessages) -> gdal.Dataset:
     return dataset
 
 
-def integer_band_problem(dataset: gdal.Dataset, band, name: str) -> str | None:
-    """Why band `band` (1-based) of `dataset` (called `name`) cannot be sieved, or None."""
+def integer_band_problem(dataset: gdal.Dataset, band, name: str, *,
+                         needed_by: str = "a sieve needs") -> str | None:
+    """Why band `band` (1-based) of `dataset` (called `name`) holds no classes, or None.
+
+    Args:
+        needed_by: what needs the classes, as the message's subject ("zone polygons need").
+    """
     count = dataset.RasterCount
     if isinstance(band, bool) or not isinstance(band, (int, np.integer)) or not 1 <= band <= count:
         return (f"BAND {band!r} does not exist: '{name}' has {count} band(s); choose a band "
@@ -382,16 +386,18 @@ def integer_band_problem(dataset: gdal.Dataset, band, name: str) -> str | None:
     data_type = dataset.GetRasterBand(int(band)).DataType
     if data_type not in _INTEGER_TYPES:
         return (f"Band {band} of '{name}' holds {gdal.GetDataTypeName(data_type)} values, not "
-                f"integer classes: a sieve needs a classified raster "
+                f"integer classes: {needed_by} a classified raster "
                 f"({', '.join(_INTEGER_TYPES.values())}). Classify it first (e.g. Raster k-means "
                 "clustering), or convert it with Raster ▸ Conversion ▸ Translate to an integer "
                 "type.")
     return None
 
 
-def _integer_band(dataset: gdal.Dataset, band: int, path: str) -> gdal.Band:
-    """Band `band` (1-based) of `dataset`; InvalidInputError if absent or not integer."""
-    problem = integer_band_problem(dataset, band, path)
+def integer_band(dataset: gdal.Dataset, band: int, path: str, *,
+                 needed_by: str = "a sieve needs") -> gdal.Band:
+    """Band `band` (1-based) of `dataset`; InvalidInputError if absent or not integer
+    (`integer_band_problem`)."""
+    problem = integer_band_problem(dataset, band, path, needed_by=needed_by)
     if problem:
         raise InvalidInputError(problem)
     return dataset.GetRasterBand(int(band))
@@ -690,6 +696,12 @@ class ClassStrips:
     validity: str | None
     validity_band: int
     scope: str
+
+    @classmethod
+    def of(cls, path: str, band: int, raster_band: gdal.Band, scope: str) -> ClassStrips:
+        """Band `band` of `path` (opened here as `raster_band`) with its own validity."""
+        has_mask = _validity_mask(raster_band) is not None
+        return cls(path, band, path if has_mask else None, band, scope)
 
     def open(self) -> _ClassStripReader:
         return _ClassStripReader(self)

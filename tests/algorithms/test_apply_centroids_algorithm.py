@@ -9,7 +9,7 @@ from osgeo import gdal
 
 ALGORITHM = "rasterclustering:applycentroids"
 PARAMETERS = ["INPUT", "CENTROIDS", "STRICT_NAMES", "AOI", "EXTENT", "CLIP", "MIN_AREA",
-              "CONNECTIVITY", "OUTPUT", "STATISTICS", "DISTANCE"]
+              "CONNECTIVITY", "OUTPUT", "STATISTICS", "DISTANCE", "ZONES_PER_CLASS", "ZONES"]
 
 
 def kmeans(parameters, tmp_path, name="kmeans"):
@@ -57,7 +57,7 @@ def second_date(tmp_path_factory):
 def test_metadata_is_complete(provider):
     assert_metadata_complete(provider.algorithm("applycentroids"),
                              display_name="Classify with saved centres", parameters=PARAMETERS,
-                             outputs=["OUTPUT", "STATISTICS", "DISTANCE"])
+                             outputs=["OUTPUT", "STATISTICS", "DISTANCE", "ZONES"])
 
 
 def test_same_raster_and_aoi_reproduce_kmeans_exactly(provider, scene, tmp_path):
@@ -65,7 +65,8 @@ def test_same_raster_and_aoi_reproduce_kmeans_exactly(provider, scene, tmp_path)
                      "AOI": str(scene.aoi)}, tmp_path)
     applied = apply({"INPUT": [str(scene.scene)], "CENTROIDS": fitted["CENTROIDS"],
                      "AOI": str(scene.aoi)}, tmp_path)
-    assert set(applied) == {"OUTPUT", "STATISTICS", "DISTANCE"}
+    assert set(applied) == {"OUTPUT", "STATISTICS", "DISTANCE", "ZONES"}
+    assert applied["ZONES"] is None
     assert (tmp_path / "applied.tif").read_bytes() == (tmp_path / "kmeans.tif").read_bytes()
     assert (tmp_path / "applied.csv").read_text() == (tmp_path / "kmeans.csv").read_text()
     assert (renderer_classes(tmp_path / "applied.qml", applied["OUTPUT"])

@@ -6,7 +6,7 @@ import re
 import pytest
 
 ALGORITHMS = ["kmeans", "applycentroids", "choosek", "zones", "bandmath", "calibrate", "sieve",
-              "fuzzycmeans", "isodata"]
+              "fuzzycmeans", "isodata", "polygonize"]
 
 
 def _algorithm(provider, name):

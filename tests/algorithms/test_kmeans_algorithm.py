@@ -20,7 +20,7 @@ from raster_clustering.core.palette import class_colours
 ALGORITHM = "rasterclustering:kmeans"
 PARAMETERS = ["INPUT", "CLUSTERS", "AOI", "EXTENT", "CLIP", "SEED", "SAMPLE_SIZE", "STANDARDIZE",
               "CLIP_QUANTILES", "MIN_AREA", "CONNECTIVITY", "OUTPUT", "CENTROIDS", "STATISTICS",
-              "DISTANCE"]
+              "DISTANCE", "ZONES_PER_CLASS", "ZONES"]
 
 
 def run(parameters, tmp_path, name="classes"):
@@ -53,7 +53,8 @@ def test_metadata_is_complete(provider):
     algorithm = provider.algorithm("kmeans")
     assert_metadata_complete(algorithm, display_name="Raster k-means clustering",
                              parameters=PARAMETERS,
-                             outputs=["OUTPUT", "CENTROIDS", "STATISTICS", "DISTANCE"])
+                             outputs=["OUTPUT", "CENTROIDS", "STATISTICS", "DISTANCE",
+                                      "ZONES"])
     # QGIS's own vector algorithm is "K-means clustering": the toolbox must tell them apart.
     native = QgsApplication.processingRegistry().algorithmById("native:kmeansclustering")
     assert algorithm.displayName() != native.displayName()

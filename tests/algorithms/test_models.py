@@ -21,7 +21,7 @@ MODEL_NAME = "ndvi_zones_in_a_field"
 MODEL_ID = f"rasterclustering:{MODEL_NAME}"
 MODEL_FILE = REPO_ROOT / "models" / f"{MODEL_NAME}.model3"
 MODEL_INPUTS = ["bands", "metadata", "field", "clusters", "min_area", "method"]
-MODEL_OUTPUTS = ["kmeans:centroids", "kmeans:statistics", "kmeans:zones"]
+MODEL_OUTPUTS = ["kmeans:centroids", "kmeans:statistics", "kmeans:zone_polygons", "kmeans:zones"]
 LANDSAT = "LC80200392015216LGN00"
 # A 3 km square in the middle of the Landsat crop (EPSG:32616), written to GeoJSON in EPSG:4326.
 FIELD_UTM = (459000.0, 3398000.0, 462000.0, 3401000.0)
@@ -48,17 +48,30 @@ def toa_ndvi_on(folder, like_raster):
 
 
 def run_model(algorithm, shared_data, tmp_path, *, name="model", clusters=5, min_area=0,
-              **inputs):
+              **values):
+    """Run the model; `values` are more of its inputs and outputs by name."""
     import processing
 
     folder = shared_data / "landsat8-thermal"
     field = write_lonlat_square(tmp_path / "field.geojson", FIELD_UTM, epsg=32616)
     return processing.run(algorithm, {
         "bands": [str(folder / f"{LANDSAT}_B4_crop.TIF"), str(folder / f"{LANDSAT}_B5_crop.TIF")],
-        "field": str(field), "clusters": clusters, "min_area": min_area, **inputs,
+        "field": str(field), "clusters": clusters, "min_area": min_area,
         "kmeans:zones": str(tmp_path / f"{name}.tif"),
         "kmeans:centroids": str(tmp_path / f"{name}.json"),
-        "kmeans:statistics": str(tmp_path / f"{name}.csv")})
+        "kmeans:statistics": str(tmp_path / f"{name}.csv"), **values})
+
+
+def test_the_model_writes_zone_polygons_only_when_asked(provider, shared_data, tmp_path):
+    (tmp_path / "without").mkdir()
+    run_model(MODEL_ID, shared_data, tmp_path / "without", min_area=2000)
+    assert not [path for path in (tmp_path / "without").iterdir() if path.suffix == ".gpkg"]
+    polygons = str(tmp_path / "polygons.gpkg")
+    result = run_model(MODEL_ID, shared_data, tmp_path, min_area=2000,
+                       **{"kmeans:zone_polygons": polygons})
+    assert result["kmeans:zone_polygons"] == polygons
+    np.testing.assert_array_equal(rasterized(polygons, result["kmeans:zones"], "class"),
+                                  read_raster(result["kmeans:zones"]))
 
 
 def test_the_committed_model_is_what_the_script_builds(provider, tmp_path):

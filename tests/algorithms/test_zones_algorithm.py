@@ -18,7 +18,7 @@ from osgeo import gdal
 ALGORITHM = "rasterclustering:zones"
 PARAMETERS = ["INPUT", "CALIBRATE", "METADATA", "EXPRESSION", "SENSOR", "CLUSTERS", "METHOD",
               "FUZZINESS", "AOI", "EXTENT", "MIN_AREA", "CONNECTIVITY", "SEED", "OUTPUT",
-              "CENTROIDS", "STATISTICS", "INDEX"]
+              "CENTROIDS", "STATISTICS", "INDEX", "ZONES_PER_CLASS", "ZONES"]
 BAND_MATH_PARAMETERS = ("INPUT", "EXPRESSION", "SENSOR", "CALIBRATE", "METADATA")
 KMEANS_PARAMETERS = ("CLUSTERS", "AOI", "EXTENT", "MIN_AREA", "CONNECTIVITY", "SEED")
 GENERIC_SENSOR = 4  # position of "generic" in the SENSOR options (auto-detect first)
@@ -83,7 +83,7 @@ def processing_temp_files():
 def test_metadata_is_complete(provider):
     algorithm = provider.algorithm("zones")
     assert_metadata_complete(algorithm, display_name="Cluster index zones", parameters=PARAMETERS,
-                             outputs=["OUTPUT", "CENTROIDS", "STATISTICS", "INDEX"])
+                             outputs=["OUTPUT", "CENTROIDS", "STATISTICS", "INDEX", "ZONES"])
     index = algorithm.parameterDefinition("INDEX")
     assert index.flags() & index.FlagOptional and not index.createByDefault()
     assert algorithm.parameterDefinition("EXPRESSION").defaultValue() == "NDVI"

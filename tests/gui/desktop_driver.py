@@ -176,6 +176,11 @@ def layer_report(layer, results):
             report["classes"] = [[item.value, item.label] for item in renderer.classes()]
     elif layer.type() == QgsMapLayerType.VectorLayer:
         report["features"] = layer.featureCount()
+        renderer = layer.renderer()
+        report["renderer"] = renderer.type() if renderer is not None else None
+        if report["renderer"] == "categorizedSymbol":
+            report["categories"] = [[category.value(), category.label()]
+                                    for category in renderer.categories()]
     node = QgsProject.instance().layerTreeRoot().findLayer(layer.id())
     model = iface.layerTreeView().layerTreeModel()
     legend = model.layerLegendNodes(node) if node is not None else []

@@ -76,6 +76,27 @@ class Classes(LoadedLayer):
 
 
 @dataclass(frozen=True)
+class ZonePolygons(LoadedLayer):
+    """Polygons categorized by class: `count` categories whose legend labels match `label`
+    (regex) and fit in the Layers panel."""
+
+    count: int
+    label: str = r"\d+\b.*"
+
+    def of_layer(self, layer: dict) -> list[str]:
+        if layer.get("renderer") != "categorizedSymbol":
+            return [f"renderer is {layer.get('renderer')!r}, not categorized by class"]
+        found = [] if layer.get("features") else ["no feature"]
+        if len(layer["categories"]) != self.count:
+            found.append(f"{len(layer['categories'])} categories, expected {self.count}")
+        found += [f"legend label {label!r} does not read like {self.label!r}"
+                  for _, label in layer["categories"] if not re.fullmatch(self.label, label)]
+        found += [f"legend label {label!r} is cut off in the Layers panel (1280×800 window)"
+                  for label in layer["legend_cut_off"]]
+        return found
+
+
+@dataclass(frozen=True)
 class Ramp(LoadedLayer):
     """A continuous colour ramp (single-band pseudocolour)."""
 
@@ -129,24 +150,28 @@ class Case:
 # One entry per algorithm and model of the provider (a new algorithm without one fails).
 CASES = {
     "kmeans": Case({"INPUT": ["scene"]}, {"OUTPUT": Classes(5), "STATISTICS": Rows(5),
-                                          "DISTANCE": Ramp()}),
+                                          "DISTANCE": Ramp(), "ZONES": ZonePolygons(5)}),
     "fuzzycmeans": Case({"INPUT": ["scene"]}, {"OUTPUT": Classes(5), "STATISTICS": Rows(5),
-                                               "DISTANCE": Ramp(), "MEMBERSHIP": Ramp()}),
+                                               "DISTANCE": Ramp(), "MEMBERSHIP": Ramp(),
+                                               "ZONES": ZonePolygons(5)}),
     "isodata": Case({"INPUT": ["scene"]}, {"OUTPUT": Classes(5), "STATISTICS": Rows(5),
-                                           "DISTANCE": Ramp()}),
+                                           "DISTANCE": Ramp(), "ZONES": ZonePolygons(5)}),
     "bandmath": Case({"INPUT": ["scene"]}, {"OUTPUT": Ramp()}),
     "calibrate": Case({"INPUT": ["landsat_red"]}, {"OUTPUT_LAYERS": LoadedLayer()}),
     "choosek": Case({"INPUT": ["ndvi"]}, {"TABLE": Rows(9)}),
     "sieve": Case({"INPUT": "ndvi_classes"}, {"OUTPUT": Classes(5, CENTRE_LABEL)}),
     "applycentroids": Case({"INPUT": ["ndvi"], "CENTROIDS": "ndvi_centroids"},
                            {"OUTPUT": Classes(5, CENTRE_LABEL), "STATISTICS": Rows(5),
-                            "DISTANCE": Ramp()}),
+                            "DISTANCE": Ramp(), "ZONES": ZonePolygons(5, CENTRE_LABEL)}),
     "zones": Case({"INPUT": ["scene"]},
-                  {"OUTPUT": Classes(5, CENTRE_LABEL), "STATISTICS": Rows(5)}),
+                  {"OUTPUT": Classes(5, CENTRE_LABEL), "STATISTICS": Rows(5),
+                   "ZONES": ZonePolygons(5, CENTRE_LABEL)}),
+    "polygonize": Case({"INPUT": "ndvi_classes"}, {"OUTPUT": ZonePolygons(5, CENTRE_LABEL)}),
     "ndvi_zones_in_a_field": Case({"bands": ["landsat_red", "landsat_nir"],
                                    "field": "landsat_field"},
                                   {"kmeans:zones": Classes(5, CENTRE_LABEL),
-                                   "kmeans:statistics": Rows(5)}),
+                                   "kmeans:statistics": Rows(5),
+                                   "kmeans:zone_polygons": ZonePolygons(5, CENTRE_LABEL)}),
     "copymodel": Case({}, {"OUTPUT": File(), "toolbox": InModelsToolbox(MODEL_TITLE)}),
 }
 BATCH_ROWS = [{"INPUT": ["ndvi"]}, {"INPUT": ["nir"]}]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from helpers import run_algorithm
-from osgeo import gdal
+from osgeo import gdal_array
 from reliability_tools import (
     LANDSAT,
     left_behind,
@@ -44,7 +44,8 @@ def read_counter(monkeypatch):
         total = 0
         after_cancel = 0
 
-    original = gdal.Band.ReadAsArray
+    # gdal_array.BandReadAsArray does the reading of every Band.ReadAsArray call.
+    original = gdal_array.BandReadAsArray
 
     def counting(band, *args, **kwargs):
         Counter.total += 1
@@ -52,7 +53,7 @@ def read_counter(monkeypatch):
             Counter.after_cancel += 1
         return original(band, *args, **kwargs)
 
-    monkeypatch.setattr(gdal.Band, "ReadAsArray", counting)
+    monkeypatch.setattr(gdal_array, "BandReadAsArray", counting)
     return Counter
 
 
@@ -79,10 +80,12 @@ def build(algorithm: str, folder, shared_data_fixture):
                 **({"MEMBERSHIP": str(folder / "membership.tif")}
                    if algorithm == "fuzzycmeans" else {}),
                 "STATISTICS": str(folder / "statistics.csv")}
-    if algorithm == "sieve":
+    if algorithm in ("sieve", "polygonize"):
         classes = (np.digitize(values, [0.25, 0.5, 0.75]) + 1).astype(np.uint8)
-        return {"INPUT": str(raster(folder, "classes.tif", classes, nodata=0)),
-                "MIN_AREA": 2000, "OUTPUT": str(folder / "out.tif")}
+        classes_path = str(raster(folder, "classes.tif", classes, nodata=0))
+        if algorithm == "polygonize":
+            return {"INPUT": classes_path, "SMOOTHING": 1, "OUTPUT": str(folder / "out.gpkg")}
+        return {"INPUT": classes_path, "MIN_AREA": 2000, "OUTPUT": str(folder / "out.tif")}
     if algorithm == "bandmath":
         return {"INPUT": [str(raster(folder, "values.tif", np.stack([values, values[::-1]])))],
                 "EXPRESSION": "(B2 - B1) / (B2 + B1)", "OUTPUT": str(folder / "out.tif")}
@@ -114,7 +117,7 @@ def build(algorithm: str, folder, shared_data_fixture):
 #: bands are files read one after the other; sieve compares input and output strips).
 READS_PER_BLOCK = {"kmeans": 1, "sieve": 2, "bandmath": 2, "calibrate": 1,
                    "applycentroids": 1, "choosek": 2, "zones": 2, "fuzzycmeans": 2,
-                   "isodata": 2}
+                   "isodata": 2, "polygonize": 1}
 
 
 @pytest.mark.parametrize("algorithm", list(READS_PER_BLOCK))

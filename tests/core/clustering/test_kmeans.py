@@ -7,11 +7,19 @@ import numpy as np
 import pytest
 from helpers import read_raster, small_regions_with_neighbours, three_level_field
 from osgeo import gdal
+from raster_clustering.core.clustering import kmeans
 from raster_clustering.core.clustering.centroid_model import load_centroid_model
 from raster_clustering.core.clustering.kmeans import KMeansSettings, cluster_rasters
+from raster_clustering.core.engine import opened, run_scope
 from raster_clustering.core.errors import CancelledError, InvalidInputError
 from raster_clustering.core.io import rasters as raster_io
-from raster_clustering.core.io.feature_stack import RasterInput
+from raster_clustering.core.io.feature_stack import (
+    AreaBlocks,
+    RasterInput,
+    StackSource,
+    area_windows,
+)
+from raster_clustering.core.progress import Progress
 from scipy.optimize import linear_sum_assignment
 from sklearn.cluster import KMeans
 
@@ -327,3 +335,39 @@ def test_progress_rises_through_the_one_band_fit(make_raster, tmp_path, monkeypa
     fitting = [f for f in reports if f <= 0.5]
     assert len(fitting) > 10 and fitting == sorted(fitting), "reported block by block, rising"
     assert reports == sorted(reports) and reports[-1] == 1.0
+
+
+@pytest.mark.parametrize(("valid_share", "passes"), [(1.0, 1), (0.1, 2)])
+def test_sampling_jobs_return_few_keys_and_the_sample_is_the_bottom_k_of_every_key(
+        make_raster, monkeypatch, valid_share, passes):
+    rng = np.random.default_rng(3)
+    bands = rng.normal(0, 1, (2, 200, 300)).astype(np.float32)
+    bands[:, rng.random((200, 300)) >= valid_share] = np.nan
+    path = make_raster("two.tif", bands)
+    monkeypatch.setattr(raster_io, "BLOCK_TARGET_PIXELS", 1 << 12)
+    returned = []
+    job = kmeans.sample_block
+
+    def recording(sampling, block):
+        result = job(sampling, block)
+        returned.append(len(result.keys))
+        return result
+
+    monkeypatch.setattr(kmeans, "sample_block", recording)
+    with run_scope() as scope:
+        source = StackSource((RasterInput(str(path)),), scope)
+        windows = area_windows(opened(source), opened(source).grid.full_window)
+        blocks = AreaBlocks(source)
+        sample = kmeans.sample_valid_pixels(blocks, windows, 500, 7, Progress())
+        # Oracle: the 500 smallest of the keys the seed gives every valid pixel of each block.
+        keys, values = [], []
+        for index, window in enumerate(windows):
+            features, valid = blocks.read(window)
+            keys.append(np.random.default_rng([7, index]).random(int(valid.sum())))
+            values.append(features[:, valid].T)
+    keys, values = np.concatenate(keys), np.concatenate(values).astype(np.float64)
+    assert np.array_equal(sample, values[np.argsort(keys)[:500]])
+    # Mostly nodata: the limit kept too few keys, so a second pass kept them all.
+    assert len(returned) == passes * len(windows) > 10
+    if passes == 1:
+        assert sum(returned) < 1.5 * kmeans.KEY_MARGIN * 500 < len(keys) / 10

@@ -1,6 +1,7 @@
-"""Every streaming entry point gives byte-identical outputs whatever runs its block jobs: in
-this process in block order (the default), in reverse order, or in other processes (pickled
-jobs that open the rasters themselves), as a distributed executor would.
+"""Every streaming entry point (zone polygons too) gives byte-identical outputs whatever runs
+its block jobs: in this process in block order (the default), in reverse order, in other
+processes (pickled jobs that open the rasters themselves), or on a Dask cluster's workers
+(`DaskExecutor`).
 
 The inputs are read in many small blocks and strips, so every merge has many results to merge.
 """
@@ -25,6 +26,7 @@ from raster_clustering.core.clustering.kmeans import KMeansSettings, cluster_ras
 from raster_clustering.core.engine import InProcessExecutor, use_executor
 from raster_clustering.core.io.feature_stack import RasterInput
 from raster_clustering.core.sieve.sieve import sieve_raster
+from raster_clustering.core.zones.polygons import polygonize_zones
 
 ORIGIN = (500000.0, 5800000.0)
 
@@ -69,9 +71,15 @@ def pool():
         yield processes
 
 
-@pytest.fixture(params=["reversed", "processes"])
-def other_executor(request, pool):
-    return ReversedExecutor() if request.param == "reversed" else ProcessPoolExecutor(pool)
+@pytest.fixture(params=["reversed", "processes", "dask"])
+def other_executor(request):
+    """Each other way to run the jobs; "dask" is the distributed executor on the session's
+    two-worker LocalCluster (`dask_cluster`)."""
+    if request.param == "reversed":
+        return ReversedExecutor()
+    if request.param == "processes":
+        return ProcessPoolExecutor(request.getfixturevalue("pool"))
+    return request.getfixturevalue("dask_executor")
 
 
 @pytest.fixture(scope="module")
@@ -154,13 +162,18 @@ def runs(inputs, out: Path):
                                                       CALIBRATOR)])
     sieved = sieve_raster(inputs["classes"], out / "sieved.tif", min_area_m2=1500)
     degrees = sieve_raster(inputs["classes_degrees"], out / "degrees.tif", min_area_m2=8000)
+    # GeoJSON: a GeoPackage or a Shapefile holds the time it was written.
+    zones = polygonize_zones(inputs["classes"], out / "zones.geojson", features=three,
+                             smoothing=2)
+    zones_degrees = polygonize_zones(inputs["classes_degrees"], out / "zones_degrees.geojson",
+                                     connectivity=4, per_class=True)
     return [kmeans_1d.model.to_json(), kmeans_1d.statistics, kmeans_3.model.to_json(),
             kmeans_3.statistics, applied.statistics, applied.distance_p98,
             *[(run.model.to_json(), run.statistics, run.distance_p98)
               for run in (fuzzy, fuzzy_unsieved, isodata)],
             scores_1d.scores, scores_3.scores, fuzzy_scores.scores,
             band_math.mean, band_math.std, calibrated[0].mean, sieved.changed_pixels,
-            degrees.changed_pixels]
+            degrees.changed_pixels, zones, zones_degrees]
 
 
 def written(folder: Path) -> dict:

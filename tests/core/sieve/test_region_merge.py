@@ -238,3 +238,30 @@ def test_segment_ids_by_the_thousand(connectivity):
     np.testing.assert_array_equal(after[kept], classes[kept])
     assert len(small_regions_with_neighbours(after, valid, connectivity=connectivity,
                                              min_size=10)) == 0
+
+
+@settings(max_examples=100, deadline=None)
+@given(classes=small_rasters(), connectivity=st.sampled_from([4, 8]),
+       strip_rows=st.integers(1, 6))
+def test_connected_regions_are_scipys_numbered_by_class_then_first_pixel(
+        classes, connectivity, strip_rows):
+    from zone_oracles import numbered_zones
+
+    valid = classes != 0
+    strips = list(region_merge.row_strips(classes.shape[0], strip_rows))
+
+    def read(first, n):
+        return classes[first:first + n], valid[first:first + n]
+
+    with run_scope() as scope:
+        regions = region_merge.connected_regions(ArrayStrips(classes, valid, scope), strips,
+                                                 connectivity=connectivity)
+    numbers = np.concatenate([region_merge.region_numbers(regions, index, *read(first, n))
+                              for index, (first, n) in enumerate(strips)])
+    expected = numbered_zones(classes, valid, connectivity)
+    np.testing.assert_array_equal(numbers, expected)
+    assert regions.count == expected.max()
+    first_pixel = {zone: classes.ravel()[index] for index, zone in
+                   reversed(list(enumerate(expected.ravel())))}
+    assert [regions.region_class[zone] for zone in range(1, regions.count + 1)] == [
+        first_pixel[zone] for zone in range(1, regions.count + 1)]

@@ -1,0 +1,1 @@
+"""Management zones as polygons: the connected regions of a classified raster, exact or smoothed."""
