@@ -109,6 +109,16 @@ def _cases(inputs, out, shared_data):
             "INPUT": [inputs["scene"]], "CLUSTERS": 5, "SEED": 3, "SAMPLE_SIZE": 3000,
             "CLIP_QUANTILES": "1,99", "OUTPUT": f"{out}/k6.tif", "CENTROIDS": f"{out}/k6.json",
             "STATISTICS": f"{out}/k6.csv"}),
+        "fuzzy c-means, Mahalanobis, memberships, zone polygons": ("fuzzycmeans", {
+            "INPUT": [inputs["scene"]], "CLUSTERS": 4, "DISTANCE_METRIC": 2,
+            "SAMPLE_SIZE": 3000, "MIN_AREA": 300, "OUTPUT": f"{out}/f.tif",
+            "CENTROIDS": f"{out}/f.json", "STATISTICS": f"{out}/f.csv",
+            "DISTANCE": f"{out}/f_distance.tif", "MEMBERSHIP": f"{out}/f_membership.tif",
+            "ZONES": f"{out}/f_zones.geojson"}),
+        "isodata, distances": ("isodata", {
+            "INPUT": [inputs["scene"]], "CLUSTERS": 3, "SAMPLE_SIZE": 3000,
+            "OUTPUT": f"{out}/i.tif", "CENTROIDS": f"{out}/i.json",
+            "STATISTICS": f"{out}/i.csv", "DISTANCE": f"{out}/i_distance.tif"}),
         "apply centroids": ("applycentroids", {
             "INPUT": [inputs["scene"]], "CENTROIDS": inputs["centres"], "MIN_AREA": 300,
             "OUTPUT": f"{out}/applied.tif", "STATISTICS": f"{out}/applied.csv"}),
@@ -134,9 +144,10 @@ def _cases(inputs, out, shared_data):
     }
 
 
-CASES = ["kmeans one band, AOI, sieve", "kmeans six bands, clipped quantiles", "apply centroids",
-         "choose k, one band", "choose k, six bands", "band math", "calibrate", "sieve", "zones",
-         "zone polygons"]
+CASES = ["kmeans one band, AOI, sieve", "kmeans six bands, clipped quantiles",
+         "fuzzy c-means, Mahalanobis, memberships, zone polygons", "isodata, distances",
+         "apply centroids", "choose k, one band", "choose k, six bands", "band math",
+         "calibrate", "sieve", "zones", "zone polygons"]
 
 
 def _outcome(algorithm, parameters, folder, feedback=None):

@@ -196,6 +196,25 @@ def test_zones_algorithm_passes_zone_polygons_through(scene, tmp_path):
     assert context.layerToLoadOnCompletionDetails(path).postProcessor() is not None
 
 
+@pytest.mark.parametrize("algorithm", ["fuzzycmeans", "isodata"])
+def test_the_other_methods_write_zone_polygons_of_their_classes(aber, tmp_path, algorithm):
+    classes_path = tmp_path / "classes.tif"
+    result = run_algorithm(f"rasterclustering:{algorithm}", {
+        "INPUT": [str(aber / "ndvi.tif")], "CLUSTERS": 4, "MIN_AREA": 2000,
+        "OUTPUT": str(classes_path), "CENTROIDS": str(tmp_path / "classes.json"),
+        "ZONES": str(tmp_path / "zones.geojson"), "ZONES_PER_CLASS": True})
+    assert result["ZONES"] == str(tmp_path / "zones.geojson")
+    classes = read_raster(classes_path)
+    np.testing.assert_array_equal(rasterized(result["ZONES"], classes_path, "class"), classes)
+    features = read_features(result["ZONES"])
+    assert sorted(attributes["class"] for attributes, _ in features) == sorted(
+        set(np.unique(classes)) - {0})
+    centres = dict(json.loads((tmp_path / "classes.json").read_text())["NDVI"])
+    for attributes, _ in features:
+        assert attributes["NDVI_ctr"] == pytest.approx(centres[attributes["class"]][0])
+    assert categories(result["ZONES"]) == raster_classes_as_shown(classes_path)
+
+
 def test_the_geopackage_loads_styled_through_the_post_processor(aber, tmp_path):
     from qgis.core import QgsCategorizedSymbolRenderer, QgsProcessingFeedback, QgsVectorLayer
 
@@ -275,7 +294,10 @@ def test_kmeans_refuses_a_zone_output_that_cannot_be_written(aber, tmp_path, zon
     (ALGORITHM, lambda aber: {"INPUT": str(aber / "classes.tif"), "SMOOTHING": 2}),
     ("rasterclustering:kmeans", lambda aber: {"INPUT": [str(aber / "ndvi.tif")],
                                               "CLUSTERS": 4, "OUTPUT": "{out}/classes.tif"}),
-], ids=["polygonize", "kmeans-zones"])
+    ("rasterclustering:fuzzycmeans", lambda aber: {
+        "INPUT": [str(aber / "ndvi.tif")], "CLUSTERS": 4, "OUTPUT": "{out}/classes.tif",
+        "DISTANCE": "{out}/distance.tif", "MEMBERSHIP": "{out}/membership.tif"}),
+], ids=["polygonize", "kmeans-zones", "fuzzycmeans-zones-and-pixel-rasters"])
 def test_cancelling_leaves_nothing(aber, tmp_path, algorithm, parameters):
     from qgis.core import QgsProcessingException, QgsProcessingFeedback
 
