@@ -18,7 +18,7 @@ from osgeo import gdal
 ALGORITHM = "rasterclustering:fuzzycmeans"
 PARAMETERS = ["INPUT", "CLUSTERS", "FUZZINESS", "DISTANCE_METRIC", "AOI", "EXTENT", "CLIP", "SEED",
               "SAMPLE_SIZE", "STANDARDIZE", "MIN_AREA", "CONNECTIVITY", "OUTPUT", "CENTROIDS",
-              "STATISTICS", "DISTANCE", "MEMBERSHIP"]
+              "STATISTICS", "DISTANCE", "MEMBERSHIP", "ZONES_PER_CLASS", "ZONES"]
 
 
 def run(parameters, tmp_path, name="zones"):
@@ -34,7 +34,7 @@ def test_metadata_is_complete(provider):
     algorithm = provider.algorithm("fuzzycmeans")
     assert_metadata_complete(algorithm, display_name="Fuzzy c-means zones", parameters=PARAMETERS,
                              outputs=["OUTPUT", "CENTROIDS", "STATISTICS", "DISTANCE",
-                                      "MEMBERSHIP"])
+                                      "MEMBERSHIP", "ZONES"])
     defaults = {p.name(): p.defaultValue() for p in algorithm.parameterDefinitions()}
     assert (defaults["CLUSTERS"], defaults["FUZZINESS"], defaults["DISTANCE_METRIC"]) == (5, 1.3, 0)
     for name in ("CENTROIDS", "STATISTICS", "DISTANCE", "MEMBERSHIP"):

@@ -11,7 +11,7 @@ ALGORITHM = "rasterclustering:isodata"
 PARAMETERS = ["INPUT", "CLUSTERS", "MIN_CLUSTERS", "MAX_CLUSTERS", "MIN_CLASS_SIZE", "SPLIT_STD",
               "MERGE_DISTANCE", "MAX_ITERATIONS", "AOI", "EXTENT", "CLIP", "SEED", "SAMPLE_SIZE",
               "STANDARDIZE", "MIN_AREA", "CONNECTIVITY", "OUTPUT", "CENTROIDS", "STATISTICS",
-              "DISTANCE"]
+              "DISTANCE", "ZONES_PER_CLASS", "ZONES"]
 
 
 def run(parameters, tmp_path, feedback=None):
@@ -25,7 +25,7 @@ def test_metadata_is_complete(provider):
     algorithm = provider.algorithm("isodata")
     assert_metadata_complete(algorithm, display_name="ISODATA clustering", parameters=PARAMETERS,
                              outputs=["OUTPUT", "CENTROIDS", "STATISTICS", "DISTANCE",
-                                      "FINAL_CLUSTERS"])
+                                      "FINAL_CLUSTERS", "ZONES"])
     assert algorithm.outputDefinition("FINAL_CLUSTERS").type() == "outputNumber"
 
 
