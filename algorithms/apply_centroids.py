@@ -26,6 +26,7 @@ from .base import (
 )
 from .clustering import style_pixel_outputs
 from .common_outputs import (
+    SIEVE_AND_ZONES_HELP,
     add_area_parameters,
     add_feature_rasters_parameter,
     add_sieve_parameters,
@@ -71,11 +72,7 @@ are
 repaired (makeValid, reported in the log).</li>
 <li><b>Clip the output to the area</b> (CLIP, default yes): output only the area's bounding box,
 nodata outside the area; when off, the whole raster is classified.</li>
-<li><b>Minimum zone area</b> (MIN_AREA, m², default 0 = off) and <b>Connectivity of zones</b>
-(CONNECTIVITY, 4 or 8): as in K-means, zones smaller than the area are merged into their largest
-neighbour after labelling.</li>
-<li><b>One multipolygon per class</b> (ZONES_PER_CLASS, advanced, default no): the zone polygons
-hold one feature per class instead of one per connected zone.</li>
+""" + SIEVE_AND_ZONES_HELP + """
 </ul>
 <h3>Outputs</h3>
 <ul><li><b>Classes</b> (OUTPUT): UInt8 GeoTIFF, nodata 0, classes numbered as in the JSON and

@@ -74,6 +74,15 @@ def add_seed_parameter(algorithm, help_text: str) -> None:
     algorithm.add_number(SEED, algorithm.tr("Random seed"), help_text)
 
 
+#: The help text's items of the sieve and zone-polygon parameters of the algorithms that
+#: classify like k-means (HTML).
+SIEVE_AND_ZONES_HELP = """<li><b>Minimum zone area</b> (MIN_AREA, m², default 0 = off) and
+<b>Connectivity of zones</b> (CONNECTIVITY, 4 or 8): as in k-means, zones smaller than the area
+are merged into their largest neighbour after labelling.</li>
+<li><b>One multipolygon per class</b> (ZONES_PER_CLASS, advanced, default no): the zone polygons
+hold one feature per class instead of one per connected zone.</li>"""
+
+
 def add_sieve_parameters(algorithm) -> None:
     """Declare the algorithm's MIN_AREA (m², 0 = no sieve) and CONNECTIVITY (4 or 8)."""
     algorithm.add_number(

@@ -16,6 +16,7 @@ from ..core.clustering.fuzzy_cmeans import (
 from .base import optional_output_layer
 from .clustering import ClusteringAlgorithm
 from .common_outputs import (
+    SIEVE_AND_ZONES_HELP,
     add_clusters_parameter,
     add_distance_metric_parameter,
     add_fuzziness_parameter,
@@ -52,11 +53,7 @@ pixels drawn at random from the area to fit the zones (always sampled, also for 
 iteration costs pixels × zones).</li>
 <li><b>Standardize features</b> (STANDARDIZE, advanced, default yes): with several features, scale
 each to unit variance before measuring distances.</li>
-<li><b>Minimum zone area</b> (MIN_AREA, m², default 0 = off) and <b>Connectivity of zones</b>
-(CONNECTIVITY, 4 or 8): as in k-means, zones smaller than the area are merged into their largest
-neighbour after labelling.</li>
-<li><b>One multipolygon per class</b> (ZONES_PER_CLASS, advanced, default no): the zone polygons
-hold one feature per class instead of one per connected zone.</li>
+{SIEVE_AND_ZONES_HELP}
 </ul>
 <h3>Method</h3>
 <p>Bezdek's alternating optimisation on the seeded sample, vectorised: from k-means++ centres,

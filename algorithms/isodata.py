@@ -18,6 +18,7 @@ from ..core.clustering.isodata import (
 )
 from ..core.clustering.kmeans import DEFAULT_SAMPLE_SIZE
 from .clustering import ClusteringAlgorithm
+from .common_outputs import SIEVE_AND_ZONES_HELP
 
 HELP = f"""<p>Groups the pixels of one or more rasters into classes by <b>ISODATA</b>: k-means that
 <b>splits</b> classes too spread out and <b>merges</b> classes too close together, so the number
@@ -57,11 +58,7 @@ sampled).</li>
 each to unit variance first. The split threshold and the merge distance are in the units of the
 fit: standard deviations of each feature when standardizing (the defaults are meant for these),
 the features' own units otherwise.</li>
-<li><b>Minimum zone area</b> (MIN_AREA, m², default 0 = off) and <b>Connectivity of zones</b>
-(CONNECTIVITY, 4 or 8): as in k-means, zones smaller than the area are merged into their largest
-neighbour after labelling.</li>
-<li><b>One multipolygon per class</b> (ZONES_PER_CLASS, advanced, default no): the zone polygons
-hold one feature per class instead of one per connected zone.</li>
+{SIEVE_AND_ZONES_HELP}
 </ul>
 <h3>Method</h3>
 <p>From seeded k-means++ centres, each iteration assigns the sampled pixels to their nearest
