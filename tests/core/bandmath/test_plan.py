@@ -24,24 +24,28 @@ class TestBandsTold:
     """Which bands an index reads when the file names tell nothing: the band descriptions, and
     Sentinel-2's B8A where B8 is absent."""
 
-    def test_bands_described_by_their_role(self, tmp_path):
+    @staticmethod
+    def ndvi_of_a_described_stack(folder, descriptions, red_band, nir_band):
+        """Band math's NDVI of a four-band stack with these band descriptions, checked against
+        the formula on bands `red_band` and `nir_band` (1-based); the run's result."""
         values = np.arange(4 * 3 * 3, dtype=np.float32).reshape(4, 3, 3) + 1
+        write_raster(folder / "stack.tif", values, descriptions=descriptions)
+        result = band_math_to_raster(inputs(folder / "stack.tif"), "NDVI", folder / "out.tif")
+        red, nir = values[red_band - 1], values[nir_band - 1]
+        assert np.allclose(read_raster(folder / "out.tif"), (nir - red) / (nir + red))
+        return result
+
+    def test_bands_described_by_their_role(self, tmp_path):
         # NAIP's order (red, green, blue, NIR): not the generic preset's numbering.
-        write_raster(tmp_path / "naip.tif", values, descriptions=["Red", "Green", "Blue", "NIR"])
-        result = band_math_to_raster(inputs(tmp_path / "naip.tif"), "NDVI", tmp_path / "out.tif")
-        red, nir = values[0], values[3]
-        assert np.allclose(read_raster(tmp_path / "out.tif"), (nir - red) / (nir + red))
+        result = self.ndvi_of_a_described_stack(tmp_path, ["Red", "Green", "Blue", "NIR"], 1, 4)
         told = [message for message in result.messages
                 if message.startswith("Bands named by their descriptions:")]
-        assert told and "red = band 1 of 'naip'" in told[0] and "nir = band 4 of 'naip'" in told[0]
+        assert told and "red = band 1 of 'stack'" in told[0]
+        assert "nir = band 4 of 'stack'" in told[0]
 
     def test_band_codes_in_descriptions_reveal_sentinel2_and_name_the_bands(self, tmp_path):
-        values = np.arange(4 * 3 * 3, dtype=np.float32).reshape(4, 3, 3) + 1
         # Positions 3 and 4 hold B4 and B8: the codes of the descriptions, not the positions.
-        write_raster(tmp_path / "stack.tif", values, descriptions=["B02", "B03", "B04", "B08"])
-        result = band_math_to_raster(inputs(tmp_path / "stack.tif"), "NDVI", tmp_path / "out.tif")
-        red, nir = values[2], values[3]
-        assert np.allclose(read_raster(tmp_path / "out.tif"), (nir - red) / (nir + red))
+        result = self.ndvi_of_a_described_stack(tmp_path, ["B02", "B03", "B04", "B08"], 3, 4)
         assert result.plan.sensor == "sentinel2"
 
     def test_sentinel2_b8a_stands_in_for_a_missing_b8(self, tmp_path):
