@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from qgis.core import (
     QgsProcessing,
-    QgsProcessingException,
     QgsProcessingParameterBoolean,
     QgsProcessingParameterFeatureSink,
     QgsProcessingParameterFile,
@@ -24,21 +23,16 @@ from .base import (
     optional_output_layer,
     refuse_output_over_inputs,
 )
-from .clustering import style_pixel_outputs
+from .clustering import publish_classes
 from .common_outputs import (
     SIEVE_AND_ZONES_HELP,
     add_area_parameters,
     add_feature_rasters_parameter,
     add_sieve_parameters,
     optional_min_area,
-    report_classes,
-    report_sieve,
-    write_class_statistics,
 )
-from .styling import class_abstract, name_on_load, style_on_load, write_class_style
 from .zone_polygons import (
     add_zone_outputs,
-    classes_to_zone_polygons,
     zone_output_problem,
     zone_step_feedback,
 )
@@ -175,26 +169,13 @@ class ApplyCentroidsAlgorithm(RasterClusteringAlgorithm):
                 min_area_m2=optional_min_area(self, parameters, self.MIN_AREA, context),
                 connectivity=self.parameterAsInt(parameters, self.CONNECTIVITY, context),
                 pixel_outputs=pixel_outputs, progress=progress, is_cancelled=is_cancelled)
-        for message in result.messages:
-            feedback.pushWarning(message)
-        report_sieve(feedback, result.sieve)
         model = result.model
-        feedback.pushInfo(f"Applied {model.n_clusters} saved centres of "
-                          f"{', '.join(model.feature_names)} from {centroids_path}.")
-        report_classes(feedback, model, result.statistics)
         title = (f"{layers_title(layers, model.feature_names)} · {model.n_clusters} classes of "
                  "saved centres")
-        zones = classes_to_zone_polygons(self, parameters, context, steps, classes=output,
-                                         inputs=inputs, model=model, title=title,
-                                         pixel_outputs=pixel_outputs)
-        try:
-            qml = write_class_style(output, model)
-        except OSError as error:
-            raise QgsProcessingException(f"Styling the output failed: {error}") from None
-        style_on_load(context, output, qml, layer_name=title, abstract=class_abstract(model))
-        statistics_id = write_class_statistics(self, parameters, self.STATISTICS, context,
-                                               result.statistics, model)
-        name_on_load(context, statistics_id, f"{title}: statistics")
-        style_pixel_outputs(self, context, pixel_outputs, result, title)
+        zones, statistics_id = publish_classes(
+            self, parameters, context, feedback, steps, result, output=output, inputs=inputs,
+            title=title, pixel_outputs=pixel_outputs,
+            summary=f"Applied {model.n_clusters} saved centres of "
+                    f"{', '.join(model.feature_names)} from {centroids_path}.")
         return {self.OUTPUT: output, self.STATISTICS: statistics_id, self.DISTANCE: distance,
                 self.ZONES: zones}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from qgis.core import (
     QgsProcessing,
+    QgsProcessingException,
     QgsProcessingParameterBoolean,
     QgsProcessingParameterFeatureSink,
     QgsProcessingParameterFileDestination,
@@ -174,30 +175,51 @@ class ClusteringAlgorithm(RasterClusteringAlgorithm):
                 min_area_m2=optional_min_area(self, parameters, self.MIN_AREA, context),
                 connectivity=self.parameterAsInt(parameters, self.CONNECTIVITY, context),
                 pixel_outputs=pixel_outputs, progress=progress, is_cancelled=is_cancelled)
-        for message in result.messages:
-            feedback.pushWarning(message)
         for note in result.notes:
             feedback.pushInfo(note)
-        report_sieve(feedback, result.sieve)
         model = result.model
-        feedback.pushInfo(f"Fitted {model.n_clusters} clusters on {result.fitted_pixels:,} pixels.")
-        report_classes(feedback, model, result.statistics)
         title = (f"{layers_title(layers, model.feature_names)} · {model.n_clusters} "
                  f"{self.CLASSES_NAME}")
-        zones = classes_to_zone_polygons(self, parameters, context, steps, classes=output,
-                                         inputs=inputs, model=model, title=title,
-                                         pixel_outputs=pixel_outputs)
-        qml = write_class_style(output, model)
-        style_on_load(context, output, qml, layer_name=title, abstract=class_abstract(model))
+        zones, statistics_id = publish_classes(
+            self, parameters, context, feedback, steps, result, output=output, inputs=inputs,
+            title=title, pixel_outputs=pixel_outputs,
+            summary=f"Fitted {model.n_clusters} clusters on {result.fitted_pixels:,} pixels.")
         if centroids_path:
             model.save(centroids_path)
-        statistics_id = write_class_statistics(self, parameters, self.STATISTICS, context,
-                                               result.statistics, model)
-        name_on_load(context, statistics_id, f"{title}: statistics")
-        style_pixel_outputs(self, context, pixel_outputs, result, title)
         return {self.OUTPUT: output, self.CENTROIDS: centroids_path or None,
                 self.STATISTICS: statistics_id, self.DISTANCE: pixel_outputs.distance_path,
                 self.ZONES: zones, **self.method_results(result, pixel_outputs)}
+
+
+def publish_classes(algorithm, parameters, context, feedback, steps, result, *, output: str,
+                    inputs, title: str, pixel_outputs: PixelOutputs,
+                    summary: str) -> tuple[str | None, str | None]:
+    """What every classifying run does with its classes: log the warnings, the sieve, `summary`
+    and the classes; make the zone polygons; style the classes and the per-pixel rasters; write
+    the statistics table.
+
+    Returns:
+        (the zone polygons' layer id or None, the statistics table's id or None).
+    """
+    for message in result.messages:
+        feedback.pushWarning(message)
+    report_sieve(feedback, result.sieve)
+    model = result.model
+    feedback.pushInfo(summary)
+    report_classes(feedback, model, result.statistics)
+    zones = classes_to_zone_polygons(algorithm, parameters, context, steps, classes=output,
+                                     inputs=inputs, model=model, title=title,
+                                     pixel_outputs=pixel_outputs)
+    try:
+        qml = write_class_style(output, model)
+    except OSError as error:
+        raise QgsProcessingException(f"Styling the output failed: {error}") from None
+    style_on_load(context, output, qml, layer_name=title, abstract=class_abstract(model))
+    statistics_id = write_class_statistics(algorithm, parameters, algorithm.STATISTICS, context,
+                                           result.statistics, model)
+    name_on_load(context, statistics_id, f"{title}: statistics")
+    style_pixel_outputs(algorithm, context, pixel_outputs, result, title)
+    return zones, statistics_id
 
 
 def style_pixel_outputs(algorithm, context, pixel_outputs: PixelOutputs, result,
